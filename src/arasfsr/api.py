@@ -1,0 +1,109 @@
+"""The Python API: ``load_model(name_or_path).upscale(image, scale=... | size=...)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import load_checkpoint
+from .errors import InputError, ModelError
+from .imageio import to_rgb
+from .models import SuperResolver, create_model
+from .registry import DEFAULT_MODEL, PRESETS, shipped_weights
+
+# Outputs above this many pixels are refused unless the caller raises the limit.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+ImageLike = Union[Image.Image, np.ndarray]
+Scale = Union[float, tuple[float, float]]
+
+
+def output_size(in_wh: tuple[int, int], scale: Scale | None = None,
+                size: tuple[int, int] | None = None,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of the output for a ``scale`` (s or (sy, sx)) or a ``size`` (w, h)."""
+    if (scale is None) == (size is None):
+        raise InputError("give exactly one of scale or size")
+    w, h = in_wh
+    if size is not None:
+        out_w, out_h = (int(v) for v in size)
+    else:
+        sy, sx = (scale, scale) if np.isscalar(scale) else tuple(scale)
+        if not all(np.isfinite(v) and v > 0 for v in (sy, sx)):
+            raise InputError(f"scale must be positive and finite, got {scale}")
+        out_w, out_h = round(w * sx), round(h * sy)
+    if out_w < 1 or out_h < 1:
+        raise InputError(f"output size {out_w}x{out_h} is empty; each side must be at least 1 pixel")
+    if max_pixels is not None and out_w * out_h > max_pixels:
+        raise InputError(f"output {out_w}x{out_h} has {out_w * out_h:,} pixels, above the limit of "
+                         f"{max_pixels:,}; raise it with max_pixels (--max-pixels)")
+    return out_w, out_h
+
+
+class Upscaler:
+    """A model ready for inference on one device."""
+
+    def __init__(self, model: SuperResolver, name: str, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.name = name
+
+    @torch.inference_mode()
+    def upscale(self, image: ImageLike, *, scale: Scale | None = None,
+                size: tuple[int, int] | None = None, chunk_size: int | None = None,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageLike:
+        """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``.
+
+        Takes a PIL image or an HxWx3 uint8 array and returns the same kind.
+        """
+        as_array = isinstance(image, np.ndarray)
+        if as_array:
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise InputError(f"array input must be HxWx3 uint8, got {image.shape} {image.dtype}")
+            arr = image
+        elif isinstance(image, Image.Image):
+            arr = np.asarray(to_rgb(image)[0])
+        else:
+            raise InputError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+        h, w = arr.shape[:2]
+        if h < 1 or w < 1:
+            raise InputError("input image is empty")
+        out_w, out_h = output_size((w, h), scale, size, max_pixels)
+        lr = torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).to(self.device).permute(2, 0, 1)[None].float() / 255
+        sr = self.model.render(lr, (out_h, out_w), chunk_size=chunk_size)
+        out = (sr[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        return out if as_array else Image.fromarray(out)
+
+
+def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.device = "cpu",
+               pretrained: bool = True) -> Upscaler:
+    """A named model (see ``arasfsr models``) or a ``.safetensors`` checkpoint path.
+
+    ``pretrained=False`` builds a named preset with random weights (for training).
+    """
+    device = _check_device(device)
+    name = str(name_or_path)
+    weights = shipped_weights(name)
+    if weights is not None and pretrained:
+        return Upscaler(load_checkpoint(weights), name, device)
+    if name in PRESETS:
+        preset = PRESETS[name]
+        if pretrained and preset.arch != "bicubic":
+            raise ModelError(f"no trained weights for {name!r} are shipped in this installation; "
+                             "use a trained name from `arasfsr models` or a .safetensors path")
+        return Upscaler(create_model(preset.arch, **preset.config), name, device)
+    path = Path(name)
+    if path.suffix or path.exists() or "/" in name:
+        return Upscaler(load_checkpoint(path), path.stem, device)
+    raise ModelError(f"unknown model {name!r}; `arasfsr models` lists the names")
+
+
+def _check_device(device: str | torch.device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError("CUDA was requested but no CUDA device is available; use --device cpu")
+    return dev

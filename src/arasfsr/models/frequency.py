@@ -1,0 +1,52 @@
+"""Local frequency estimation module (paper Sec. 3.3).
+
+A VAE-style encoder predicts, for every LR position, the mean and log-variance of a
+Gaussian latent ``z``; a decoder turns ``z`` into image-specific high-frequency tokens
+(8 channels) that are concatenated to the encoder features before unfolding.
+
+Where the paper is silent we follow the authors' code (nycu-acm/ARASFSR, ``HFVAE``):
+64 channels, 4 residual blocks in each half, LeakyReLU(0.2) after the first conv, a
+long residual around the blocks, and no KL term in their loss (``kl_weight`` in the
+training config adds one). Unlike their code, inference uses the mean of ``z`` by
+default, so the same input always gives the same output; ``sample=True`` draws ``z``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .encoders import ResBlock, conv3x3
+
+
+class _Trunk(nn.Module):
+    """conv-LeakyReLU, residual blocks, conv, long residual, output conv."""
+
+    def __init__(self, cin: int, width: int, cout: int, n_resblocks: int) -> None:
+        super().__init__()
+        self.head = nn.Sequential(conv3x3(cin, width), nn.LeakyReLU(0.2, inplace=True))
+        self.body = nn.Sequential(*[ResBlock(width) for _ in range(n_resblocks)], conv3x3(width, width))
+        self.tail = conv3x3(width, cout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.head(x)
+        return self.tail(x + self.body(x))
+
+
+class FrequencyEstimator(nn.Module):
+    def __init__(self, tokens: int = 8, width: int = 64, n_resblocks: int = 4) -> None:
+        super().__init__()
+        self.encoder = _Trunk(3, width, 2 * width, n_resblocks)
+        self.decoder = _Trunk(width, width, tokens, n_resblocks)
+        self.out_dim = tokens
+
+    def forward(self, lr: Tensor, sample: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+        """Tokens (B,tokens,h,w), and the latent's mean and log-variance."""
+        mu, logvar = self.encoder(lr).chunk(2, dim=1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        return self.decoder(z), mu, logvar
+
+
+def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, sigma) || N(0, 1)), summed over the latent, averaged over the batch."""
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / mu.shape[0]

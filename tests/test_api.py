@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+import arasfsr
+from arasfsr import InputError, ModelError, output_size
+from arasfsr.checkpoint import load_checkpoint, save_checkpoint
+from arasfsr.models import create_model
+
+
+def test_output_size_rules():
+    assert output_size((50, 40), scale=3.3) == (165, 132)
+    assert output_size((50, 40), scale=(2, 3)) == (150, 80)  # (sy, sx)
+    assert output_size((50, 40), size=(173, 131)) == (173, 131)
+    assert output_size((50, 40), scale=0.02) == (1, 1)
+    for bad in ({"scale": 0}, {"scale": -2}, {"size": (0, 5)}, {"scale": 0.001}, {}):
+        with pytest.raises(InputError):
+            output_size((50, 40), **bad)
+    with pytest.raises(InputError, match="limit"):
+        output_size((50, 40), scale=1000)
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    model = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
+                         frequency_width=8, frequency_blocks=1)
+    return model, save_checkpoint(model, tmp_path / "tiny.safetensors", card={"description": "tiny"})
+
+
+def test_upscale_pil_and_array_keep_their_kind(tiny_checkpoint):
+    _, path = tiny_checkpoint
+    up = arasfsr.load_model(str(path))
+    arr = (np.random.rand(20, 16, 3) * 255).astype(np.uint8)
+    out = up.upscale(arr, size=(37, 29))
+    assert isinstance(out, np.ndarray) and out.shape == (29, 37, 3) and out.dtype == np.uint8
+    pil = up.upscale(Image.fromarray(arr).convert("L"), scale=(1.5, 2.5))
+    assert isinstance(pil, Image.Image) and pil.size == (40, 30)
+
+
+def test_checkpoint_round_trip_is_exact(tiny_checkpoint, tmp_path):
+    model, path = tiny_checkpoint
+    loaded = load_checkpoint(path)
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert np.array_equal(a.numpy(), b.numpy()), k
+
+
+def test_pickle_checkpoints_are_refused(tmp_path):
+    import torch
+
+    pth = tmp_path / "model.pth"
+    torch.save({"a": torch.zeros(1)}, pth)
+    with pytest.raises(ModelError, match="pickle"):
+        arasfsr.load_model(str(pth))
+    disguised = tmp_path / "model.safetensors"
+    disguised.write_bytes(pth.read_bytes())
+    with pytest.raises(ModelError, match="pickle"):
+        arasfsr.load_model(str(disguised))
+
+
+def test_unknown_and_untrained_names_are_clear_errors():
+    with pytest.raises(ModelError, match="unknown model"):
+        arasfsr.load_model("no-such-model")
+    assert arasfsr.load_model("bicubic").upscale(np.zeros((4, 4, 3), np.uint8), scale=2).shape == (8, 8, 3)
+    untrained = arasfsr.load_model("e-liif", pretrained=False)
+    assert untrained.model.arch == "liif"

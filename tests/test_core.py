@@ -1,0 +1,124 @@
+"""The shared implicit-query core and the properties every model must have."""
+
+import pytest
+import torch
+
+from arasfsr.models import ARCHITECTURES, create_model
+from arasfsr.models.core import (ImplicitSR, ensemble_weights, gather_neighbours, make_coord,
+                                 scale_ratio)
+
+SMALL = {"encoder_args": {"n_resblocks": 2, "n_feats": 16}, "hidden": [32, 32]}
+SMALL_CONFIGS = {
+    "arasfsr": {**SMALL, "frequency_width": 16, "frequency_blocks": 1},
+    "liif": SMALL,
+    "bicubic": {},
+}
+
+
+def small_model(arch: str, **extra):
+    torch.manual_seed(0)
+    return create_model(arch, **{**SMALL_CONFIGS.get(arch, {}), **extra}).eval()
+
+
+def test_make_coord_are_pixel_centres():
+    c = make_coord((2, 4))
+    assert c.shape == (8, 2)
+    assert torch.allclose(c[:4, 1], torch.tensor([-0.75, -0.25, 0.25, 0.75]))
+    assert torch.allclose(c[::4, 0], torch.tensor([-0.5, 0.5]))
+
+
+def test_ensemble_weights_sum_to_one_and_are_bilinear():
+    feat = torch.randn(2, 5, 7, 6)
+    coord = torch.rand(2, 300, 2) * 2 - 1
+    nbs = gather_neighbours(feat, coord)
+    weights = ensemble_weights(nbs)
+    total = torch.stack(weights).sum(0)
+    assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
+    assert all((w >= 0).all() for w in weights)
+    # Ensemble of the codes' own coordinates is bilinear interpolation of the grid.
+    grid_y = make_coord((7, 6))[:, 0].view(1, 1, 7, 6).expand(2, 1, 7, 6)
+    nbs = gather_neighbours(grid_y.contiguous(), coord)
+    interp = sum(n.feat[..., 0] * w for n, w in zip(nbs, weights))
+    inside = (coord[..., 0].abs() < 1 - 1 / 7) & (coord[..., 1].abs() < 1 - 1 / 6)
+    assert torch.allclose(interp[inside], coord[..., 0][inside], atol=1e-5)
+
+
+def test_scale_ratio_is_inverse_scale_per_axis():
+    r = scale_ratio((16, 20), (64, 30), batch=3)
+    assert r.shape == (3, 2)
+    assert torch.allclose(r[0], torch.tensor([0.25, 20 / 30]))
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_one_chunk_equals_many_chunks(arch):
+    model = small_model(arch)
+    lr = torch.rand(2, 3, 11, 9)
+    with torch.no_grad():
+        whole = model.render(lr, (37, 23), chunk_size=10**6)
+        pieces = model.render(lr, (37, 23), chunk_size=53)
+    assert whole.shape == (2, 3, 37, 23)
+    assert (whole - pieces).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (40, 90)])
+def test_any_output_size_including_downscaling(arch, size):
+    model = small_model(arch)
+    with torch.no_grad():
+        out = model.render(torch.rand(1, 3, 12, 10), size)
+    assert out.shape == (1, 3, *size)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("arch", [a for a in sorted(ARCHITECTURES)
+                                  if issubclass(ARCHITECTURES[a], ImplicitSR)])
+def test_forward_at_pixel_centres_matches_render(arch):
+    model = small_model(arch)
+    lr = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        img = model.render(lr, (20, 14))
+        coord = make_coord((20, 14)).unsqueeze(0)
+        pred = model(lr, coord, scale_ratio((8, 8), (20, 14), 1))
+    assert torch.allclose(pred.transpose(1, 2).reshape(1, 3, 20, 14), img, atol=1e-5)
+
+
+@pytest.mark.parametrize("switch", ["frequency", "modulation", "skip"])
+def test_ablation_switches_remove_their_module(switch):
+    full = small_model("arasfsr")
+    ablated = small_model("arasfsr", **{switch: False})
+    n_full = sum(p.numel() for p in full.parameters())
+    n_ablated = sum(p.numel() for p in ablated.parameters())
+    if switch == "skip":
+        assert n_ablated == n_full  # the skip connection has no parameters
+    else:
+        assert n_ablated < n_full
+    # Same weights where they exist: only the removed module changes the output.
+    own = ablated.state_dict()
+    ablated.load_state_dict({k: v for k, v in full.state_dict().items()
+                             if k in own and own[k].shape == v.shape}, strict=False)
+    lr = torch.rand(1, 3, 10, 10)
+    with torch.no_grad():
+        assert (full.render(lr, (25, 25)) - ablated.render(lr, (25, 25))).abs().max() > 1e-4
+
+
+def test_without_skip_differs_exactly_by_bilinear_upsampling():
+    full = small_model("arasfsr")
+    no_skip = small_model("arasfsr", skip=False)
+    no_skip.load_state_dict(full.state_dict())
+    lr = torch.rand(1, 3, 10, 10)
+    with torch.no_grad():
+        diff = full.render(lr, (20, 20)) - no_skip.render(lr, (20, 20))
+    bilinear = torch.nn.functional.interpolate(lr * 2 - 1, size=(20, 20), mode="bilinear",
+                                               align_corners=False) * 0.5
+    assert torch.allclose(diff, bilinear, atol=1e-5)
+
+
+def test_frequency_latent_mean_by_default_sampling_on_request():
+    model = small_model("arasfsr")
+    lr = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        a, b = model.render(lr, (16, 16)), model.render(lr, (16, 16))
+        assert torch.equal(a, b)
+        model.sample = True
+        c = model.render(lr, (16, 16))
+    assert not torch.equal(a, c)
