@@ -1,0 +1,1 @@
+"""Face datasets and the degradations that make their low-resolution inputs."""
