@@ -12,6 +12,9 @@ SMALL_CONFIGS = {
     "arasfsr": {**SMALL, "frequency_width": 16, "frequency_blocks": 1},
     "liif": SMALL,
     "bicubic": {},
+    "lte": {**SMALL, "hidden_dim": 16},
+    "diinn": SMALL,
+    "sparnet": {"min_ch": 4, "max_ch": 8, "attention_ch": 8, "res_depth": 1},
 }
 
 

@@ -29,6 +29,9 @@ def _presets() -> dict[str, Preset]:
     for key, (enc, enc_name) in encoders.items():
         out[f"{key}-arasfsr"] = Preset("arasfsr", {"encoder": enc}, f"ARASFSR, {enc_name} encoder (paper)")
         out[f"{key}-liif"] = Preset("liif", {"encoder": enc}, f"LIIF, {enc_name} encoder")
+        out[f"{key}-lte"] = Preset("lte", {"encoder": enc}, f"LTE, {enc_name} encoder")
+        out[f"{key}-diinn"] = Preset("diinn", {"encoder": enc}, f"DIINN, {enc_name} encoder")
+    out["sparnet"] = Preset("sparnet", {}, "SPARNet, fixed x8 face SR (other sizes: resized output)")
     for flag, switch, what in (("L", "frequency", "local frequency estimation"),
                                ("G", "modulation", "global coordinate modulation"),
                                ("S", "skip", "skip connection")):

@@ -12,7 +12,10 @@ from ..errors import ModelError
 from .arasfsr import ARASFSR
 from .bicubic import Bicubic
 from .core import ImplicitSR, SuperResolver
+from .diinn import DIINN
 from .liif import LIIF
+from .lte import LTE
+from .sparnet import SPARNet
 
 ARCHITECTURES: dict[str, type[SuperResolver]] = {}
 
@@ -22,7 +25,7 @@ def register_architecture(cls: type[SuperResolver]) -> type[SuperResolver]:
     return cls
 
 
-for _cls in (ARASFSR, LIIF, Bicubic):
+for _cls in (ARASFSR, LIIF, Bicubic, LTE, DIINN, SPARNet):
     register_architecture(_cls)
 
 
