@@ -10,8 +10,9 @@ of the input is added (LTE's long skip).
 
 Follows their code where the paper is loose: hidden width 256; the decoder is the
 paper's "4-layer MLP", i.e. hidden widths ``[256, 256, 256]`` then the RGB layer
-(their config); no feature unfolding; frequency channels paired as ``(2k, 2k+1) = (y, x)``; the cell is LIIF's
-(``2 r`` in the paper's ``r``), as their ``rel_cell``.
+(their config); no feature unfolding; frequency channels paired as
+``(2k, 2k+1) = (y, x)``; the cell is LIIF's (``2 r`` in the paper's ``r``), as their
+``rel_cell``.
 """
 
 from __future__ import annotations
