@@ -71,7 +71,8 @@ class Hourglass(nn.Module):
         super().__init__()
         self.same = conv(cin, cmid, norm=norm, act=act)
         self.down = conv(cin, cmid, "down", norm, act)
-        self.inner = Hourglass(depth - 1, cmid, cmid, norm, act) if depth > 1 else conv(cmid, cmid, norm=norm, act=act)
+        self.inner = (Hourglass(depth - 1, cmid, cmid, norm, act) if depth > 1
+                      else conv(cmid, cmid, norm=norm, act=act))
         self.up = conv(cmid, cmid, "up", norm, act)
 
     def forward(self, x: Tensor) -> Tensor:
