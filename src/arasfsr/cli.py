@@ -124,8 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("arasfsr: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `arasfsr models | head -1`
-        sys.stderr.close()
+    except BrokenPipeError:  # e.g. `arasfsr models | head -1`: quietly, like other tools
+        try:  # stop Python's own flush at exit from failing again on the closed pipe
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
         return 0
     except Exception as exc:
         from .commands import known_problem
