@@ -9,20 +9,26 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .api import load_model
-from .errors import InputError
-from .imageio import IMAGE_SUFFIXES, read_image, write_image
+from .api import Upscaler, load_model, output_size
+from .errors import InputError, ModelError
+from .imageio import (IMAGE_SUFFIXES, check_output_dir, check_output_path, make_output_dir, read_image,
+                      remove_empty_dirs, write_image)
+
+
+def note(message: str) -> None:
+    print(f"arasfsr: {message}", file=sys.stderr)
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
-    """Image files named directly, and the images inside named folders (sorted)."""
+    """Image files named directly, and the images inside named folders (sorted, not recursive)."""
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
             if not found:
-                raise InputError(f"{path}: folder holds no images")
+                raise InputError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.extend(found)
         elif path.exists():
             files.append(path)
@@ -32,67 +38,110 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
 
 
 def plan_outputs(files: list[Path], output: Path | None, out_dir: Path | None, overwrite: bool) -> list[Path]:
+    """One output path per input; refuses clashes and outputs that exist (without overwrite)."""
     if output is not None:
         if len(files) != 1:
             raise InputError(f"-o takes one input image, got {len(files)}; use --out-dir")
+        check_output_dir(output.parent)
         targets = [output]
     else:
-        if out_dir.exists() and not out_dir.is_dir():
-            raise InputError(f"{out_dir}: exists and is not a folder")
+        check_output_dir(out_dir)
         targets = [out_dir / f"{f.stem}.png" for f in files]
         if len(set(targets)) != len(targets):
             raise InputError("two inputs share a file name; upscale them into separate folders")
     for src, dst in zip(files, targets):
+        check_output_path(dst, overwrite)
         if dst.resolve() == src.resolve():
             raise InputError(f"{dst}: output would replace its input")
-        if dst.exists() and not overwrite:
-            raise InputError(f"{dst}: exists; pass --overwrite to replace it")
     return targets
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     files = collect_inputs(args.inputs)
     targets = plan_outputs(files, args.output, args.out_dir, args.overwrite)
-    # Read every input before loading the model, so bad input fails fast.
+    # Read and size-check every input before loading the model, so bad input fails fast.
     images = []
     for f in files:
         img, notes = read_image(f)
-        for note in notes:
-            print(f"arasfsr: {f}: {note}", file=sys.stderr)
-        images.append(img)
-    if args.out_dir is not None:
+        for text in notes:
+            note(f"{f}: {text}")
         try:
-            args.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"{args.out_dir}: cannot create output folder ({exc.strerror})") from None
-    from .api import output_size
-
-    for img in images:  # check sizes before any work
-        output_size(img.size, args.scale, args.size, args.max_pixels)
-    model = load_model(args.model, device=args.device)
-    for img, dst in tqdm(list(zip(images, targets)), desc="upscale", unit="img",
-                         disable=len(images) < 2, file=sys.stderr):
-        out = model.upscale(img, scale=args.scale, size=args.size, chunk_size=args.chunk_size,
-                            max_pixels=args.max_pixels)
-        write_image(out, dst, overwrite=args.overwrite)
+            output_size(img.size, args.scale, args.size, args.max_pixels)
+        except InputError as exc:
+            raise InputError(f"{f}: {exc}") from None
+        images.append(img)
+    out_dir = args.out_dir if args.out_dir is not None else targets[0].parent
+    created = make_output_dir(out_dir)
+    written = 0
+    try:
+        model = load_for_cli(args.model, args.device)
+        for img, src, dst in tqdm(list(zip(images, files, targets)), desc="upscale", unit="img",
+                                  disable=len(images) < 2, file=sys.stderr):
+            try:
+                out = model.upscale(img, scale=args.scale, size=args.size, chunk_size=args.chunk_size,
+                                    max_pixels=args.max_pixels)
+                write_image(out, dst, overwrite=args.overwrite)
+            except Exception as exc:
+                message = known_problem(exc)
+                if message is None:
+                    raise
+                if not isinstance(exc, (InputError, ModelError)):
+                    message = f"{src}: {message}"
+                done = f"; {written} of {len(files)} outputs were written" if len(files) > 1 else ""
+                raise InputError(f"{message}{done}") from None
+            written += 1
+    finally:
+        if not written:
+            remove_empty_dirs(created)
     if len(images) == 1:
         print(targets[0])
     else:
-        print(f"wrote {len(images)} images to {args.out_dir}")
+        print(f"wrote {len(images)} images to {out_dir}")
     return 0
 
 
+def load_for_cli(name: str, device: str) -> Upscaler:
+    """``load_model``, with a plain word when the default model has no weights yet."""
+    from .registry import DEFAULT_MODEL, list_models
+
+    if name == DEFAULT_MODEL and name not in list_models():
+        raise ModelError(f"the default model {name!r} has no trained weights in this installation; "
+                         "pass --model with a trained name from `arasfsr models` (e.g. bicubic) "
+                         "or a .safetensors checkpoint")
+    return load_model(name, device=device)
+
+
+def known_problem(exc: BaseException) -> str | None:
+    """A one-line message for an exception that is the user's or the machine's problem, not a bug."""
+    if isinstance(exc, (InputError, ModelError)):
+        return str(exc)
+    text = str(exc)
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(
+            s in text.lower() for s in ("out of memory", "can't allocate memory", "not enough memory"))):
+        return ("out of memory; ask for a smaller output, lower --chunk-size, or use --device cpu "
+                f"({text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__})")
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return None
+
+
 def cmd_models(args: argparse.Namespace) -> int:
-    from .checkpoint import read_card
+    from .checkpoint import read_card, read_metadata
     from .registry import DEFAULT_MODEL, list_models, shipped_weights
 
     rows = list_models()
     if args.info:
-        if args.info not in rows:
+        if args.info in rows:
+            weights = shipped_weights(args.info)
+            card = read_card(weights) if weights else {}
+            info = {"name": args.info, **rows[args.info], **card}
+        elif Path(args.info).suffix == ".safetensors" or Path(args.info).exists():
+            arch, config = read_metadata(args.info)
+            info = {"name": Path(args.info).stem, "path": args.info, "arch": arch, "config": config,
+                    **read_card(args.info)}
+        else:
             raise InputError(f"unknown model {args.info!r}; `arasfsr models` lists the names")
-        weights = shipped_weights(args.info)
-        card = read_card(weights) if weights else {}
-        print(json.dumps({"name": args.info, **rows[args.info], **card}, indent=2))
+        print(json.dumps(info, indent=2))
         return 0
     width = max(len(n) for n in rows)
     for name, row in rows.items():
@@ -105,6 +154,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    for path in run_demo(args.out_dir, model=args.model, device=args.device):
+    for path in run_demo(args.out_dir, model=load_for_cli(args.model, args.device)):
         print(path)
     return 0

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .api import load_model
-from .imageio import write_image
+from .api import Upscaler, load_model
+from .imageio import make_output_dir, write_image
 
 # Face box in the 512x512 astronaut image (left, top, right, bottom): eyebrows to chin.
 FACE_BOX = (168, 48, 288, 168)
@@ -43,13 +43,14 @@ def side_by_side(columns: list[tuple[str, Image.Image]], height: int) -> Image.I
     return canvas
 
 
-def run_demo(out_dir: str | Path, model: str = "arasfsr", device: str = "cpu") -> list[Path]:
+def run_demo(out_dir: str | Path, model: str | Upscaler = "arasfsr", device: str = "cpu") -> list[Path]:
+    """Write input.png, NAME_xS.png for each scale and side_by_side.png into ``out_dir``."""
+    sr_model = model if isinstance(model, Upscaler) else load_model(model, device=device)
+    bicubic = load_model("bicubic")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_dir)  # only once the models load, so a failed demo leaves nothing behind
     face = astronaut_face()
     lr = face.resize((LR_SIZE, LR_SIZE), Image.BICUBIC, reducing_gap=None)
-    sr_model = load_model(model, device=device)
-    bicubic = load_model("bicubic")
     written = [write_image(lr, out_dir / "input.png", overwrite=True)]
     columns: list[tuple[str, Image.Image]] = [("input", lr)]
     for s in SCALES:

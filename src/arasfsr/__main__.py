@@ -1,0 +1,7 @@
+"""``python -m arasfsr``: the same as the ``arasfsr`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,483 @@
+"""The ``arasfsr`` command: its contract and how it refuses bad input.
+
+Most tests call ``arasfsr.cli.main`` in-process (fast); one runs the installed command.
+Every refusal is checked for: the one-line message, exit status 2, no traceback, nothing
+written (no output, no temporary file, no new folder) and the input's bytes unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFile
+
+import arasfsr
+import arasfsr.api
+from arasfsr.checkpoint import save_checkpoint
+from arasfsr.cli import main
+from arasfsr.models import create_model
+
+W, H = 50, 40  # the test image's size
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    """A random-weight ARASFSR checkpoint small enough to run in milliseconds."""
+    torch.manual_seed(0)
+    model = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
+                         frequency_width=8, frequency_blocks=1)
+    return str(save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"))
+
+
+def pixels(w: int = W, h: int = H, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def png(tmp_path) -> Path:
+    path = tmp_path / "face.png"
+    Image.fromarray(pixels()).save(path)
+    return path
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every file (with its bytes) and folder under ``root``, hidden ones included."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in root.rglob("*")}
+
+
+def assert_refused(result: tuple[int, str, str], root: Path, before: dict, *words: str) -> str:
+    code, out, err = result
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("arasfsr: error: "), err
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert tree(root) == before, "a refused run wrote, removed or changed a file"
+    return lines[0]
+
+
+# --- the contract ---------------------------------------------------------------------
+
+
+def test_scale_gives_exactly_rounded_size(capsys, tmp_path, png, tiny):
+    out = tmp_path / "big.png"
+    code, stdout, err = run(capsys, "upscale", png, "-o", out, "--scale", "3.3", "--model", tiny)
+    assert code == 0, err
+    assert stdout.strip() == str(out)
+    with Image.open(out) as img:
+        assert img.size == (round(W * 3.3), round(H * 3.3)) and img.mode == "RGB"
+    # Written through a temporary file, yet with the usual permissions (not mkstemp's 0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_scale_sy_x_sx_and_size_w_x_h(capsys, tmp_path, png, tiny):
+    assert run(capsys, "upscale", png, "-o", tmp_path / "a.png", "--scale", "2x3", "--model", tiny)[0] == 0
+    assert Image.open(tmp_path / "a.png").size == (W * 3, H * 2)  # SY (height) x SX (width)
+    assert run(capsys, "upscale", png, "-o", tmp_path / "b.jpg", "--size", "37x29", "--model", "bicubic")[0] == 0
+    with Image.open(tmp_path / "b.jpg") as img:
+        assert img.size == (37, 29) and img.format == "JPEG"
+
+
+def test_size_on_a_real_face(capsys, tmp_path, shared_data, tiny):
+    face = sorted((shared_data / "utkface" / "test").glob("*.jpg"))[0]
+    before = face.read_bytes()
+    out = tmp_path / "face.png"
+    code, _, err = run(capsys, "upscale", face, "-o", out, "--size", "173x131", "--model", tiny)
+    assert code == 0, err
+    assert Image.open(out).size == (173, 131)
+    assert face.read_bytes() == before
+
+
+def test_folder_writes_one_output_per_image_with_progress(capsys, tmp_path, tiny):
+    src = tmp_path / "faces"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(pixels(W + i, H, seed=i)).save(src / f"f{i}.png")
+    (src / "notes.txt").write_text("not an image, and not picked up")
+    code, stdout, err = run(capsys, "upscale", src, "--out-dir", tmp_path / "out" / "deep",
+                            "--scale", "2", "--model", tiny)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out" / "deep").iterdir()) == ["f0.png", "f1.png", "f2.png"]
+    for i in range(3):
+        assert Image.open(tmp_path / "out" / "deep" / f"f{i}.png").size == (2 * (W + i), 2 * H)
+    assert "3/3" in err  # the progress bar
+    assert "wrote 3 images" in stdout
+
+
+def test_models_lists_names_and_shows_a_card(capsys, tiny):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    listed = [line[2:].split()[0] for line in out.splitlines()]  # "* " marks the default
+    assert listed == list(arasfsr.list_models()) and "bicubic" in listed
+    code, out, _ = run(capsys, "models", "--info", "e-arasfsr")
+    assert code == 0 and '"arch": "arasfsr"' in out and '"name": "e-arasfsr"' in out
+    code, out, _ = run(capsys, "models", "--info", tiny)
+    assert code == 0 and '"frequency_width": 8' in out
+
+
+def test_models_info_unknown_name(capsys, tmp_path):
+    code, _, err = run(capsys, "models", "--info", "no-such-model")
+    assert code == 2 and err.strip() == "arasfsr: error: unknown model 'no-such-model'; `arasfsr models` lists the names"
+
+
+def test_demo_writes_results_and_side_by_side(capsys, tmp_path, tiny):
+    out = tmp_path / "demo"
+    code, stdout, err = run(capsys, "demo", "-o", out, "--model", tiny)
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["input.png", "side_by_side.png", "tiny_x2.png", "tiny_x3.5.png", "tiny_x8.png"]
+    assert len(stdout.splitlines()) == 5
+    lr = Image.open(out / "input.png").size
+    for s in (2, 3.5, 8):
+        assert Image.open(out / f"tiny_x{s:g}.png").size == (round(lr[0] * s), round(lr[1] * s))
+    # input, bicubic, ours, reference side by side: wider than three x8 outputs.
+    side = Image.open(out / "side_by_side.png")
+    assert side.width > 3 * 8 * lr[0] and side.height >= 8 * lr[1]
+
+
+def test_demo_without_trained_weights_is_one_clear_line(capsys, tmp_path):
+    if "arasfsr" in arasfsr.list_models():
+        pytest.skip("trained default weights are installed")
+    before = tree(tmp_path)
+    line = assert_refused(run(capsys, "demo", "-o", tmp_path / "demo"), tmp_path, before, "no trained weights")
+    assert "--model" in line
+
+
+# --- bad input ------------------------------------------------------------------------
+
+
+def test_missing_input(capsys, tmp_path, png):
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", png, tmp_path / "nope.png", "--out-dir", tmp_path / "o",
+                       "--scale", "2", "--model", "bicubic"), tmp_path, before, "nope.png", "no such file")
+
+
+def test_file_that_is_not_an_image(capsys, tmp_path):
+    fake = tmp_path / "fake.png"
+    fake.write_text("I am text, not a PNG\n")
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", fake, "-o", tmp_path / "o.png", "--scale", "2", "--model", "bicubic"),
+                   tmp_path, before, "fake.png", "not an image")
+
+
+@pytest.mark.parametrize("fmt,cut", [("PNG", 0.5), ("JPEG", 0.5), ("PNG", -20)])
+@pytest.mark.parametrize("lenient", [False, True])
+def test_truncated_image(capsys, tmp_path, monkeypatch, fmt, cut, lenient):
+    buf = io.BytesIO()
+    Image.fromarray(pixels()).save(buf, fmt)
+    data = buf.getvalue()
+    cut_at = int(len(data) * cut) if cut > 0 else len(data) + cut  # -20: only the PNG's last bytes lost
+    path = tmp_path / f"cut.{fmt.lower()}"
+    path.write_bytes(data[:cut_at])
+    # Another library may have set Pillow's global "accept truncated images" switch.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", lenient)
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", path, "-o", tmp_path / "o.png", "--scale", "2", "--model", "bicubic"),
+                   tmp_path, before, path.name, "truncated")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is lenient  # the switch is put back
+
+
+@pytest.mark.parametrize("amount,words", [
+    (["--scale", "0"], "positive"),
+    (["--scale", "-2"], "positive"),
+    (["--scale", "nan"], "positive"),
+    (["--scale", "1e400"], "positive"),
+    (["--scale", "2x0"], "positive"),
+    (["--scale", "2x3x4"], "invalid scale"),
+    (["--scale", "four"], "invalid scale"),
+    (["--scale", "1e-9"], "empty"),
+    (["--scale", "1000"], "16,777,216"),
+    (["--size", "0x10"], "at least 1"),
+    (["--size", "-5x10"], "at least 1"),
+    (["--size", "173"], "invalid size"),
+    (["--size", "100000x100000"], "16,777,216"),
+    (["--scale", "2", "--size", "9x9"], "not allowed with"),
+    (["--scale", "2", "--max-pixels", "0"], "at least 1"),
+    (["--scale", "2", "--max-pixels", "-3"], "at least 1"),
+    (["--scale", "2", "--chunk-size", "0"], "at least 1"),
+])
+def test_bad_sizes_and_scales(capsys, tmp_path, png, amount, words):
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", png, "-o", tmp_path / "o.png", "--model", "bicubic", *amount),
+                   tmp_path, before, words)
+
+
+def test_default_pixel_limit_and_max_pixels(capsys, tmp_path, png, monkeypatch):
+    out = tmp_path / "o.png"
+    before = tree(tmp_path)
+    # The documented default: 4096 x 4096 is allowed, one more column is not.
+    assert_refused(run(capsys, "upscale", png, "-o", out, "--size", "4097x4096", "--model", "bicubic"),
+                   tmp_path, before, "16,777,216", "--max-pixels")
+    # --max-pixels lowers the limit ...
+    assert_refused(run(capsys, "upscale", png, "-o", out, "--scale", "3", "--max-pixels", "17999",
+                       "--model", "bicubic"), tmp_path, before, "150x120", "17,999")
+    # ... and raises it above the default (made small here, so the test stays fast).
+    monkeypatch.setattr(arasfsr.api, "DEFAULT_MAX_PIXELS", 10_000)
+    assert_refused(run(capsys, "upscale", png, "-o", out, "--scale", "3", "--model", "bicubic"),
+                   tmp_path, before, "10,000")
+    code, _, err = run(capsys, "upscale", png, "-o", out, "--scale", "3", "--max-pixels", "18000",
+                       "--model", "bicubic")
+    assert code == 0, err
+    assert Image.open(out).size == (150, 120)
+
+
+def _png16_rgb(arr: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one)."""
+    h, w, _ = arr.shape
+    raw = b"".join(b"\0" + row.astype(">u2").tobytes() for row in arr)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def _odd_image(kind: str, path: Path) -> None:
+    rgb = Image.fromarray(pixels())
+    if kind == "rgb16":
+        path.write_bytes(_png16_rgb(pixels().astype(np.uint16) * 257))
+    elif kind == "I;16":
+        Image.fromarray((np.asarray(rgb.convert("L")).astype(np.uint16) * 257)).save(path)
+    else:
+        {"L": rgb.convert("L"), "RGBA": rgb.convert("RGBA"), "P": rgb.quantize(16), "1": rgb.convert("1"),
+         "LA": rgb.convert("LA")}[kind].save(path)
+
+
+@pytest.mark.parametrize("kind,said", [("L", "converted L to RGB"), ("RGBA", "converted RGBA to RGB"),
+                                       ("LA", "converted LA to RGB"), ("P", "converted P to RGB"),
+                                       ("1", "converted 1 to RGB"), ("I;16", "converted I;16"),
+                                       ("rgb16", "16-bit channels")])
+def test_odd_modes_are_converted_and_said(capsys, tmp_path, kind, said, tiny):
+    path = tmp_path / "odd.png"
+    _odd_image(kind, path)
+    before = path.read_bytes()
+    out = tmp_path / "o.png"
+    code, _, err = run(capsys, "upscale", path, "-o", out, "--scale", "2", "--model", tiny)
+    assert code == 0, err
+    assert f"arasfsr: {path}: " in err and said in err
+    with Image.open(out) as img:
+        assert img.mode == "RGB" and img.size == (2 * W, 2 * H)
+    assert path.read_bytes() == before
+
+
+def test_animation_uses_its_first_frame(capsys, tmp_path):
+    path = tmp_path / "anim.gif"
+    frames = [Image.fromarray(pixels(seed=i)).quantize(16) for i in range(2)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    code, _, err = run(capsys, "upscale", path, "-o", tmp_path / "o.png", "--scale", "2", "--model", "bicubic")
+    assert code == 0, err
+    assert "first of its 2 frames" in err and Image.open(tmp_path / "o.png").size == (2 * W, 2 * H)
+
+
+def test_sixteen_bit_keeps_its_brightness(capsys, tmp_path):
+    path = tmp_path / "g16.png"
+    Image.fromarray(np.full((H, W), 40000, np.uint16)).save(path)
+    assert run(capsys, "upscale", path, "-o", tmp_path / "o.png", "--scale", "2", "--model", "bicubic")[0] == 0
+    assert abs(np.asarray(Image.open(tmp_path / "o.png")).mean() - 40000 / 257) < 1
+
+
+def test_exif_orientation_is_respected(capsys, tmp_path, tiny):
+    path = tmp_path / "rotated.jpg"
+    img = Image.fromarray(pixels())  # stored W x H; tag 6 = shown rotated by 90 degrees
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(path, exif=exif)
+    out = tmp_path / "o.png"
+    code, _, err = run(capsys, "upscale", path, "-o", out, "--scale", "2", "--model", tiny)
+    assert code == 0, err
+    assert "EXIF orientation 6" in err
+    assert Image.open(out).size == (2 * H, 2 * W)
+
+
+def test_existing_output_needs_overwrite(capsys, tmp_path, png):
+    out = tmp_path / "o.png"
+    out.write_bytes(b"precious")
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", png, "-o", out, "--scale", "2", "--model", "bicubic"),
+                   tmp_path, before, "exists", "--overwrite")
+    # The same in a folder run, even when only one of its outputs exists.
+    (tmp_path / "outs").mkdir()
+    (tmp_path / "outs" / "face.png").write_bytes(b"precious too")
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", png, "--out-dir", tmp_path / "outs", "--scale", "2",
+                       "--model", "bicubic"), tmp_path, before, "exists")
+    code, _, err = run(capsys, "upscale", png, "-o", out, "--scale", "2", "--model", "bicubic", "--overwrite")
+    assert code == 0, err
+    assert Image.open(out).size == (2 * W, 2 * H)
+
+
+def test_output_cannot_replace_its_input(capsys, tmp_path, png):
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", png, "-o", png, "--scale", "2", "--model", "bicubic", "--overwrite"),
+                   tmp_path, before, "replace its input")
+
+
+@pytest.mark.parametrize("where", ["file-parent-o", "file-parent-dir", "proc"])
+def test_output_that_cannot_be_written(capsys, tmp_path, png, where):
+    # Tests may run as root, where chmod does not stop writes: use places nobody can write.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a regular file")
+    if where == "proc" and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    dest = {"file-parent-o": ["-o", blocker / "o.png"],
+            "file-parent-dir": ["--out-dir", blocker / "sub"],
+            "proc": ["--out-dir", "/proc/arasfsr-cannot-write-here"]}[where]
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", png, *dest, "--scale", "2", "--model", "bicubic"),
+                   tmp_path, before, "cannot write")
+
+
+def test_unknown_output_format(capsys, tmp_path, png):
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", png, "-o", tmp_path / "o.xyz", "--scale", "2", "--model", "bicubic"),
+                   tmp_path, before, "unknown output format")
+
+
+def _folder(tmp_path: Path, n: int = 3) -> Path:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(n):
+        Image.fromarray(pixels(seed=i)).save(src / f"f{i}.png")
+    return src
+
+
+def _fail_on_second_save(monkeypatch, error: Exception) -> None:
+    real_save = Image.Image.save
+    calls = []
+
+    def save(self, fp, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            fp.write(b"half an image")  # as a real failure would: some bytes already out
+            raise error
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+
+
+def test_failure_in_a_folder_run_leaves_no_half_file(capsys, tmp_path, monkeypatch):
+    src = _folder(tmp_path)
+    inputs = tree(src)
+    _fail_on_second_save(monkeypatch, OSError(28, "No space left on device"))
+    code, _, err = run(capsys, "upscale", src, "--out-dir", tmp_path / "out", "--scale", "2", "--model", "bicubic")
+    assert code == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("arasfsr: error: ") and "No space left" in line and "1 of 3 outputs" in line
+    # The first output is whole, the second was never renamed into place, no temporary file is left.
+    assert sorted(os.listdir(tmp_path / "out")) == ["f0.png"]
+    assert Image.open(tmp_path / "out" / "f0.png").size == (2 * W, 2 * H)
+    assert tree(src) == inputs
+
+
+def test_bug_in_a_folder_run_leaves_no_half_file_and_says_bug(capsys, tmp_path, monkeypatch):
+    src = _folder(tmp_path)
+    _fail_on_second_save(monkeypatch, RuntimeError("something nobody expected"))
+    code, _, err = run(capsys, "upscale", src, "--out-dir", tmp_path / "out", "--scale", "2", "--model", "bicubic")
+    assert code == 1 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert "bug" in line and "ARASFSR_DEBUG=1" in line and "something nobody expected" in line
+    assert sorted(os.listdir(tmp_path / "out")) == ["f0.png"]
+
+
+def test_debug_env_shows_the_traceback(capsys, tmp_path, png, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise ZeroDivisionError("deep inside")
+
+    monkeypatch.setattr(arasfsr.api.Upscaler, "upscale", broken)
+    before = tree(tmp_path)
+    args = ("upscale", png, "-o", tmp_path / "o.png", "--scale", "2", "--model", "bicubic")
+    code, _, err = run(capsys, *args)
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("ARASFSR_DEBUG", "1")
+    code, _, err = run(capsys, *args)
+    assert code == 1 and "Traceback" in err and "ZeroDivisionError: deep inside" in err
+    assert tree(tmp_path) == before  # and the folder it was to write into is as it was
+
+
+def test_out_of_memory_is_a_user_problem(capsys, tmp_path, png, monkeypatch):
+    def oom(self, *args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 80.00 GiB (GPU 0; 79.1 GiB total)")
+
+    monkeypatch.setattr(arasfsr.api.Upscaler, "upscale", oom)
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", png, "--out-dir", tmp_path / "new", "--scale", "2",
+                       "--model", "bicubic"), tmp_path, before, "out of memory", "--chunk-size")
+
+
+@pytest.mark.parametrize("argv,words", [
+    ([], "required"),
+    (["upscale"], "required"),
+    (["upscale", "x.png", "--scale", "2"], "-o"),
+    (["upscale", "x.png", "-o", "a.png", "--out-dir", "d", "--scale", "2"], "not allowed with"),
+    (["upscale", "x.png", "-o", "a.png", "--scale", "2", "--device", "tpu"], "invalid choice"),
+    (["upscale", "x.png", "-o", "a.png", "--scale", "2", "--bogus"], "unrecognized"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_usage_errors_are_one_line(capsys, tmp_path, monkeypatch, argv, words):
+    monkeypatch.chdir(tmp_path)
+    assert_refused(run(capsys, *argv), tmp_path, tree(tmp_path), words)
+
+
+def test_several_inputs_need_out_dir(capsys, tmp_path, png):
+    other = tmp_path / "other.png"
+    shutil.copy(png, other)
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", png, other, "-o", tmp_path / "o.png", "--scale", "2",
+                       "--model", "bicubic"), tmp_path, before, "--out-dir")
+
+
+def test_unknown_model_and_missing_cuda(capsys, tmp_path, png):
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "upscale", png, "-o", tmp_path / "o.png", "--scale", "2", "--model", "nope"),
+                   tmp_path, before, "unknown model")
+    assert_refused(run(capsys, "upscale", png, "-o", tmp_path / "o.png", "--scale", "2",
+                       "--model", tmp_path / "missing.safetensors"), tmp_path, before, "no such checkpoint")
+    if not torch.cuda.is_available():
+        assert_refused(run(capsys, "upscale", png, "-o", tmp_path / "o.png", "--scale", "2",
+                           "--model", "bicubic", "--device", "cuda"), tmp_path, before, "CUDA")
+
+
+def test_help_exits_zero(capsys):
+    code, out, _ = run(capsys, "upscale", "--help")
+    assert code == 0 and "--max-pixels" in out and "SYxSX" in out
+
+
+# --- the installed command ------------------------------------------------------------
+
+
+def test_console_script_end_to_end(tmp_path, png):
+    """The real ``arasfsr`` command, then ``python -m arasfsr`` on bad input, in fresh processes."""
+    env = {**os.environ, "PYTHONPATH": str(Path(arasfsr.__file__).resolve().parents[1])}
+    script = Path(sys.executable).with_name("arasfsr")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "arasfsr.cli"]
+    out = tmp_path / "o.png"
+    done = subprocess.run([*command, "upscale", str(png), "-o", str(out), "--scale", "1.5", "--model", "bicubic"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(out) and Image.open(out).size == (75, 60)
+    bad = subprocess.run([sys.executable, "-m", "arasfsr", "upscale", str(tmp_path / "missing.png"),
+                          "-o", str(tmp_path / "x.png"), "--scale", "2"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr == f"arasfsr: error: {tmp_path / 'missing.png'}: no such file or folder\n"
