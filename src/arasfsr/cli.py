@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--out-dir", type=Path, default=Path("arasfsr-demo"))
     demo.add_argument("--model", default=DEFAULT_MODEL)
     demo.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+
+    from .evaluation.commands import add_parsers as add_evaluation_parsers
+
+    add_evaluation_parsers(sub)  # eval, compare
     return parser
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .api import load_model
+from .evaluation.commands import cmd_compare, cmd_eval  # noqa: F401  (dispatched by name)
 from .errors import InputError
 from .imageio import IMAGE_SUFFIXES, read_image, write_image
 
