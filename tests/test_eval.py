@@ -132,9 +132,22 @@ def test_torchrun_shards_give_the_single_process_result(data_root, tmp_path):
 
 
 def test_compare_grid_and_clear_errors(data_root, tmp_path, capsys):
+    from arasfsr.checkpoint import save_checkpoint
+    from arasfsr.models import create_model
+
+    tiny = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
+                        frequency_width=8, frequency_blocks=1)
+    ckpt = str(save_checkpoint(tiny, tmp_path / "tiny.safetensors"))
+    assert main(["eval", "--protocol", "C", "--model", ckpt, "--limit", "2", "--no-pictures",
+                 "--data", str(data_root), "--out", str(tmp_path / "c")]) == 0
+    res = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert [m["name"] for m in res["models"]] == ["bicubic", "tiny"]  # bicubic always, first
+    assert {(r["model"], r["degradation"]) for r in res["results"]} == {("bicubic", "nn-jpeg"), ("tiny", "nn-jpeg")}
+    assert "| tiny |" in (tmp_path / "c" / "results.md").read_text()
     faces = list_faces(data_root, "utkface/test", 2)
     grid = tmp_path / "grid.png"
-    assert main(["compare", "--faces", *map(str, faces), "--lr", "16", "--hr", "64", "--out", str(grid)]) == 0
+    assert main(["compare", "--model", ckpt, "--faces", *map(str, faces), "--lr", "16", "--hr", "64",
+                 "--out", str(grid)]) == 0
     with Image.open(grid) as im:
         assert im.size[0] > 100
     assert main(["compare", "--faces", str(faces[0]), "--out", str(grid)]) == 2  # exists

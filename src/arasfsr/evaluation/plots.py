@@ -24,6 +24,7 @@ from .runner import super_resolve
 # Both eyes on a UTKFace-framed face (eyes at about 30 % and 69 % across, 28 % down).
 EYE_BOX = (0.18, 0.16, 0.82, 0.42)  # (left, top, right, bottom) as fractions of the image
 GRID_FACES = 3
+MARKERS = "os^Dvp*"
 
 Tile = tuple[str, np.ndarray, str]  # (column title, HxWx3 uint8, caption)
 
@@ -41,17 +42,20 @@ def psnr_vs_scale(results: dict, path: Path) -> Path:
     panels: dict[tuple[str, str], list[dict]] = {}
     for r in results["results"]:
         panels.setdefault((r["dataset"], r["degradation"]), []).append(r)
+    models = [m["name"] for m in results["models"]]
     fig = Figure(figsize=(5.2 * len(panels), 4.0), dpi=110)
     for i, ((dataset, degradation), entries) in enumerate(panels.items()):
         ax = fig.add_subplot(1, len(panels), i + 1)
         series: dict[tuple[str, int], list[tuple[float, float]]] = {}
         for r in entries:
             series.setdefault((r["model"], r["lr_size"][0]), []).append((r["scale"], r["psnr"]))
-        lrs = {lr for _, lr in series}
+        lrs = sorted({lr for _, lr in series})
         for (model, lr), points in series.items():
             xs, ys = zip(*sorted(points))
             label = model if len(lrs) == 1 else f"{model} (LR {lr})"
-            ax.plot(xs, ys, marker="o", linestyle="--" if model == "bicubic" else "-", label=label)
+            # colour = model, marker = LR size, so a model reads as one colour across panels
+            ax.plot(xs, ys, color=f"C{models.index(model) % 10}", marker=MARKERS[lrs.index(lr) % len(MARKERS)],
+                    linestyle="--" if model == "bicubic" else "-", label=label)
         scales = sorted({r["scale"] for r in entries})
         ax.set_xscale("log")
         ax.set_xticks(scales)

@@ -95,10 +95,13 @@ def render_markdown(results: dict) -> str:
              "Metrics on the Y channel (BT.601, truncated to uint8) of the whole image; "
              "each value is the mean over faces. Best per column in bold.", ""]
     if results["protocol"] == "B":  # Table 2: PSNR and SSIM side by side per setting
-        columns = [(r, m) for r in rows for m in ("psnr", "ssim", "ssim_matlab")]
-        headers = [f"{_header(r, True)} {dict(psnr='PSNR', ssim='SSIM', ssim_matlab='SSIM-M')[m]}"
-                   for r, m in columns]
-        lines += ["SSIM-M = MATLAB-style SSIM.", ""] + _table(models, rows, cells, columns, headers) + [""]
+        short = {r["key"]: f"{r['dataset'].split('/')[0]} {r['label']} {r['note']}".strip() for r in rows}
+        columns = [(r, m) for r in rows for m in ("psnr", "ssim")]
+        headers = [f"{short[r['key']]} {'PSNR' if m == 'psnr' else 'SSIM'}" for r, m in columns]
+        lines += _table(models, rows, cells, columns, headers) + [""]
+        lines += [f"{METRIC_TITLES['ssim_matlab']}:", ""]
+        lines += _table(models, rows, cells, [(r, "ssim_matlab") for r in rows],
+                        [short[r["key"]] for r in rows]) + [""]
     else:  # Tables 1 and 3: methods x settings, one table per metric and set
         blocks: dict[tuple[str, str], list[dict]] = {}
         for r in rows:
