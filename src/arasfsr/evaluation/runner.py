@@ -187,11 +187,11 @@ def run_eval(cfg: EvalConfig) -> dict | None:
     data_root = Path(cfg.data_root) if cfg.data_root else default_data_root()
     faces = {ds: list_faces(data_root, ds, cfg.limit) for ds in dict.fromkeys(r.dataset for r in rows)}
     rank, world = dist_info()
-    prepare_out(cfg.out, cfg.overwrite)  # every rank, so a refusal stops them all before any work
     device = cfg.device
     if device == "cuda" and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % max(1, torch.cuda.device_count())}"
     models = load_models(cfg.models, device)
+    prepare_out(cfg.out, cfg.overwrite)  # every rank, so a refusal stops them all before any work
     started_here = False
     if world > 1:
         import torch.distributed as dist
