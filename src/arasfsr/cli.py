@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where the results go (default arasfsr-demo; its demo files are replaced)")
     demo.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH")
     demo.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+
+    from .evaluation.commands import add_parsers as add_evaluation_parsers
+
+    add_evaluation_parsers(sub)  # eval, compare
     return parser
 
 

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .api import Upscaler, load_model, output_size
 from .errors import InputError, ModelError
+from .evaluation.commands import cmd_compare, cmd_eval  # noqa: F401  (dispatched by name)
 from .imageio import (IMAGE_SUFFIXES, check_output_dir, check_output_path, make_output_dir, read_image,
                       remove_empty_dirs, write_image)
 

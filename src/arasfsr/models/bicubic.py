@@ -1,6 +1,7 @@
 """Bicubic interpolation behind the model interface: the trivial baseline.
 
-Uses PyTorch's bicubic (a = -0.75) with anti-aliasing, so it also down-scales well.
+Uses PyTorch's anti-aliased bicubic, which is the same kernel as Pillow's (a = -0.5),
+so it also down-scales well and matches the bicubic of the evaluation protocols.
 """
 
 from __future__ import annotations

@@ -1,0 +1,231 @@
+"""Evaluate models on a protocol's test rows; shard faces across ranks under ``torchrun``.
+
+Every face is scored on its own (PSNR/SSIM per face), then averaged per model and row.
+Under ``torchrun`` rank r takes faces r, r + W, r + 2W, ... of each set; rank 0 gathers
+the per-face scores and sums them in face order, so the result is exactly the
+single-process result.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..api import Upscaler, load_model
+from ..errors import InputError
+from ..protocols import (FFHQ_CROP, TITLES, TestRow, list_faces, load_ground_truth, make_pair,
+                         protocol_rows, utkface_groups)
+from .metrics import DEFINITIONS, METRICS, face_metrics
+
+BASELINE = "bicubic"
+
+
+@dataclass
+class EvalConfig:
+    protocol: str
+    out: Path
+    models: list[str] = field(default_factory=list)
+    data_root: Path | None = None
+    tier: str = "custom"
+    limit: int | None = None
+    device: str = "cpu"
+    batch_size: int = 16
+    chunk_size: int | None = None
+    pictures: bool = True
+    overwrite: bool = False
+
+
+def load_models(names: list[str], device: str | torch.device = "cpu") -> list[Upscaler]:
+    """The named models, bicubic first (always included), each under a distinct name."""
+    ordered = [BASELINE] + [n for n in names if n != BASELINE]
+    models: list[Upscaler] = []
+    seen: set[str] = set()
+    for name in dict.fromkeys(ordered):
+        up = load_model(name, device=device)
+        label, k = up.name, 2
+        while label in seen:  # two checkpoints with the same file name
+            label, k = f"{up.name}-{k}", k + 1
+        up.name = label
+        seen.add(label)
+        models.append(up)
+    return models
+
+
+@torch.inference_mode()
+def super_resolve(up: Upscaler, lr: np.ndarray, size_hw: tuple[int, int],
+                  chunk_size: int | None = None) -> np.ndarray:
+    """A batch of LR faces (B,h,w,3 uint8) -> SR faces (B,H,W,3 uint8), rounded like upscale()."""
+    x = torch.from_numpy(np.array(lr, dtype=np.uint8)).to(up.device).permute(0, 3, 1, 2).float() / 255
+    sr = up.model.render(x, tuple(size_hw), chunk_size=chunk_size)
+    return (sr.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) when run alone."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def shard(items: list, rank: int, world: int) -> list[tuple[int, object]]:
+    """(index, item) pairs this rank evaluates: every ``world``-th item from ``rank``."""
+    return [(i, item) for i, item in enumerate(items) if i % world == rank]
+
+
+def score_faces(models: list[Upscaler], rows: tuple[TestRow, ...], faces: dict[str, list[Path]],
+                rank: int = 0, world: int = 1, batch_size: int = 16,
+                chunk_size: int | None = None) -> list[tuple]:
+    """Per-face records ``(model, row key, face index, file name, psnr, ssim, ssim_matlab)``.
+
+    Each face is read once and turned into every row of its dataset.
+    """
+    records: list[tuple] = []
+    mine = {ds: shard(files, rank, world) for ds, files in faces.items()}
+    total = sum(len(mine[r.dataset]) for r in rows) * len(models)
+    bar = tqdm(total=total, desc=f"eval rank {rank}" if world > 1 else "eval", unit="face",
+               disable=rank != 0, file=sys.stderr, dynamic_ncols=True)
+    for dataset, items in mine.items():
+        ds_rows = [r for r in rows if r.dataset == dataset]
+        for start in range(0, len(items), batch_size):
+            batch = items[start:start + batch_size]
+            gts = [load_ground_truth(path, dataset) for _, path in batch]
+            for row in ds_rows:
+                pairs = [make_pair(gt, row) for gt in gts]
+                lr = np.stack([p[0] for p in pairs])
+                for up in models:
+                    sr = super_resolve(up, lr, (row.hr, row.hr), chunk_size)
+                    for (index, path), s, (_, hr) in zip(batch, sr, pairs):
+                        m = face_metrics(s, hr)
+                        records.append((up.name, row.key, index, path.name, *(m[k] for k in METRICS)))
+                    bar.update(len(batch))
+    bar.close()
+    return records
+
+
+def gather_records(records: list[tuple], world: int) -> list[tuple] | None:
+    """All ranks' records on rank 0 (``None`` on the others)."""
+    if world == 1:
+        return records
+    import torch.distributed as dist
+
+    everything: list = [None] * world if dist.get_rank() == 0 else None
+    dist.gather_object(records, everything, dst=0)
+    if dist.get_rank() != 0:
+        return None
+    return [r for part in everything for r in part]
+
+
+def _mean(values: list[tuple]) -> dict[str, float]:
+    # values: per-face metric tuples, already in face order (fixes the summation order)
+    sums = [0.0] * len(METRICS)
+    for v in values:
+        for k, x in enumerate(v):
+            sums[k] += x
+    n = len(values)
+    return {**{m: sums[k] / n for k, m in enumerate(METRICS)}, "count": n}
+
+
+def aggregate(records: list[tuple], models: list[str], rows: tuple[TestRow, ...]) -> list[dict]:
+    """Mean metrics per (model, row), plus per-group means on UTKFace."""
+    by_cell: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for rec in sorted(records, key=lambda r: (r[0], r[1], r[2])):
+        by_cell[rec[0], rec[1]].append(rec)
+    results = []
+    for model in models:
+        for row in rows:
+            cell = by_cell.get((model, row.key), [])
+            if not cell:
+                continue
+            entry = {"model": model, "row": row.key, "dataset": row.dataset,
+                     "degradation": row.degradation, "lr_size": list(row.lr_size),
+                     "hr_size": list(row.hr_size), "scale": row.scale, "label": row.label,
+                     "note": row.note, **_mean([r[4:] for r in cell])}
+            if row.dataset.startswith("utkface"):
+                groups: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+                for r in cell:
+                    for kind, value in utkface_groups(r[3]).items():
+                        groups[kind][value].append(r[4:])
+                entry["groups"] = {kind: {v: _mean(vals) for v, vals in sorted(values.items())}
+                                   for kind, values in groups.items()}
+            results.append(entry)
+    return results
+
+
+def prepare_out(out: Path, overwrite: bool) -> None:
+    """Fail before any work if --out cannot take the results."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    if (out / "results.json").exists() and not overwrite:
+        raise InputError(f"{out / 'results.json'}: exists; pass --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise InputError(f"{out}: folder is not writable")
+
+
+def run_eval(cfg: EvalConfig) -> dict | None:
+    """Evaluate, then (rank 0) write results.json, results.md and the pictures into cfg.out.
+
+    Returns the results on rank 0, ``None`` on other ranks.
+    """
+    from ..protocols import default_data_root
+    from . import report
+
+    rows = protocol_rows(cfg.protocol)
+    if cfg.limit is not None and cfg.limit < 1:
+        raise InputError(f"--limit must be at least 1, got {cfg.limit}")
+    if cfg.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    data_root = Path(cfg.data_root) if cfg.data_root else default_data_root()
+    faces = {ds: list_faces(data_root, ds, cfg.limit) for ds in dict.fromkeys(r.dataset for r in rows)}
+    rank, world = dist_info()
+    device = cfg.device
+    if device == "cuda" and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % max(1, torch.cuda.device_count())}"
+    models = load_models(cfg.models, device)
+    prepare_out(cfg.out, cfg.overwrite)  # every rank, so a refusal stops them all before any work
+    started_here = False
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            # Only Python objects are exchanged (once, at the end), so gloo serves CPU and GPU runs.
+            dist.init_process_group(backend="gloo")
+            started_here = True
+    try:
+        t0 = time.perf_counter()
+        records = score_faces(models, rows, faces, rank, world, cfg.batch_size, cfg.chunk_size)
+        records = gather_records(records, world)
+        elapsed = time.perf_counter() - t0
+    finally:
+        if started_here:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if records is None:
+        return None
+    results = {
+        "protocol": cfg.protocol, "title": TITLES[cfg.protocol], "tier": cfg.tier,
+        "limit": cfg.limit, "world_size": world, "device": str(models[0].device),
+        "data_root": str(data_root), "face_counts": {ds: len(f) for ds, f in faces.items()},
+        "ffhq_crop": {"box_ltrb_on_1024": list(FFHQ_CROP),
+                      "why": "matches UTKFace framing (eyes and eye distance), see protocols.py"},
+        "metrics": DEFINITIONS, "rows": [r.as_dict() for r in rows],
+        "models": [{"name": m.name, "arch": m.model.arch} for m in models],
+        "results": aggregate(records, [m.name for m in models], rows),
+        "elapsed_s": round(elapsed, 2),
+    }
+    report.write_results(results, cfg.out)
+    if cfg.pictures:
+        from . import plots
+
+        plots.write_pictures(results, models, rows, faces, data_root, cfg.out, cfg.chunk_size)
+    return results
