@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--out-dir", type=Path, default=Path("arasfsr-demo"))
     demo.add_argument("--model", default=DEFAULT_MODEL)
     demo.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    from .faces.cli import add_parsers as add_face_parsers
+
+    add_face_parsers(sub, parse_scale, parse_size, DEFAULT_MODEL, DEFAULT_MAX_PIXELS)
     return parser
 
 
