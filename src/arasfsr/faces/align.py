@@ -106,7 +106,8 @@ def feather_mask(size: int, margin: float = 0.12) -> np.ndarray:
     the crop's edge over ``margin`` of the side, so pasted faces leave no seam."""
     c = (np.arange(size) + 0.5) / size * 2 - 1
     r = (np.abs(c)[None, :] ** 4 + np.abs(c)[:, None] ** 4) ** 0.25  # superellipse radius
-    t = np.clip((1 - r) / (2 * margin), 0, 1)
+    inside = (1 - r) * size / 2 - 1  # pixels from the edge, the outer pixel ring at 0
+    t = np.clip(inside / max(margin * size, 1.0), 0, 1)
     return (t * t * (3 - 2 * t)).astype(np.float32)
 
 
