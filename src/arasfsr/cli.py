@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluation.commands import add_parsers as add_evaluation_parsers
 
     add_evaluation_parsers(sub)  # eval, compare
+
+    from .faces.cli import add_parsers as add_face_parsers
+
+    add_face_parsers(sub, parse_scale, parse_size, DEFAULT_MODEL, DEFAULT_MAX_PIXELS)
     return parser
 
 

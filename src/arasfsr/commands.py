@@ -158,3 +158,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for path in run_demo(args.out_dir, model=load_for_cli(args.model, args.device)):
         print(path)
     return 0
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    from .faces.cli import cmd_align as run
+
+    return run(args)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .faces.cli import cmd_restore as run
+
+    return run(args)

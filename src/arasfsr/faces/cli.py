@@ -1,0 +1,188 @@
+"""The ``align`` and ``restore`` sub-commands (faces in whole photos)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def add_parsers(sub, parse_scale, parse_size, default_model: str, default_max_pixels: int) -> None:
+    al = sub.add_parser("align", help="detect faces in photos and write aligned crops + a JSON of transforms")
+    al.add_argument("inputs", nargs="+", metavar="INPUT", help="photos or folders of photos")
+    al.add_argument("--out-dir", type=Path, required=True, metavar="DIR", help="folder for crops and faces.json")
+    al.add_argument("--size", type=int, default=200, metavar="N", help="crop side in pixels (default 200, as UTKFace)")
+    al.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+
+    rs = sub.add_parser("restore", help="up-scale whole photos, super-resolving each face aligned")
+    rs.add_argument("inputs", nargs="+", metavar="PHOTO", help="photos or folders of photos")
+    dest = rs.add_mutually_exclusive_group(required=True)
+    dest.add_argument("-o", "--output", type=Path, metavar="OUT", help="output file (one photo)")
+    dest.add_argument("--out-dir", type=Path, metavar="DIR", help="output folder (any number of photos)")
+    amount = rs.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--scale", type=parse_scale, metavar="S|SYxSX", help="factor, e.g. 4 or 2x3")
+    amount.add_argument("--size", type=parse_size, metavar="WxH", help="exact output size, e.g. 1920x1080")
+    rs.add_argument("--model", default=default_model, metavar="NAME|PATH", help=f"face model (default {default_model})")
+    rs.add_argument("--background", default="bicubic", metavar="NAME|PATH",
+                    help="model for the rest of the photo (default bicubic)")
+    rs.add_argument("--faces-only", action="store_true", help="write the super-resolved face crops alone (--out-dir)")
+    rs.add_argument("--side-by-side", action="store_true",
+                    help="also write NAME_compare.png: input, bicubic up-scale, restored")
+    rs.add_argument("--json", action="store_true", help="also write NAME.json: faces, landmarks, transforms")
+    rs.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    rs.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    rs.add_argument("--max-pixels", type=int, default=default_max_pixels, metavar="N",
+                    help=f"refuse outputs larger than this (default {default_max_pixels:,})")
+    rs.add_argument("--chunk-size", type=int, default=None, help="queries per forward pass")
+
+
+def _say(msg: str) -> None:
+    print(f"arasfsr: {msg}", file=sys.stderr)
+
+
+def _read_all(files: list[Path]) -> list[Image.Image]:
+    """Every photo read before any work, so a bad one fails before anything is written."""
+    from ..imageio import read_image
+
+    images = []
+    for f in files:
+        img, notes = read_image(f)
+        for note in notes:
+            _say(f"{f}: {note}")
+        images.append(img)
+    return images
+
+
+def _check_new(paths: list[Path], overwrite: bool) -> None:
+    from ..errors import InputError
+
+    if len(set(paths)) != len(paths):
+        raise InputError("two inputs share a file name; put them in separate folders")
+    for p in paths:
+        if p.exists() and not overwrite:
+            raise InputError(f"{p}: exists; pass --overwrite to replace it")
+
+
+def _make_dir(folder: Path) -> None:
+    from ..errors import InputError
+
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create output folder ({exc.strerror})") from None
+
+
+def write_json(data: dict, path: Path) -> None:
+    """Atomic, like write_image: temporary file then rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _no_face_note(path: Path, img: Image.Image) -> str:
+    from .detect import MIN_FACE
+
+    if min(img.size) < MIN_FACE:
+        return f"{path}: {img.width}x{img.height} pixels is too small to hold a face"
+    return f"{path}: no face found"
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    from ..commands import collect_inputs
+    from ..errors import InputError
+    from ..imageio import write_image
+    from .align import TEMPLATE, alignment_matrix, warp
+    from .detect import load_detector
+
+    if not 8 <= args.size <= 4096:
+        raise InputError(f"--size {args.size}: give a crop side between 8 and 4096 pixels")
+    files = collect_inputs(args.inputs)
+    images = _read_all(files)
+    detector = load_detector()
+    found = [detector.detect(np.asarray(img)) for img in images]
+    if not any(found):
+        raise InputError("no face found in " + (str(files[0]) if len(files) == 1 else f"any of the {len(files)} inputs"))
+    crops = [[args.out_dir / f"{f.stem}_face{k}.png" for k in range(len(faces))] for f, faces in zip(files, found)]
+    index = args.out_dir / "faces.json"
+    _check_new([p for c in crops for p in c] + [index], args.overwrite)
+    _make_dir(args.out_dir)
+    records = []
+    for f, img, faces, names in zip(files, images, found, crops):
+        if not faces:
+            _say(_no_face_note(f, img))
+        arr = np.asarray(img)
+        rows = []
+        for face, name in zip(faces, names):
+            m = alignment_matrix(face.landmarks, args.size)
+            crop = np.clip(np.round(warp(arr, m, (args.size, args.size))), 0, 255).astype(np.uint8)
+            write_image(Image.fromarray(crop), name, overwrite=args.overwrite)
+            rows.append({**face.to_json(), "crop": name.name, "input_to_crop": np.round(m, 6).tolist()})
+        records.append({"input": str(f), "width": img.width, "height": img.height, "faces": rows})
+    write_json({"size": args.size, "template": (TEMPLATE * args.size).round(3).tolist(),
+                "detector": "mtcnn", "images": records}, index)
+    n = sum(len(r["faces"]) for r in records)
+    print(f"wrote {n} face crop{'s' * (n != 1)} and {index}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from ..api import load_model, output_size
+    from ..commands import collect_inputs, plan_outputs
+    from ..errors import InputError
+    from ..imageio import write_image
+    from .detect import load_detector
+    from .restore import restore, side_by_side_picture
+
+    files = collect_inputs(args.inputs)
+    if args.faces_only and args.out_dir is None:
+        raise InputError("--faces-only writes one crop per face: give --out-dir instead of -o")
+    targets = plan_outputs(files, args.output, args.out_dir, args.overwrite)
+    extra = []
+    for t in targets:
+        extra += [t.with_name(f"{t.stem}_compare.png")] * args.side_by_side + [t.with_suffix(".json")] * args.json
+    _check_new(extra, args.overwrite)
+    images = _read_all(files)
+    for img in images:  # sizes are checked before any work
+        output_size(img.size, args.scale, args.size, args.max_pixels)
+    detector = load_detector()
+    model = load_model(args.model, device=args.device)
+    background = None if args.background == "bicubic" else load_model(args.background, device=args.device)
+    if args.out_dir is not None:
+        _make_dir(args.out_dir)
+    for f, img, dst in zip(files, images, targets):
+        res = restore(img, model, scale=args.scale, size=args.size, detector=detector, background=background,
+                      faces_only=args.faces_only, max_pixels=args.max_pixels, chunk_size=args.chunk_size)
+        if not res.faces:
+            _say(_no_face_note(f, img) + ("; nothing written" if args.faces_only else
+                                          "; the photo is up-scaled without face restoration"))
+        if args.faces_only:
+            for k, rf in enumerate(res.faces):
+                name = dst.with_name(f"{dst.stem}_face{k}.png")
+                if name.exists() and not args.overwrite:
+                    raise InputError(f"{name}: exists; pass --overwrite to replace it")
+                write_image(Image.fromarray(rf.crop), name, overwrite=args.overwrite)
+        else:
+            write_image(res.image, dst, overwrite=args.overwrite)
+            if args.side_by_side:
+                write_image(side_by_side_picture(img, res), dst.with_name(f"{dst.stem}_compare.png"),
+                            overwrite=args.overwrite)
+        if args.json:
+            write_json({"input": str(f), "output_size": list(res.size), "model": model.name,
+                        "faces": [rf.to_json() for rf in res.faces]}, dst.with_suffix(".json"))
+        what = "face crops" if args.faces_only else str(dst)
+        print(f"{f}: {len(res.faces)} face{'s' * (len(res.faces) != 1)} restored -> {what}")
+    return 0
