@@ -73,7 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--out-dir", type=Path, default=Path("arasfsr-demo"))
     demo.add_argument("--model", default=DEFAULT_MODEL)
     demo.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    add_train_parser(sub)
     return parser
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    tr = sub.add_parser("train", help="train a model from a config (Lightning)")
+    tr.add_argument("config", help="config file, or a shipped name such as paper/A-arasfsr")
+    tr.add_argument("--resume", metavar="CKPT", help="training checkpoint (or run folder) to resume")
+    tr.add_argument("--out", type=Path, help="run folder (default runs/<tier>/<name>)")
+    tr.add_argument("--data-root", type=Path, help="folder holding the config's data folders")
+    tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value, e.g. train.iterations=20000 (repeatable)")
+    tr.add_argument("--devices", type=int, help="devices per node (torchrun sets this itself)")
+    tr.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "cuda"])
+    tr.add_argument("--precision", help="Lightning precision, e.g. bf16-mixed, 16-mixed, 32-true")
+    tr.add_argument("--num-workers", type=int, help="data loading processes")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,3 +108,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for path in run_demo(args.out_dir, model=args.model, device=args.device):
         print(path)
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.run import retrain_command, train
+
+    path = train(args.config, out=args.out, resume=args.resume, data_root=args.data_root,
+                 overrides=args.overrides, devices=args.devices, accelerator=args.accelerator,
+                 precision=args.precision, num_workers=args.num_workers, command=retrain_command(args))
+    print(path)
+    return 0
