@@ -46,12 +46,25 @@ class SRTask(L.LightningModule):
         self.wall_before = 0.0  # seconds spent in earlier (killed) runs
         self._t0 = time.time()
         self._val: list[Tensor] = []
+        self._tick: float | None = None
 
     def wall_time(self) -> float:
         return self.wall_before + time.time() - self._t0
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         torch.manual_seed(step_seed(self.cfg["seed"], self.global_step, self.global_rank))
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Training speed over the last `log_every` steps (validation time left out).
+        every = max(1, int(self.cfg["log_every"]))
+        if self.global_step % every == 0:
+            now = time.perf_counter()
+            if self._tick is not None:
+                self.log("steps_per_s", every / (now - self._tick), on_step=True)
+            self._tick = now
+
+    def on_validation_start(self) -> None:
+        self._tick = None
 
     def predict_pixels(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
         if isinstance(self.model, ImplicitSR):
