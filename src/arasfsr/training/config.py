@@ -75,9 +75,7 @@ def resolve_path(name: str | Path) -> Path:
     shipped = CONFIG_DIR / (str(name) if str(name).endswith(".yaml") else f"{name}.yaml")
     if shipped.is_file():
         return shipped
-    known = ", ".join(sorted(str(p.relative_to(CONFIG_DIR).with_suffix(""))
-                             for p in CONFIG_DIR.glob("*/*.yaml") if not p.name.startswith("_")))
-    raise InputError(f"{name}: no such config file or shipped config (shipped: {known})")
+    raise InputError(f"{name}: no such config file or shipped config (shipped: {', '.join(list_configs())})")
 
 
 def list_configs() -> list[str]:
