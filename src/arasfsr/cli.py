@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .faces.cli import add_parsers as add_face_parsers
 
     add_face_parsers(sub, parse_scale, parse_size, DEFAULT_MODEL, DEFAULT_MAX_PIXELS)
+    add_train_parser(sub)
     return parser
 
 
@@ -115,6 +116,20 @@ def _glue_negative_values(argv: list[str]) -> list[str]:
         else:
             out.append(arg)
     return out
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    tr = sub.add_parser("train", help="train a model from a config (Lightning)")
+    tr.add_argument("config", help="config file, or a shipped name such as paper/A-arasfsr")
+    tr.add_argument("--resume", metavar="CKPT", help="training checkpoint (or run folder) to resume")
+    tr.add_argument("--out", type=Path, help="run folder (default runs/<tier>/<name>)")
+    tr.add_argument("--data-root", type=Path, help="folder holding the config's data folders")
+    tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value, e.g. train.iterations=20000 (repeatable)")
+    tr.add_argument("--devices", type=int, help="devices per node (torchrun sets this itself)")
+    tr.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "cuda"])
+    tr.add_argument("--precision", help="Lightning precision, e.g. bf16-mixed, 16-mixed, 32-true")
+    tr.add_argument("--num-workers", type=int, help="data loading processes")
 
 
 def main(argv: list[str] | None = None) -> int:

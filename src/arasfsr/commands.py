@@ -170,3 +170,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .faces.cli import cmd_restore as run
 
     return run(args)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.run import retrain_command, train
+
+    path = train(args.config, out=args.out, resume=args.resume, data_root=args.data_root,
+                 overrides=args.overrides, devices=args.devices, accelerator=args.accelerator,
+                 precision=args.precision, num_workers=args.num_workers, command=retrain_command(args))
+    print(path)
+    return 0

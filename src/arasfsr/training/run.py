@@ -1,0 +1,237 @@
+"""``arasfsr train``: build the model, data and Lightning trainer from a config; export.
+
+Run layout under ``--out`` (default ``runs/<tier>/<name>``)::
+
+    config.yaml               the resolved config
+    checkpoints/*.safetensors training states (safetensors + JSON, never pickle)
+    logs/version_N/           CSV metrics (and TensorBoard when it is installed)
+    model.safetensors, .json  the exported model and its card
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from ..checkpoint import save_checkpoint
+from ..errors import InputError
+from ..models import create_model
+from .checkpoint_io import SafetensorsCheckpointIO
+from .config import load_config, model_spec
+from .data import StepBatches, StepSampler, ValFaces, list_images, subset
+from .module import SRTask
+
+CKPT_SUFFIX = ".safetensors"
+
+
+class FaceData(L.LightningDataModule):
+    """Training batches keyed by step (from where training stands) and the val faces."""
+
+    def __init__(self, cfg: dict[str, Any], train_files: list[Path], val_files: list[Path]) -> None:
+        super().__init__()
+        self.cfg, self.train_files, self.val_files = cfg, train_files, val_files
+
+    def _loader(self, dataset: Any, **kw: Any) -> DataLoader:
+        workers = int(self.cfg["data"]["num_workers"] or 0)
+        return DataLoader(dataset, num_workers=workers, persistent_workers=workers > 0,
+                          pin_memory=torch.cuda.is_available(), **kw)
+
+    def train_dataloader(self) -> DataLoader:
+        t = self.trainer
+        # Called after a checkpoint is restored: global_step is where training resumes.
+        ds = StepBatches(self.train_files, self.cfg["data"], self.cfg["train"]["batch_size"],
+                         self.cfg["train"]["seed"], t.global_rank, t.world_size)
+        return self._loader(ds, batch_size=None, sampler=StepSampler(t.global_step))
+
+    def val_dataloader(self) -> DataLoader:
+        t = self.trainer
+        ds = ValFaces(self.val_files, self.cfg["val"], t.global_rank, t.world_size)
+        return self._loader(ds, batch_size=self.cfg["val"]["batch_size"], shuffle=False)
+
+
+class StepProgressBar(TQDMProgressBar):
+    """Steps out of ``iterations`` (the default bar counts an endless epoch)."""
+
+    @property
+    def total_train_batches(self) -> int:
+        return self.trainer.max_steps
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description("train")
+
+
+def machine_name(accelerator: str) -> str:
+    if accelerator == "cuda":
+        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads"
+
+
+def _launch_layout(devices: int | None) -> tuple[int, int]:
+    """(devices per node, nodes); under torchrun they come from its environment."""
+    if "LOCAL_WORLD_SIZE" in os.environ and "WORLD_SIZE" in os.environ:
+        local = int(os.environ["LOCAL_WORLD_SIZE"])
+        return local, max(1, int(os.environ["WORLD_SIZE"]) // local)
+    return devices or 1, 1
+
+
+def _ranks_agree(model: torch.nn.Module) -> bool:
+    """True when every DDP rank holds bit-identical weights (min == max everywhere)."""
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().flatten().double() for p in model.parameters()])
+    hi, lo = flat.clone(), flat.clone()
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    return bool(torch.equal(hi, lo))
+
+
+def resolve_resume(resume: str | Path | None) -> Path | None:
+    if resume is None:
+        return None
+    path = Path(resume)
+    if path.is_dir():
+        path = path / "checkpoints" / f"last{CKPT_SUFFIX}"
+    if not path.is_file():
+        raise InputError(f"{path}: no such training checkpoint")
+    return path
+
+
+def train(config: str | Path, *, out: str | Path | None = None, resume: str | Path | None = None,
+          data_root: str | Path | None = None, overrides: list[str] | None = None,
+          devices: int | None = None, accelerator: str = "auto", precision: str | None = None,
+          num_workers: int | None = None, command: str | None = None) -> Path:
+    """Train the model a config describes; return the exported ``model.safetensors``."""
+    cfg = load_config(config, overrides)
+    if data_root is not None:
+        cfg["data"]["root"] = str(data_root)
+    if num_workers is not None:
+        cfg["data"]["num_workers"] = num_workers
+    arch, model_args = model_spec(cfg)
+    if arch == "bicubic":
+        raise InputError("bicubic has no parameters: there is nothing to train")
+    resume_path = resolve_resume(resume)
+    if out is None:
+        out = resume_path.parent.parent if resume_path else Path("runs") / str(cfg["tier"]) / cfg["name"]
+    out = Path(out)
+    ckpt_dir = out / "checkpoints"
+    if resume_path is None and ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
+        raise InputError(f"{out}: holds checkpoints of a run; pass --resume {out} or choose another --out")
+
+    root = Path(cfg["data"]["root"])
+    train_files = subset(list_images(root / cfg["data"]["train"]), cfg["data"]["limit"])
+    val_files = list_images(root / cfg["data"]["val"])
+
+    if accelerator == "auto":
+        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        raise InputError("--accelerator cuda: no CUDA device is available")
+    precision = precision or cfg["train"]["precision"]
+    if precision == "auto":
+        precision = "bf16-mixed" if accelerator == "cuda" else "32-true"
+    per_node, nodes = _launch_layout(devices)
+
+    seed = cfg["train"]["seed"]
+    torch.manual_seed(seed)
+    model = create_model(arch, **model_args)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise InputError(f"{arch} has no trainable parameters: there is nothing to train")
+    task = SRTask(model, cfg["train"])
+    data = FaceData(cfg, train_files, val_files)
+
+    checkpoints = ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False,
+                                  save_top_k=-1 if cfg["train"].get("keep_checkpoints") == "all" else 1,
+                                  save_last=True, save_on_train_epoch_end=False)
+    checkpoints.FILE_EXTENSION = CKPT_SUFFIX
+    loggers: list[Any] = [CSVLogger(out, name="logs")]
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+        import tensorboard  # noqa: F401
+
+        loggers.append(TensorBoardLogger(out, name="logs", version=loggers[0].version))
+    except ImportError:
+        pass
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=per_node, num_nodes=nodes,
+        strategy="ddp" if per_node * nodes > 1 else "auto", precision=precision,
+        max_steps=cfg["train"]["iterations"], max_epochs=-1,
+        val_check_interval=cfg["train"]["val_every"], check_val_every_n_epoch=None,
+        num_sanity_val_steps=0, log_every_n_steps=cfg["train"]["log_every"],
+        callbacks=[checkpoints, StepProgressBar()], logger=loggers,
+        plugins=[SafetensorsCheckpointIO()], use_distributed_sampler=False,
+        default_root_dir=out, enable_model_summary=False)
+    if trainer.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*infinite.*")
+        started = time.time()
+        trainer.fit(task, datamodule=data, ckpt_path=str(resume_path) if resume_path else None)
+        if task.last_psnr is None or trainer.global_step % cfg["train"]["val_every"]:
+            trainer.validate(task, datamodule=data, verbose=False)  # the final weights' PSNR
+    agree = _ranks_agree(task.model) if trainer.world_size > 1 else True
+    if not agree:
+        raise RuntimeError("DDP ranks ended with different weights")
+    path = out / "model.safetensors"
+    if trainer.is_global_zero:
+        card = {
+            "name": cfg["name"], "description": f"{cfg['model']} trained on protocol {cfg['protocol']} "
+                                                f"({cfg['tier']} tier)",
+            "model": cfg["model"], "arch": arch, "protocol": cfg["protocol"], "tier": cfg["tier"],
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "data": {"train": str(root / cfg["data"]["train"]), "train_images": len(train_files),
+                     "val": str(root / cfg["data"]["val"]), "val_images": min(cfg["val"]["count"], len(val_files)),
+                     **{k: cfg["data"][k] for k in ("lr_size", "hr_size", "scale", "max_hr", "degradation",
+                                                     "sample_q", "limit")}},
+            "validation": cfg["val"],
+            "train": cfg["train"],
+            "iterations": trainer.global_step,
+            "wall_time_s": round(task.wall_time(), 1),
+            "this_session_s": round(time.time() - started, 1),
+            "machine": machine_name(accelerator), "world_size": trainer.world_size,
+            "ddp_ranks_identical": agree, "precision": precision,
+            "val_psnr_best": task.best_psnr, "val_psnr_final": task.last_psnr,
+            "val_psnr_note": "RGB PSNR on whole validation faces, training monitor",
+            "command": command,
+        }
+        save_checkpoint(task.model, path, card=card)
+    return path
+
+
+def retrain_command(args: Any) -> str:
+    """The ``arasfsr train`` command line that reruns this training (without --resume)."""
+    import shlex
+
+    parts = ["arasfsr", "train", str(args.config)]
+    for flag, value in (("--data-root", args.data_root), ("--out", args.out), ("--devices", args.devices),
+                        ("--precision", args.precision), ("--num-workers", args.num_workers)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.accelerator != "auto":
+        parts += ["--accelerator", args.accelerator]
+    for item in args.overrides:
+        parts += ["--set", item]
+    if "LOCAL_WORLD_SIZE" in os.environ:  # launched by torchrun
+        parts = ["torchrun", f"--nproc_per_node={os.environ['LOCAL_WORLD_SIZE']}", "-m", "arasfsr.cli",
+                 *parts[1:]]
+    return shlex.join(parts)

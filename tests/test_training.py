@@ -1,0 +1,185 @@
+"""Training: every protocol's smoke config trains; resume after SIGKILL and reruns are exact;
+DDP through torchrun keeps the ranks identical; training checkpoints hold no pickle."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from arasfsr.errors import ArasfsrError, InputError
+from arasfsr.models import ARCHITECTURES
+from arasfsr.registry import PRESETS
+from arasfsr.training import list_configs, load_config, train
+from arasfsr.training.checkpoint_io import load_state, save_state
+from arasfsr.training.config import model_spec
+from arasfsr.training.data import StepBatches, list_images, subset
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+# Short runs with checkpoints at steps 2, 4, 6, 8 (for the kill/resume test).
+RESUME_SET = ["--set", "train.iterations=10", "--set", "train.val_every=2", "--set", "data.limit=6"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Two cores shared by many processes: one thread is much faster than two here.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
+    env.pop("LOCAL_WORLD_SIZE", None)
+    return env
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "arasfsr.cli", "train", *args]
+
+
+
+def _smoke_configs() -> list[str]:
+    names = []
+    for name in list_configs():
+        if not name.startswith("smoke/"):
+            continue
+        try:
+            arch, _ = model_spec(load_config(name))
+        except ArasfsrError:
+            continue  # the architecture is not in this checkout (yet)
+        if arch in ARCHITECTURES:
+            names.append(name)
+    return names
+
+
+def test_every_protocol_has_a_config_per_tier():
+    shipped = set(list_configs())
+    for tier in ("smoke", "cpu", "paper"):
+        for name in ("A-arasfsr", "A-liif", "A-lte", "A-diinn", "A-arasfsr-L", "A-arasfsr-G",
+                     "A-arasfsr-S", "B-arasfsr", "B-liif", "B-sparnet", "C-arasfsr", "C-liif", "P-arasfsr"):
+            assert f"{tier}/{name}" in shipped
+    protocols = {load_config(n)["protocol"] for n in _smoke_configs()}
+    assert protocols == {"A", "B", "C", "P"}
+
+
+@pytest.mark.parametrize("name", _smoke_configs())
+def test_smoke_config_trains_and_exports(name, shared_data, tmp_path):
+    path = train(name, out=tmp_path / "run", data_root=shared_data, command="test")
+    card = json.loads(path.with_suffix(".json").read_text())
+    cfg = load_config(name)
+    assert card["iterations"] == cfg["train"]["iterations"]
+    assert card["protocol"] == cfg["protocol"] and card["tier"] == "smoke"
+    assert card["val_psnr_final"] > 10 and card["val_psnr_best"] >= card["val_psnr_final"]
+    from arasfsr.checkpoint import load_checkpoint
+
+    model = load_checkpoint(path)
+    assert model.render(torch.rand(1, 3, 12, 12), (20, 20)).shape == (1, 3, 20, 20)
+
+
+def test_batches_are_a_pure_function_of_seed_and_step(shared_data):
+    cfg = load_config("smoke/P-arasfsr")
+    files = subset(list_images(shared_data / "utkface" / "train"), 6)
+    a = StepBatches(files, cfg["data"], 4, seed=3)
+    b = StepBatches(files, cfg["data"], 4, seed=3)
+    for step in (5, 0, 5):
+        x, y = a[step], b[step]
+        assert all(torch.equal(x[k], y[k]) for k in x)
+    # DDP ranks split exactly the single-process global batch.
+    halves = [StepBatches(files, cfg["data"], 4, seed=3, rank=r, world_size=2)[7] for r in (0, 1)]
+    whole = a[7]
+    assert all(torch.equal(torch.cat([h[k] for h in halves]), whole[k]) for k in whole)
+    # One LR size per batch; P draws different sizes over steps.
+    sizes = {a[s]["lr"].shape[-1] for s in range(6)}
+    assert len(sizes) > 1 and all(12 <= s <= 96 for s in sizes)
+
+
+def test_training_state_round_trips_without_pickle(tmp_path):
+    state = {"a": torch.arange(3), "opt": {0: {"step": torch.tensor(2.0)}}, "betas": (0.9, 0.99),
+             "milestones": Counter({5: 1}), "inf": float("inf"), "none": None, "n": [1, "x"]}
+    save_state(state, tmp_path / "s.safetensors")
+    back = load_state(tmp_path / "s.safetensors")
+    assert back["milestones"] == Counter({5: 1}) and back["milestones"][7] == 0
+    assert back["betas"] == (0.9, 0.99) and torch.equal(back["opt"][0]["step"], torch.tensor(2.0))
+    assert back["inf"] == float("inf") and back["n"] == [1, "x"] and back["none"] is None
+    with open(tmp_path / "s.safetensors", "rb") as f:
+        assert f.read(1) != b"\x80"  # not a pickle
+
+
+def test_bad_requests_fail_clearly(shared_data, tmp_path):
+    with pytest.raises(InputError, match="nothing to train"):
+        train("smoke/A-arasfsr", out=tmp_path, data_root=shared_data, overrides=["model=bicubic"])
+    with pytest.raises(InputError, match="no such config"):
+        load_config("smoke/Z-nothing")
+    with pytest.raises(InputError, match="unknown key"):
+        load_config("smoke/A-arasfsr", ["train.iterationz=3"])
+    with pytest.raises(InputError, match="no such data folder"):
+        train("smoke/A-arasfsr", out=tmp_path / "r", data_root=tmp_path / "missing")
+    r = subprocess.run(_cli("smoke/A-arasfsr", "--resume", str(tmp_path / "nope.safetensors")),
+                       env=_env(), capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "no such training checkpoint" in r.stderr
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model.safetensors"))
+
+
+def test_kill_and_resume_matches_an_uninterrupted_run(shared_data, tmp_path):
+    common = ["smoke/A-arasfsr", "--data-root", str(shared_data), *RESUME_SET]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(*common, "--out", str(killed)), env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = killed / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if len(list(ckpts.glob("step*.safetensors"))) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model.safetensors").exists()
+    # The run folder refuses a fresh start over its checkpoints...
+    with pytest.raises(InputError, match="--resume"):
+        train("smoke/A-arasfsr", out=killed, data_root=shared_data)
+    # ...and resumes from its last checkpoint.
+    r = subprocess.run(_cli(*common, "--resume", str(killed)), env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    # The uninterrupted run, in this process (also checks that two runs agree).
+    overrides = [v for v in RESUME_SET if v != "--set"]
+    ref = train("smoke/A-arasfsr", out=tmp_path / "ref", data_root=shared_data, overrides=overrides)
+    a, b = _weights(killed), _weights(ref.parent)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), k
+    card = json.loads((killed / "model.json").read_text())
+    assert card["iterations"] == 10 and "--resume" not in card["command"]
+
+
+def test_same_seed_same_weights_other_seed_differs(shared_data, tmp_path):
+    sets = ["train.iterations=2", "train.val_every=2"]
+    runs = [train("smoke/C-liif", out=tmp_path / f"r{i}", data_root=shared_data, overrides=sets + [f"train.seed={s}"])
+            for i, s in enumerate((1, 1, 2))]
+    w = [load_file(str(p)) for p in runs]
+    assert all(torch.equal(w[0][k], w[1][k]) for k in w[0])
+    assert not all(torch.equal(w[0][k], w[2][k]) for k in w[0])
+
+
+def test_torchrun_ddp_two_ranks_agree(shared_data, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "arasfsr.cli", "train", "smoke/A-arasfsr", "--data-root", str(shared_data), "--out", str(out),
+           "--accelerator", "cpu", "--set", "train.iterations=3", "--set", "train.val_every=3"]
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    card = json.loads((out / "model.json").read_text())
+    assert card["world_size"] == 2 and card["ddp_ranks_identical"] is True
+    assert card["command"].startswith("torchrun --nproc_per_node=2")
