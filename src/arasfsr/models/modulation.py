@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -50,10 +51,25 @@ class ModulatedMLP(nn.Module):
             prev = h
         self.out = nn.Linear(prev, out_dim)
 
-    def forward(self, x: Tensor, g: Tensor) -> Tensor:
-        s = torch.relu(self.layers[0](x))
-        m = s * torch.sin(self.mods[0](g))
-        for layer, mod in zip(self.layers[1:], self.mods[1:]):
+    def modulations(self, g: Tensor) -> list[Tensor]:
+        """sin(W'_i g + b'_i) for every layer (Eq. 8): all from g_s, so one product."""
+        weight = torch.cat([m.weight for m in self.mods])
+        bias = torch.cat([m.bias for m in self.mods])
+        return list(torch.sin(F.linear(g, weight, bias)).split([m.out_features for m in self.mods], -1))
+
+    def forward_hidden(self, h: Tensor, mods: list[Tensor]) -> Tensor:
+        """The network after the first linear layer; ``h`` is its pre-activation.
+
+        ``mods`` may have fewer leading dimensions than ``h`` (one per query, broadcast
+        over the four neighbours).
+        """
+        s = torch.relu(h)
+        m = s * mods[0]
+        for layer, mod in zip(self.layers[1:], mods[1:]):
             s = torch.relu(layer(torch.cat([m, s], dim=-1)))
-            m = s * torch.sin(mod(g))
+            m = s * mod
         return self.out(m)
+
+    def forward(self, x: Tensor, g: Tensor) -> Tensor:
+        """Eqs. 7-12 for one input, each sine layer evaluated on its own (as the paper writes it)."""
+        return self.forward_hidden(self.layers[0](x), [torch.sin(mod(g)) for mod in self.mods])
