@@ -12,7 +12,8 @@ from PIL import Image
 from .checkpoint import load_checkpoint
 from .errors import InputError, ModelError
 from .imageio import to_rgb
-from .models import SuperResolver, create_model
+from .models import ImplicitSR, SuperResolver, create_model
+from .models.core import resolve_precision
 from .registry import DEFAULT_MODEL, PRESETS, shipped_weights
 
 # Outputs above this many pixels are refused unless the caller raises the limit.
@@ -47,10 +48,14 @@ def output_size(in_wh: tuple[int, int], scale: Scale | None = None,
 class Upscaler:
     """A model ready for inference on one device."""
 
-    def __init__(self, model: SuperResolver, name: str, device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: SuperResolver, name: str, device: str | torch.device = "cpu",
+                 precision: str = "auto") -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.name = name
+        # Reduced precision for the implicit decoder where the hardware has it (see README "Speed").
+        if isinstance(model, ImplicitSR):
+            model.precision = resolve_precision(precision, self.device)
 
     @torch.inference_mode()
     def upscale(self, image: ImageLike, *, scale: Scale | None = None,

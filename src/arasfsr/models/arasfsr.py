@@ -80,13 +80,16 @@ class ARASFSR(ImplicitSR):
 
     def fast_context(self, state: dict[str, Tensor], ctx: dict[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:
         if self.pe is not None:
-            ctx["mods"] = [m.to(dtype) for m in self.imnet.modulations(ctx["g"])]
+            ctx["mods"] = self.imnet.modulations(ctx["g"], dtype)
         return ctx
 
     def decode_hidden(self, state: dict[str, Tensor], hidden: Tensor, ctx: dict[str, Tensor]) -> Tensor:
         if self.pe is None:
             return self.imnet.forward_hidden(hidden)
         return self.imnet.forward_hidden(hidden, ctx["mods"])
+
+    def query_state(self) -> tuple[str, ...]:
+        return ("feat", "inp") if self.use_skip else ("feat",)
 
     def skip(self, state: dict[str, Tensor], coord: Tensor) -> Tensor | None:
         return bilinear_at(state["inp"], coord) if self.use_skip else None
