@@ -39,6 +39,16 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: use a positive integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be at least 1")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
@@ -64,7 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     up.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                     help=f"refuse outputs larger than this (default {DEFAULT_MAX_PIXELS:,})")
-    up.add_argument("--chunk-size", type=int, default=None, help="queries per forward pass")
+    up.add_argument("--chunk-size", type=_positive_int, default=None,
+                    help="queries per forward pass (default: automatic, from free memory)")
+    up.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="implicit decoder precision; auto = bf16 where the hardware has it (default)")
+    up.add_argument("--engine", default="torch", choices=["torch", "onnx"],
+                    help="onnx: run with onnxruntime (--model may be an .onnx file; needs arasfsr[onnx])")
+
+    exp = sub.add_parser("export", help="export a model to ONNX (dynamic input and output sizes)")
+    exp.add_argument("--model", default=DEFAULT_MODEL, help="model name or .safetensors path")
+    exp.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="output file")
+    exp.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
 
     models = sub.add_parser("models", help="list the named models")
     models.add_argument("--info", metavar="NAME", help="show one model's card")

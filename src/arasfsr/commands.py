@@ -69,7 +69,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     for img in images:  # check sizes before any work
         output_size(img.size, args.scale, args.size, args.max_pixels)
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device, precision=getattr(args, "precision", "auto"),
+                       engine=getattr(args, "engine", "torch"))
     for img, dst in tqdm(list(zip(images, targets)), desc="upscale", unit="img",
                          disable=len(images) < 2, file=sys.stderr):
         out = model.upscale(img, scale=args.scale, size=args.size, chunk_size=args.chunk_size,
@@ -107,4 +108,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     for path in run_demo(args.out_dir, model=args.model, device=args.device):
         print(path)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .onnx_engine import export_onnx
+
+    if args.onnx.exists() and not args.overwrite:
+        raise InputError(f"{args.onnx}: exists; pass --overwrite to replace it")
+    if not args.onnx.parent.is_dir():
+        raise InputError(f"{args.onnx.parent}: no such folder")
+    model = load_model(args.model, precision="fp32").model
+    tmp = args.onnx.with_name(args.onnx.name + ".part")
+    try:
+        export_onnx(model, tmp)
+        tmp.replace(args.onnx)  # never a half-written model
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(args.onnx)
     return 0
