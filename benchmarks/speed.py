@@ -69,11 +69,23 @@ def child(args: argparse.Namespace) -> None:
     (h, out), = args.sizes
     lr = torch.rand(1, 3, h, h, generator=torch.Generator().manual_seed(1)).to(args.device)
     run = runner(model, args.engines[0], args.device, args.chunk_size)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _peak_rss_mb()
     with torch.inference_mode():
         run(lr, (out, out))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     print(json.dumps({"peak_mb": peak, "before_render_mb": before}))
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process. VmHWM, not ru_maxrss: Linux carries
+    ru_maxrss over from the parent through fork and exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_memory(model_name: str, engine: str, h: int, out: int, args: argparse.Namespace) -> float | None:
