@@ -12,7 +12,8 @@ from PIL import Image
 from .checkpoint import load_checkpoint
 from .errors import InputError, ModelError
 from .imageio import to_rgb
-from .models import SuperResolver, create_model
+from .models import ImplicitSR, SuperResolver, create_model
+from .models.core import resolve_precision
 from .registry import DEFAULT_MODEL, PRESETS, shipped_weights
 
 # Outputs above this many pixels are refused unless the caller raises the limit.
@@ -47,10 +48,18 @@ def output_size(in_wh: tuple[int, int], scale: Scale | None = None,
 class Upscaler:
     """A model ready for inference on one device."""
 
-    def __init__(self, model: SuperResolver, name: str, device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: SuperResolver, name: str, device: str | torch.device = "cpu",
+                 precision: str = "auto") -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.name = name
+        # Reduced precision for the implicit decoder where the hardware has it (see README "Speed").
+        if isinstance(model, ImplicitSR):
+            model.precision = resolve_precision(precision, self.device)
+
+    def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
+        """(B,3,h,w) in [0,1] -> (B,3,H,W); the ONNX engine overrides this."""
+        return self.model.render(lr, size, chunk_size=chunk_size)
 
     @torch.inference_mode()
     def upscale(self, image: ImageLike, *, scale: Scale | None = None,
@@ -74,31 +83,57 @@ class Upscaler:
             raise InputError("input image is empty")
         out_w, out_h = output_size((w, h), scale, size, max_pixels)
         lr = torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).to(self.device).permute(2, 0, 1)[None].float() / 255
-        sr = self.model.render(lr, (out_h, out_w), chunk_size=chunk_size)
+        sr = self.render(lr, (out_h, out_w), chunk_size)
         out = (sr[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
         return out if as_array else Image.fromarray(out)
 
 
+class OnnxUpscaler(Upscaler):
+    """The same ``upscale`` run by onnxruntime on a model exported by ``arasfsr export``."""
+
+    def __init__(self, model_or_path, name: str) -> None:
+        from .onnx_engine import OnnxEngine
+
+        self.engine = OnnxEngine(model_or_path)
+        self.device = torch.device("cpu")
+        self.name = name
+
+    def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
+        return self.engine.render(lr, size, chunk_size)
+
+
 def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.device = "cpu",
-               pretrained: bool = True) -> Upscaler:
+               pretrained: bool = True, precision: str = "auto", engine: str = "torch") -> Upscaler:
     """A named model (see ``arasfsr models``) or a ``.safetensors`` checkpoint path.
 
     ``pretrained=False`` builds a named preset with random weights (for training).
+    ``precision`` ("auto", "fp32", "bf16") is the implicit decoder's; ``engine="onnx"``
+    runs the model with onnxruntime (an ``.onnx`` file from ``arasfsr export``, or a
+    model exported on the fly).
     """
+    if engine == "onnx":
+        if str(name_or_path).endswith(".onnx"):
+            return OnnxUpscaler(Path(name_or_path), Path(name_or_path).stem)
+        from .onnx_engine import export_onnx
+
+        up = load_model(name_or_path, "cpu", pretrained, "fp32")
+        return OnnxUpscaler(export_onnx(up.model), up.name)
+    if engine != "torch":
+        raise ModelError(f"unknown engine {engine!r}; use torch or onnx")
     device = _check_device(device)
     name = str(name_or_path)
     weights = shipped_weights(name)
     if weights is not None and pretrained:
-        return Upscaler(load_checkpoint(weights), name, device)
+        return Upscaler(load_checkpoint(weights), name, device, precision)
     if name in PRESETS:
         preset = PRESETS[name]
         if pretrained and preset.arch != "bicubic":
             raise ModelError(f"no trained weights for {name!r} are shipped in this installation; "
                              "use a trained name from `arasfsr models` or a .safetensors path")
-        return Upscaler(create_model(preset.arch, **preset.config), name, device)
+        return Upscaler(create_model(preset.arch, **preset.config), name, device, precision)
     path = Path(name)
     if path.suffix or path.exists() or "/" in name:
-        return Upscaler(load_checkpoint(path), path.stem, device)
+        return Upscaler(load_checkpoint(path), path.stem, device, precision)
     raise ModelError(f"unknown model {name!r}; `arasfsr models` lists the names")
 
 

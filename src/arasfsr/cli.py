@@ -84,7 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--max-pixels", type=parse_count, default=DEFAULT_MAX_PIXELS, metavar="N",
                     help=f"refuse outputs with more pixels than N (default {DEFAULT_MAX_PIXELS:,})")
     up.add_argument("--chunk-size", type=parse_count, default=None, metavar="N",
-                    help="pixels queried per forward pass (lower it to save memory)")
+                    help="pixels queried per forward pass (default: automatic, from free memory)")
+    up.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="implicit decoder precision; auto = bf16 where the hardware has it (default)")
+    up.add_argument("--engine", default="torch", choices=["torch", "onnx"],
+                    help="onnx: run with onnxruntime (--model may be an .onnx file; needs arasfsr[onnx])")
+
+    exp = sub.add_parser("export", help="export a model to ONNX (dynamic input and output sizes)")
+    exp.add_argument("--model", default=DEFAULT_MODEL, help="model name or .safetensors path")
+    exp.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="output file")
+    exp.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
 
     models = sub.add_parser("models", help="list the named models")
     models.add_argument("--info", metavar="NAME", help="show one model's card (a name or .safetensors path)")

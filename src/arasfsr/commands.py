@@ -75,7 +75,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     created = make_output_dir(out_dir)
     written = 0
     try:
-        model = load_for_cli(args.model, args.device)
+        model = load_for_cli(args.model, args.device, args.precision, args.engine)
         for img, src, dst in tqdm(list(zip(images, files, targets)), desc="upscale", unit="img",
                                   disable=len(images) < 2, file=sys.stderr):
             try:
@@ -101,7 +101,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_for_cli(name: str, device: str) -> Upscaler:
+def load_for_cli(name: str, device: str, precision: str = "auto", engine: str = "torch") -> Upscaler:
     """``load_model``, with a plain word when the default model has no weights yet."""
     from .registry import DEFAULT_MODEL, list_models
 
@@ -109,7 +109,7 @@ def load_for_cli(name: str, device: str) -> Upscaler:
         raise ModelError(f"the default model {name!r} has no trained weights in this installation; "
                          "pass --model with a trained name from `arasfsr models` (e.g. bicubic) "
                          "or a .safetensors checkpoint")
-    return load_model(name, device=device)
+    return load_model(name, device=device, precision=precision, engine=engine)
 
 
 def known_problem(exc: BaseException) -> str | None:
@@ -179,4 +179,22 @@ def cmd_train(args: argparse.Namespace) -> int:
                  overrides=args.overrides, devices=args.devices, accelerator=args.accelerator,
                  precision=args.precision, num_workers=args.num_workers, command=retrain_command(args))
     print(path)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .onnx_engine import export_onnx
+
+    if args.onnx.exists() and not args.overwrite:
+        raise InputError(f"{args.onnx}: exists; pass --overwrite to replace it")
+    if not args.onnx.parent.is_dir():
+        raise InputError(f"{args.onnx.parent}: no such folder")
+    model = load_model(args.model, precision="fp32").model
+    tmp = args.onnx.with_name(args.onnx.name + ".part")
+    try:
+        export_onnx(model, tmp)
+        tmp.replace(args.onnx)  # never a half-written model
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(args.onnx)
     return 0

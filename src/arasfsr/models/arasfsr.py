@@ -14,7 +14,7 @@ the authors' choices: 8 frequency tokens, MLP hidden widths 256 x 4. See
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .core import ImplicitSR, Neighbour, bilinear_at
 from .encoders import make_encoder
@@ -67,9 +67,29 @@ class ARASFSR(ImplicitSR):
             ctx["g"] = self.pe(coord)  # depends on the query only: once for all 4 neighbours
         return ctx
 
+    def neighbour_inputs(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
+        return torch.cat([nb.rel_coord, ctx["ratio"].expand_as(nb.rel_coord)], dim=-1)
+
     def decode(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
-        x = torch.cat([nb.feat, nb.rel_coord, ctx["ratio"]], dim=-1)
+        x = torch.cat([nb.feat, self.neighbour_inputs(state, nb, ctx)], dim=-1)
         return self.imnet(x) if self.pe is None else self.imnet(x, ctx["g"])
+
+    # Fast path: the first layer's code part becomes a conv; the sine layers run once per query.
+    def first_layer(self) -> nn.Linear:
+        return self.imnet.layers[0]
+
+    def fast_context(self, state: dict[str, Tensor], ctx: dict[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:
+        if self.pe is not None:
+            ctx["mods"] = self.imnet.modulations(ctx["g"], dtype)
+        return ctx
+
+    def decode_hidden(self, state: dict[str, Tensor], hidden: Tensor, ctx: dict[str, Tensor]) -> Tensor:
+        if self.pe is None:
+            return self.imnet.forward_hidden(hidden)
+        return self.imnet.forward_hidden(hidden, ctx["mods"])
+
+    def query_state(self) -> tuple[str, ...]:
+        return ("feat", "inp") if self.use_skip else ("feat",)
 
     def skip(self, state: dict[str, Tensor], coord: Tensor) -> Tensor | None:
         return bilinear_at(state["inp"], coord) if self.use_skip else None

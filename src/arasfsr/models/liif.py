@@ -8,7 +8,7 @@ LR-pixel units times 2, i.e. ``2 r`` with the paper's ``r``.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .core import ImplicitSR, Neighbour
 from .encoders import make_encoder
@@ -28,5 +28,15 @@ class LIIF(ImplicitSR):
     def encode(self, lr: Tensor) -> dict[str, Tensor]:
         return {"feat": self.encoder(lr)}
 
+    def neighbour_inputs(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
+        return torch.cat([nb.rel_coord, 2 * ctx["ratio"].expand_as(nb.rel_coord)], dim=-1)
+
     def decode(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
-        return self.imnet(torch.cat([nb.feat, nb.rel_coord, 2 * ctx["ratio"]], dim=-1))
+        return self.imnet(torch.cat([nb.feat, self.neighbour_inputs(state, nb, ctx)], dim=-1))
+
+    # Fast path: the first layer's code part becomes a 3x3 conv over the LR features.
+    def first_layer(self) -> nn.Linear:
+        return self.imnet.layers[0]
+
+    def decode_hidden(self, state: dict[str, Tensor], hidden: Tensor, ctx: dict[str, Tensor]) -> Tensor:
+        return self.imnet.forward_hidden(hidden)

@@ -17,3 +17,7 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
+
+    def forward_hidden(self, h: Tensor) -> Tensor:
+        """The network after the first linear layer; ``h`` is its pre-activation."""
+        return self.layers[1:](h)

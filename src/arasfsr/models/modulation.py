@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -50,7 +51,40 @@ class ModulatedMLP(nn.Module):
             prev = h
         self.out = nn.Linear(prev, out_dim)
 
+    def modulations(self, g: Tensor, dtype: torch.dtype | None = None) -> list[Tensor]:
+        """sin(W'_i g + b'_i) for every layer (Eq. 8): all from g_s, so one product.
+
+        The sine's argument stays in g's precision; only its result is stored in ``dtype``.
+        """
+        weight = torch.cat([m.weight for m in self.mods])
+        bias = torch.cat([m.bias for m in self.mods])
+        pre = F.linear(g, weight, bias)
+        if dtype is None or dtype == pre.dtype:
+            out = torch.sin(pre)
+        else:
+            out = torch.sin(pre, out=torch.empty_like(pre, dtype=dtype))
+        return list(out.split([m.out_features for m in self.mods], -1))
+
+    def forward_hidden(self, h: Tensor, mods: list[Tensor]) -> Tensor:
+        """Inference after the first linear layer; ``h`` is its pre-activation (overwritten).
+
+        ``mods`` may have fewer leading dimensions than ``h`` (one per query, broadcast
+        over the four neighbours). ``W [m, s]`` is computed as ``W_m m + W_s s``, which
+        saves copying the concatenation.
+        """
+        s = h.relu_()
+        m = s * mods[0]
+        dt = m.dtype
+        for layer, mod in zip(self.layers[1:], mods[1:]):
+            w_m, w_s = layer.weight.to(dt).split(m.shape[-1], dim=1)
+            s2 = s.reshape(-1, s.shape[-1])
+            s = torch.addmm(layer.bias.to(dt), m.reshape(-1, m.shape[-1]), w_m.t()).addmm_(s2, w_s.t())
+            s = s.relu_().view(*m.shape[:-1], -1)
+            m = s * mod
+        return self.out(m)
+
     def forward(self, x: Tensor, g: Tensor) -> Tensor:
+        """Eqs. 7-12 step by step for one input, every sine layer evaluated (the reference)."""
         s = torch.relu(self.layers[0](x))
         m = s * torch.sin(self.mods[0](g))
         for layer, mod in zip(self.layers[1:], self.mods[1:]):

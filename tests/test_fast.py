@@ -1,0 +1,150 @@
+"""Fast inference path vs the authors' formulation, chunking, precision, ONNX export."""
+
+import math
+
+import pytest
+import torch
+
+from arasfsr.cli import main
+from arasfsr.models import ImplicitSR, create_model
+from arasfsr.models.core import auto_chunk_size, coord_range, make_coord
+from arasfsr.models.reference import reference_render
+
+SMALL = {"encoder_args": {"n_resblocks": 2, "n_feats": 16}, "hidden": [32, 32]}
+CONFIGS = {
+    "arasfsr": ("arasfsr", {**SMALL, "frequency_width": 16, "frequency_blocks": 1}),
+    "arasfsr-L": ("arasfsr", {**SMALL, "frequency": False}),
+    "arasfsr-G": ("arasfsr", {**SMALL, "frequency_width": 16, "frequency_blocks": 1, "modulation": False}),
+    "arasfsr-S": ("arasfsr", {**SMALL, "frequency_width": 16, "frequency_blocks": 1, "skip": False}),
+    "liif": ("liif", SMALL),
+}
+
+
+def small(name: str) -> ImplicitSR:
+    torch.manual_seed(0)
+    arch, config = CONFIGS[name]
+    return create_model(arch, **config).eval()
+
+
+def realistic(model: ImplicitSR) -> ImplicitSR:
+    """Weights whose activations keep their scale through the layers (He init) and whose
+    output spans an image's range, as a trained decoder's do; default (shrinking) random
+    weights would make reduced precision look better than it is."""
+    torch.manual_seed(1)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    for m in linears:
+        torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        torch.nn.init.normal_(m.bias, std=0.1)
+    lr = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        out = model.render(lr, (24, 24), precision="fp32")
+        # Rescale the decoder's output layer so the image has a face-like spread (std ~0.25).
+        head = [m for m in linears if m.out_features == 3][-1]
+        head.weight.mul_(0.25 / float(out.std()))
+    return model
+
+
+def psnr(a, b):
+    return 10 * math.log10(1 / float(((a - b) ** 2).mean()))
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("lr_hw,size", [((11, 9), (37, 23)), ((8, 8), (64, 64)), ((10, 12), (7, 5))])
+def test_fast_path_equals_authors_formulation(name, lr_hw, size):
+    model = small(name)
+    assert model.has_fast_path
+    lr = torch.rand(2, 3, *lr_hw)
+    with torch.no_grad():
+        ref = reference_render(model, lr, size)
+        fast = model.render(lr, size, precision="fp32")
+        plain = model.render(lr, size, fast=False)
+    assert (fast - ref).abs().max() < 1e-4
+    assert (plain - ref).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("name", ["arasfsr", "liif"])
+def test_bf16_stays_above_50db_on_realistic_weights(name):
+    model = realistic(small(name))
+    lr = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        ref = reference_render(model, lr, (64, 64))
+        bf16 = model.render(lr, (64, 64), precision="bf16")
+    assert ref.std() > 0.1  # the output really spans a range
+    assert 50 < psnr(bf16, ref) < 200  # reduced, yet close
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_chunk_size_does_not_change_the_output(precision):
+    model = small("arasfsr")
+    lr = torch.rand(3, 3, 9, 10)
+    with torch.no_grad():
+        outs = [model.render(lr, (31, 29), chunk, precision=precision) for chunk in (16, 97, 10**6)]
+    assert (outs[0] - outs[2]).abs().max() < 1e-6
+    assert (outs[1] - outs[2]).abs().max() < 1e-6
+
+
+def test_coord_range_is_a_slice_of_make_coord():
+    full = make_coord((7, 5))
+    assert torch.equal(coord_range(7, 5, 3, 29), full[3:29])
+
+
+def test_auto_chunk_size_shrinks_with_the_working_set():
+    small_q, huge_q = auto_chunk_size(1000), auto_chunk_size(10**9)
+    assert small_q >= huge_q >= 256
+
+
+def test_fast_path_keeps_training_gradients_on_the_plain_path():
+    model = small("arasfsr").train()
+    lr = torch.rand(1, 3, 8, 8)
+    coord = make_coord((16, 16)).unsqueeze(0)
+    out = model(lr, coord, torch.tensor([[0.5, 0.5]]))
+    out.mean().backward()
+    assert model.imnet.mods[0].weight.grad is not None
+
+
+@pytest.fixture(scope="module")
+def onnx_models():
+    pytest.importorskip("onnxruntime")
+    from arasfsr.onnx_engine import OnnxEngine, export_onnx
+
+    out = {}
+    for name in ("arasfsr", "liif"):
+        model = small(name)
+        out[name] = (model, OnnxEngine(export_onnx(model, lr_hw=(16, 16), queries=64)))
+    return out
+
+
+@pytest.mark.parametrize("name", ["arasfsr", "liif"])
+@pytest.mark.parametrize("lr_hw,size", [((11, 9), (37, 23)), ((20, 24), (50, 90))])
+def test_onnx_matches_pytorch_at_other_sizes(onnx_models, name, lr_hw, size):
+    model, engine = onnx_models[name]
+    lr = torch.rand(2, 3, *lr_hw)
+    with torch.no_grad():
+        ref = model.render(lr, size, precision="fp32")
+    assert (engine.render(lr, size, chunk_size=500) - ref).abs().max() < 1e-4
+
+
+def test_export_and_upscale_with_onnx_engine(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+    from PIL import Image
+
+    from arasfsr.api import Upscaler, load_model
+
+    model = small("liif")
+    from arasfsr.checkpoint import save_checkpoint
+
+    ckpt = tmp_path / "tiny.safetensors"
+    save_checkpoint(model, ckpt)
+    onnx_path = tmp_path / "tiny.onnx"
+    assert main(["export", "--model", str(ckpt), "--onnx", str(onnx_path)]) == 0
+    assert main(["export", "--model", str(ckpt), "--onnx", str(onnx_path)]) == 2  # no overwrite
+    img = Image.fromarray((np.random.default_rng(0).random((10, 12, 3)) * 255).astype("uint8"))
+    img.save(tmp_path / "in.png")
+    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--scale", "2.5",
+                 "--engine", "onnx", "--model", str(onnx_path)]) == 0
+    got = np.asarray(Image.open(tmp_path / "out.png"))
+    want = np.asarray(Upscaler(model, "tiny", precision="fp32").upscale(img, scale=2.5))
+    assert got.shape == want.shape == (25, 30, 3)
+    assert np.abs(got.astype(int) - want).max() <= 1
+    assert load_model(str(onnx_path), engine="onnx").upscale(img, size=(7, 9)).size == (7, 9)
