@@ -125,3 +125,15 @@ def test_frequency_latent_mean_by_default_sampling_on_request():
         model.sample = True
         c = model.render(lr, (16, 16))
     assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("arch", [a for a in sorted(ARCHITECTURES)
+                                  if issubclass(ARCHITECTURES[a], ImplicitSR)])
+@pytest.mark.parametrize("size", [(23, 17), (20, 20)])  # 20 from 10: queries on code boundaries
+def test_render_matches_the_authors_formulation(arch, size):
+    from arasfsr.models.reference import reference_render
+
+    model = small_model(arch)
+    lr = torch.rand(1, 3, 10, 10)
+    with torch.no_grad():
+        assert (model.render(lr, size) - reference_render(model, lr, size)).abs().max() < 1e-5

@@ -68,8 +68,8 @@ class Neighbour:
 def locate_codes(coord: Tensor, h: int, w: int, local_ensemble: bool = True) -> Neighbour:
     """The four nearest codes of each query (one without local ensemble), stacked: (K, B, Q, ...).
 
-    Nearest-code lookup by integer arithmetic is what LIIF does with
-    ``grid_sample(mode='nearest')``, without its (B, C, Q) intermediate.
+    Nearest-code lookup by the arithmetic of ``grid_sample(mode='nearest')`` (LIIF's
+    lookup, ties rounded half to even), without its (B, C, Q) intermediate.
     """
     shifts = [(-1, -1), (-1, 1), (1, -1), (1, 1)] if local_ensemble else [(0, 0)]
     eps = 1e-6 if local_ensemble else 0.0
@@ -77,8 +77,8 @@ def locate_codes(coord: Tensor, h: int, w: int, local_ensemble: bool = True) -> 
     sy, sx = coord.new_tensor(shifts).view(-1, *([1] * (coord.dim() - 1)), 2).unbind(-1)
     cy = (coord[..., 0] + sy / h + eps).clamp(-1 + 1e-6, 1 - 1e-6)  # sy / h: half a pixel
     cx = (coord[..., 1] + sx / w + eps).clamp(-1 + 1e-6, 1 - 1e-6)
-    iy = ((cy + 1) * (h / 2)).floor().long().clamp(min=0).clamp(max=h - 1)
-    ix = ((cx + 1) * (w / 2)).floor().long().clamp(min=0).clamp(max=w - 1)
+    iy = torch.round(((cy + 1) * h - 1) / 2).long().clamp(min=0).clamp(max=h - 1)
+    ix = torch.round(((cx + 1) * w - 1) / 2).long().clamp(min=0).clamp(max=w - 1)
     code_coord = torch.stack([-1 + (2 * iy + 1) / h, -1 + (2 * ix + 1) / w], dim=-1).to(coord.dtype)
     rel = torch.stack([(coord[..., 0] - code_coord[..., 0]) * h, (coord[..., 1] - code_coord[..., 1]) * w], dim=-1)
     return Neighbour(None, rel, code_coord, iy * w + ix)
