@@ -1,0 +1,70 @@
+"""Copy trained runs into the package as named models, with their model cards and logs.
+
+    python scripts/ship_weights.py RUNS_DIR      # RUNS_DIR holds <tier>-<config>/ run folders
+
+Paper-tier weights are stored in half precision (they would exceed 15 MB per file in
+fp32 otherwise; the measured PSNR cost is below 0.01 dB, see RESULTS.md); the small
+cpu-tier weights stay fp32. Each card gains its registry name, a description and how
+the run was made; the run's CSV log is copied to ``results/logs/NAME.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from arasfsr.checkpoint import load_checkpoint, save_checkpoint
+from arasfsr.registry import WEIGHTS_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+# run folder -> (registry name, what it is)
+SHIPPED = {
+    "paper-P-arasfsr": ("arasfsr", "the default: ARASFSR (EDSR-baseline) for practical use, faces of 12-96 px, "
+                                   "x1-x8, mixed degradations (protocol P, paper tier)"),
+    "paper-A-arasfsr": ("arasfsr-a", "ARASFSR (EDSR-baseline), the paper's scale protocol: LR 64, x1-x2 "
+                                     "(protocol A, paper tier)"),
+    "paper-A-liif": ("liif-a", "LIIF (EDSR-baseline), protocol A, paper tier"),
+    "cpu-A-arasfsr": ("arasfsr-a-cpu", "ARASFSR, protocol A, cpu tier"),
+    "cpu-A-liif": ("liif-a-cpu", "LIIF, protocol A, cpu tier"),
+    "cpu-A-lte": ("lte-a-cpu", "LTE, protocol A, cpu tier"),
+    "cpu-A-diinn": ("diinn-a-cpu", "DIINN, protocol A, cpu tier"),
+    "cpu-A-arasfsr-L": ("arasfsr-L-a-cpu", "ARASFSR(-L) ablation, protocol A, cpu tier"),
+    "cpu-A-arasfsr-G": ("arasfsr-G-a-cpu", "ARASFSR(-G) ablation, protocol A, cpu tier"),
+    "cpu-A-arasfsr-S": ("arasfsr-S-a-cpu", "ARASFSR(-S) ablation, protocol A, cpu tier"),
+    "cpu-B-arasfsr": ("arasfsr-b-cpu", "ARASFSR, fixed x8 16->128 (protocol B), cpu tier"),
+    "cpu-B-liif": ("liif-b-cpu", "LIIF, protocol B, cpu tier"),
+    "cpu-B-sparnet": ("sparnet-b-cpu", "SPARNet (lighter), fixed x8 16->128 (protocol B), cpu tier"),
+    "cpu-C-arasfsr": ("arasfsr-c-cpu", "ARASFSR, NN-JPEG inputs, LR 32, x1-x2 (protocol C), cpu tier"),
+    "cpu-C-liif": ("liif-c-cpu", "LIIF, protocol C, cpu tier"),
+    "cpu-P-arasfsr": ("arasfsr-p-cpu", "ARASFSR, protocol P, cpu tier"),
+}
+HOW = ("trained with every other shipped model at once on one NVIDIA H200 by "
+       "`python scripts/train_all.py --data-root packed --budget 470` after "
+       "`python scripts/pack_faces.py packed --max-mb 32` (5,976 utkface/train faces); "
+       "one iteration budget per tier, set by the slowest run of the tier")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", type=Path)
+    args = p.parse_args()
+    logs = ROOT / "results" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for run, (name, description) in SHIPPED.items():
+        src = args.runs / run
+        card = json.loads((src / "model.json").read_text())
+        model = load_checkpoint(src / "model.safetensors")
+        half = card["tier"] == "paper"
+        card.update(name=name, description=description, run=run, how=HOW,
+                    weights_dtype="float16" if half else "float32")
+        save_checkpoint(model, WEIGHTS_DIR / f"{name}.safetensors", card=card, half=half)
+        csvs = sorted(src.glob("logs/version_*/metrics.csv"))
+        if csvs:
+            shutil.copyfile(csvs[-1], logs / f"{name}.csv")
+        print(name, (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size)
+
+
+if __name__ == "__main__":
+    main()
