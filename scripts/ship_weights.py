@@ -11,6 +11,7 @@ the run was made; the run's CSV log is copied to ``results/logs/NAME.csv``.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -21,8 +22,10 @@ from arasfsr.registry import WEIGHTS_DIR
 ROOT = Path(__file__).resolve().parents[1]
 # run folder -> (registry name, what it is)
 SHIPPED = {
-    "paper-P-arasfsr": ("arasfsr", "the default: ARASFSR (EDSR-baseline) for practical use, faces of 12-96 px, "
+    "paper-P-arasfsr-ft": ("arasfsr", "the default: ARASFSR (EDSR-baseline) for practical use, faces of 12-96 px, "
                                    "x1-x8, mixed degradations (protocol P, paper tier)"),
+    "paper-P-arasfsr": ("arasfsr-p", "ARASFSR, protocol P, paper tier, before fine-tuning "
+                                     "(the same budget as arasfsr-a and liif-a)"),
     "paper-A-arasfsr": ("arasfsr-a", "ARASFSR (EDSR-baseline), the paper's scale protocol: LR 64, x1-x2 "
                                      "(protocol A, paper tier)"),
     "paper-A-liif": ("liif-a", "LIIF (EDSR-baseline), protocol A, paper tier"),
@@ -46,6 +49,31 @@ HOW = ("trained with every other shipped model at once on one NVIDIA H200 by "
        "one iteration budget per tier, set by the slowest run of the tier")
 
 
+# The default model was then fine-tuned on the same machine with the device time left:
+# `--init` from the paper-P-arasfsr weights, killed by its time limit at step 2,899; the
+# weights of its last checkpoint (step 2,000, learning rate still 1e-4) are shipped.
+FINETUNE = ("paper-P-arasfsr-ft", "paper-P-arasfsr", {
+    "command": "arasfsr train paper/P-arasfsr --init src/arasfsr/weights/arasfsr.safetensors "
+               "--data-root packed --num-workers 10 --set train.iterations=4000 "
+               "--set train.val_every=1000 --set train.log_every=50   (timeout 178 s)",
+    "data_note": "python scripts/pack_faces.py packed --max-mb 24 (4,424 of the same faces)",
+    "stopped": "by its time limit at step 2899; exported from the step-2000 checkpoint",
+})
+
+
+def finetuned_card(runs: Path) -> dict:
+    """The base run's card, updated with the fine-tuning that followed it."""
+    ft_dir, base_dir, info = FINETUNE
+    card = json.loads((runs / base_dir / "model.json").read_text())
+    rows = list(csv.DictReader(open(runs / ft_dir / "logs" / "version_0" / "metrics.csv")))
+    val = [(int(r["step"]) + 1, float(r["val_psnr"])) for r in rows if r.get("val_psnr")]
+    card["init"] = {"run": base_dir, "iterations": card["iterations"], "command": card["command"]}
+    card.update(iterations=val[-1][0], iterations_total=card["iterations"] + val[-1][0],
+                val_psnr_final=val[-1][1], val_psnr_best=max(v for _, v in val), **info)
+    card["data"]["train_images_finetune"] = 4424
+    return card
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", type=Path)
@@ -54,7 +82,8 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     for run, (name, description) in SHIPPED.items():
         src = args.runs / run
-        card = json.loads((src / "model.json").read_text())
+        card = (finetuned_card(args.runs) if run == FINETUNE[0]
+                else json.loads((src / "model.json").read_text()))
         model = load_checkpoint(src / "model.safetensors")
         half = card["tier"] == "paper"
         card.update(name=name, description=description, run=run, how=HOW,

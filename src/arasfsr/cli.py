@@ -131,6 +131,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     tr = sub.add_parser("train", help="train a model from a config (Lightning)")
     tr.add_argument("config", help="config file, or a shipped name such as paper/A-arasfsr")
     tr.add_argument("--resume", metavar="CKPT", help="training checkpoint (or run folder) to resume")
+    tr.add_argument("--init", type=Path, metavar="WEIGHTS",
+                    help="start from an exported .safetensors model of the same config (fine-tune)")
     tr.add_argument("--out", type=Path, help="run folder (default runs/<tier>/<name>)")
     tr.add_argument("--data-root", type=Path, help="folder holding the config's data folders")
     tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -177,7 +177,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     path = train(args.config, out=args.out, resume=args.resume, data_root=args.data_root,
                  overrides=args.overrides, devices=args.devices, accelerator=args.accelerator,
-                 precision=args.precision, num_workers=args.num_workers, command=retrain_command(args))
+                 precision=args.precision, num_workers=args.num_workers, command=retrain_command(args),
+                 init=args.init)
     print(path)
     return 0
 

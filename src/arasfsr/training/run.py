@@ -119,8 +119,13 @@ def resolve_resume(resume: str | Path | None) -> Path | None:
 def train(config: str | Path, *, out: str | Path | None = None, resume: str | Path | None = None,
           data_root: str | Path | None = None, overrides: list[str] | None = None,
           devices: int | None = None, accelerator: str = "auto", precision: str | None = None,
-          num_workers: int | None = None, command: str | None = None) -> Path:
-    """Train the model a config describes; return the exported ``model.safetensors``."""
+          num_workers: int | None = None, command: str | None = None,
+          init: str | Path | None = None) -> Path:
+    """Train the model a config describes; return the exported ``model.safetensors``.
+
+    ``init`` starts from the weights of an exported model of the same architecture and
+    config (fine-tuning) instead of a random initialisation.
+    """
     cfg = load_config(config, overrides)
     if data_root is not None:
         cfg["data"]["root"] = str(data_root)
@@ -153,6 +158,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     seed = cfg["train"]["seed"]
     torch.manual_seed(seed)
     model = create_model(arch, **model_args)
+    init_card = _load_init(model, init) if init is not None else None
     if not any(p.requires_grad for p in model.parameters()):
         raise InputError(f"{arch} has no trainable parameters: there is nothing to train")
     task = SRTask(model, cfg["train"])
@@ -214,8 +220,23 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
             "val_psnr_note": "RGB PSNR on whole validation faces, training monitor",
             "command": command,
         }
+        if init_card is not None:
+            card["init"] = {"weights": str(init), "iterations": init_card.get("iterations"),
+                            "command": init_card.get("command")}
+            card["iterations_total"] = trainer.global_step + int(init_card.get("iterations") or 0)
         save_checkpoint(task.model, path, card=card)
     return path
+
+
+def _load_init(model: torch.nn.Module, init: str | Path) -> dict[str, Any]:
+    """Copy the weights of the exported model ``init`` into ``model``; return its card."""
+    from ..checkpoint import load_checkpoint, read_card
+
+    source = load_checkpoint(init)
+    if type(source) is not type(model) or source.config != model.config:
+        raise InputError(f"{init}: its architecture/config differs from the config being trained")
+    model.load_state_dict(source.state_dict())
+    return read_card(init)
 
 
 def retrain_command(args: Any) -> str:
@@ -224,6 +245,7 @@ def retrain_command(args: Any) -> str:
 
     parts = ["arasfsr", "train", str(args.config)]
     for flag, value in (("--data-root", args.data_root), ("--out", args.out), ("--devices", args.devices),
+                        ("--init", getattr(args, "init", None)),
                         ("--precision", args.precision), ("--num-workers", args.num_workers)):
         if value is not None:
             parts += [flag, str(value)]
