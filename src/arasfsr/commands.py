@@ -10,6 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .api import Upscaler, load_model, output_size
+from .atomic import atomic_write
 from .errors import InputError, ModelError
 from .evaluation.commands import cmd_compare, cmd_eval  # noqa: F401  (dispatched by name)
 from .imageio import (IMAGE_SUFFIXES, check_output_dir, check_output_path, make_output_dir, read_image,
@@ -190,11 +191,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.onnx.parent.is_dir():
         raise InputError(f"{args.onnx.parent}: no such folder")
     model = load_model(args.model, precision="fp32").model
-    tmp = args.onnx.with_name(args.onnx.name + ".part")
-    try:
-        export_onnx(model, tmp)
-        tmp.replace(args.onnx)  # never a half-written model
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(args.onnx, lambda tmp: export_onnx(model, tmp))  # never a half-written model
     print(args.onnx)
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .atomic import TempFileError, atomic_write
 from .errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
@@ -173,32 +174,17 @@ def write_image(img: Image.Image, path: str | Path, overwrite: bool = False) -> 
     if not parent.is_dir():
         what = "is a file, not a folder" if parent.exists() else "output folder does not exist"
         raise InputError(f"{parent}: {what}")
+    opts = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            img.save(f, format=fmt, **opts)
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
-    except OSError as exc:
+        atomic_write(path, save)
+    except TempFileError as exc:
         raise InputError(f"{parent}: cannot write into this folder ({exc.strerror or _one_line(exc)})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
     except OSError as exc:
-        _remove(tmp)
         raise InputError(f"{path}: cannot write ({exc.strerror or _one_line(exc)})") from None
-    except BaseException:
-        _remove(tmp)
-        raise
     return path
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -82,15 +80,9 @@ def _make_dir(folder: Path) -> None:
 
 def write_json(data: dict, path: Path) -> None:
     """Atomic, like write_image: temporary file then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from ..atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1))
 
 
 def _no_face_note(path: Path, img: Image.Image) -> str:
