@@ -13,8 +13,8 @@ from .api import Upscaler, load_model, output_size
 from .atomic import atomic_write
 from .errors import InputError, ModelError
 from .evaluation.commands import cmd_compare, cmd_eval  # noqa: F401  (dispatched by name)
-from .imageio import (IMAGE_SUFFIXES, check_output_dir, check_output_path, make_output_dir, read_image,
-                      remove_empty_dirs, write_image)
+from .imageio import (IMAGE_SUFFIXES, check_output_dir, check_output_path, image_files, make_output_dir,
+                      read_image, remove_empty_dirs, write_image)
 
 
 def note(message: str) -> None:
@@ -27,8 +27,7 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+            found = image_files(path, skip_hidden=True)
             if not found:
                 raise InputError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.extend(found)

@@ -23,6 +23,12 @@ SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", "
 _PNG_END = b"IEND\xaeB`\x82"
 
 
+def image_files(folder: str | Path, skip_hidden: bool = False) -> list[Path]:
+    """The files directly inside ``folder`` with an image suffix, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not (skip_hidden and p.name.startswith(".")))
+
+
 def to_rgb(img: Image.Image) -> tuple[Image.Image, str | None]:
     """8-bit RGB version of ``img`` and a note saying what was converted (None if nothing)."""
     mode = img.mode
