@@ -87,7 +87,7 @@ def read_image(path: str | Path) -> tuple[Image.Image, list[str]]:
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputError(f"{path}: cannot read image, it is damaged or truncated ({_one_line(exc)})") from None
+        raise InputError(f"{path}: cannot read image, it is damaged or truncated ({one_line(exc)})") from None
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     notes += [n for n in (orient_note, note) if n]
@@ -118,7 +118,8 @@ def _check_png_end(path: Path) -> None:
             raise OSError("PNG without its end chunk")
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -130,9 +131,13 @@ def check_output_path(path: str | Path, overwrite: bool = False) -> Path:
         raise InputError(f"{path}: unknown output format; use one of {', '.join(sorted(SAVE_FORMATS))}")
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file name")
+    refuse_existing(path, overwrite)
+    return path
+
+
+def refuse_existing(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise InputError(f"{path}: exists; pass --overwrite to replace it")
-    return path
 
 
 def check_output_dir(path: str | Path) -> Path:
@@ -144,6 +149,16 @@ def check_output_dir(path: str | Path) -> Path:
                 raise InputError(f"{p}: is a file, not a folder; cannot write into {path}")
             break
     return path
+
+
+def make_folder(folder: Path) -> None:
+    """Create an output folder (and its parents), or say plainly why it cannot be."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create output folder ({exc.strerror})") from None
 
 
 def make_output_dir(path: str | Path) -> list[Path]:
@@ -160,7 +175,7 @@ def make_output_dir(path: str | Path) -> list[Path]:
         os.unlink(probe)
     except OSError as exc:
         remove_empty_dirs(created)
-        raise InputError(f"{path}: cannot write into this folder ({exc.strerror or _one_line(exc)})") from None
+        raise InputError(f"{path}: cannot write into this folder ({exc.strerror or one_line(exc)})") from None
     return created
 
 
@@ -189,8 +204,8 @@ def write_image(img: Image.Image, path: str | Path, overwrite: bool = False) -> 
     try:
         atomic_write(path, save)
     except TempFileError as exc:
-        raise InputError(f"{parent}: cannot write into this folder ({exc.strerror or _one_line(exc)})") from None
+        raise InputError(f"{parent}: cannot write into this folder ({exc.strerror or one_line(exc)})") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot write ({exc.strerror or _one_line(exc)})") from None
+        raise InputError(f"{path}: cannot write ({exc.strerror or one_line(exc)})") from None
     return path
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ..api import Upscaler, load_model
 from ..errors import InputError
+from ..imageio import make_folder, refuse_existing
 from ..protocols import (FFHQ_CROP, TITLES, TestRow, list_faces, load_ground_truth, make_pair,
                          protocol_rows, utkface_groups)
 from .metrics import DEFINITIONS, METRICS, face_metrics
@@ -150,14 +151,8 @@ def aggregate(records: list[tuple], models: list[str], rows: tuple[TestRow, ...]
 
 def prepare_out(out: Path, overwrite: bool) -> None:
     """Fail before any work if --out cannot take the results."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    if (out / "results.json").exists() and not overwrite:
-        raise InputError(f"{out / 'results.json'}: exists; pass --overwrite to replace it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    refuse_existing(out / "results.json", overwrite)
+    make_folder(out)
     if not os.access(out, os.W_OK):
         raise InputError(f"{out}: folder is not writable")
 
