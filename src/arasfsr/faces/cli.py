@@ -68,7 +68,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     from ..commands import collect_inputs, note, read_inputs
     from ..errors import InputError
     from ..imageio import make_folder, write_image
-    from .align import TEMPLATE, alignment_matrix, warp
+    from .align import TEMPLATE, aligned_crop
     from .detect import load_detector
 
     if not 8 <= args.size <= 4096:
@@ -90,8 +90,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         arr = np.asarray(img)
         rows = []
         for face, name in zip(faces, names):
-            m = alignment_matrix(face.landmarks, args.size)
-            crop = np.clip(np.round(warp(arr, m, (args.size, args.size))), 0, 255).astype(np.uint8)
+            m, crop = aligned_crop(arr, face.landmarks, args.size)
             write_image(Image.fromarray(crop), name, overwrite=args.overwrite)
             rows.append({**face.to_json(), "crop": name.name, "input_to_crop": np.round(m, 6).tolist()})
         records.append({"input": str(f), "width": img.width, "height": img.height, "faces": rows})
