@@ -45,6 +45,16 @@ def output_size(in_wh: tuple[int, int], scale: Scale | None = None,
     return out_w, out_h
 
 
+def images_to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """(B,H,W,3) uint8 -> (B,3,H,W) float32 in [0,1] on ``device`` (a copy)."""
+    return torch.from_numpy(np.array(images, dtype=np.uint8)).to(device).permute(0, 3, 1, 2).float() / 255
+
+
+def tensor_to_images(images: torch.Tensor) -> np.ndarray:
+    """(B,3,H,W) in [0,1] -> (B,H,W,3) uint8 on the CPU, rounded to the nearest level."""
+    return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
 class Upscaler:
     """A model ready for inference on one device."""
 
@@ -82,10 +92,15 @@ class Upscaler:
         if h < 1 or w < 1:
             raise InputError("input image is empty")
         out_w, out_h = output_size((w, h), scale, size, max_pixels)
-        lr = torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).to(self.device).permute(2, 0, 1)[None].float() / 255
-        sr = self.render(lr, (out_h, out_w), chunk_size)
-        out = (sr[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        out = self.upscale_batch(arr[None], (out_h, out_w), chunk_size)[0]
         return out if as_array else Image.fromarray(out)
+
+    @torch.inference_mode()
+    def upscale_batch(self, images: np.ndarray, size_hw: tuple[int, int],
+                      chunk_size: int | None = None) -> np.ndarray:
+        """(B,h,w,3) uint8 -> (B,H,W,3) uint8 at ``size_hw = (H, W)``, without upscale()'s checks."""
+        sr = self.render(images_to_tensor(images, self.device), tuple(size_hw), chunk_size)
+        return tensor_to_images(sr)
 
 
 class OnnxUpscaler(Upscaler):

@@ -8,8 +8,6 @@ model card. Nothing is ever unpickled: pickle-based files are refused.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
+from .atomic import atomic_write, atomic_write_text
 from .errors import ModelError
 from .models import SuperResolver, create_model
 
@@ -33,10 +32,10 @@ def save_checkpoint(model: SuperResolver, path: str | Path, card: dict[str, Any]
     tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in model.state_dict().items()}
     meta = {"arasfsr.arch": model.arch, "arasfsr.config": json.dumps(model.config)}
-    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
     if card is not None:
-        _atomic(path.with_suffix(".json"),
-                lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2) + "\n"))
+        atomic_write_text(path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
     return path
 
 
@@ -90,16 +89,3 @@ def _looks_pickled(path: Path) -> bool:
     # Pickle protocol 2+ starts with 0x80; torch zip archives with PK.
     return head[:1] == b"\x80" or head[:2] == b"PK"
 
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

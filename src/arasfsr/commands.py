@@ -6,14 +6,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
+from PIL import Image
 from tqdm import tqdm
 
 from .api import Upscaler, load_model, output_size
+from .atomic import atomic_write
 from .errors import InputError, ModelError
 from .evaluation.commands import cmd_compare, cmd_eval  # noqa: F401  (dispatched by name)
-from .imageio import (IMAGE_SUFFIXES, check_output_dir, check_output_path, make_output_dir, read_image,
-                      remove_empty_dirs, write_image)
+from .imageio import (IMAGE_SUFFIXES, check_output_dir, check_output_path, image_files, make_output_dir,
+                      one_line, read_image, refuse_existing, remove_empty_dirs, write_image)
 
 
 def note(message: str) -> None:
@@ -26,8 +29,7 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+            found = image_files(path, skip_hidden=True)
             if not found:
                 raise InputError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.extend(found)
@@ -36,6 +38,20 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
         else:
             raise InputError(f"{path}: no such file or folder")
     return files
+
+
+def read_inputs(files: list[Path], check: Callable[[Path, Image.Image], None] | None = None) -> list[Image.Image]:
+    """Every input read (and ``check``-ed), its conversion notes printed, before any work,
+    so that a bad input fails before anything is written."""
+    images = []
+    for f in files:
+        img, notes = read_image(f)
+        for text in notes:
+            note(f"{f}: {text}")
+        if check is not None:
+            check(f, img)
+        images.append(img)
+    return images
 
 
 def plan_outputs(files: list[Path], output: Path | None, out_dir: Path | None, overwrite: bool) -> list[Path]:
@@ -61,16 +77,13 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     files = collect_inputs(args.inputs)
     targets = plan_outputs(files, args.output, args.out_dir, args.overwrite)
     # Read and size-check every input before loading the model, so bad input fails fast.
-    images = []
-    for f in files:
-        img, notes = read_image(f)
-        for text in notes:
-            note(f"{f}: {text}")
+    def check_size(f: Path, img: Image.Image) -> None:
         try:
             output_size(img.size, args.scale, args.size, args.max_pixels)
         except InputError as exc:
             raise InputError(f"{f}: {exc}") from None
-        images.append(img)
+
+    images = read_inputs(files, check_size)
     out_dir = args.out_dir if args.out_dir is not None else targets[0].parent
     created = make_output_dir(out_dir)
     written = 0
@@ -120,7 +133,7 @@ def known_problem(exc: BaseException) -> str | None:
     if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(
             s in text.lower() for s in ("out of memory", "can't allocate memory", "not enough memory"))):
         return ("out of memory; ask for a smaller output, lower --chunk-size, or use --device cpu "
-                f"({text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__})")
+                f"({one_line(exc)[:120]})")
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
     return None
@@ -186,16 +199,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .onnx_engine import export_onnx
 
-    if args.onnx.exists() and not args.overwrite:
-        raise InputError(f"{args.onnx}: exists; pass --overwrite to replace it")
+    refuse_existing(args.onnx, args.overwrite)
     if not args.onnx.parent.is_dir():
         raise InputError(f"{args.onnx.parent}: no such folder")
     model = load_model(args.model, precision="fp32").model
-    tmp = args.onnx.with_name(args.onnx.name + ".part")
-    try:
-        export_onnx(model, tmp)
-        tmp.replace(args.onnx)  # never a half-written model
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(args.onnx, lambda tmp: export_onnx(model, tmp))  # never a half-written model
     print(args.onnx)
     return 0

@@ -14,12 +14,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .atomic import TempFileError, atomic_write
 from .errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
                 ".tiff": "TIFF", ".webp": "WEBP", ".ppm": "PPM"}
 _PNG_END = b"IEND\xaeB`\x82"
+
+
+def image_files(folder: str | Path, skip_hidden: bool = False) -> list[Path]:
+    """The files directly inside ``folder`` with an image suffix, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not (skip_hidden and p.name.startswith(".")))
 
 
 def to_rgb(img: Image.Image) -> tuple[Image.Image, str | None]:
@@ -80,7 +87,7 @@ def read_image(path: str | Path) -> tuple[Image.Image, list[str]]:
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputError(f"{path}: cannot read image, it is damaged or truncated ({_one_line(exc)})") from None
+        raise InputError(f"{path}: cannot read image, it is damaged or truncated ({one_line(exc)})") from None
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     notes += [n for n in (orient_note, note) if n]
@@ -111,7 +118,8 @@ def _check_png_end(path: Path) -> None:
             raise OSError("PNG without its end chunk")
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -123,9 +131,13 @@ def check_output_path(path: str | Path, overwrite: bool = False) -> Path:
         raise InputError(f"{path}: unknown output format; use one of {', '.join(sorted(SAVE_FORMATS))}")
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file name")
+    refuse_existing(path, overwrite)
+    return path
+
+
+def refuse_existing(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise InputError(f"{path}: exists; pass --overwrite to replace it")
-    return path
 
 
 def check_output_dir(path: str | Path) -> Path:
@@ -137,6 +149,16 @@ def check_output_dir(path: str | Path) -> Path:
                 raise InputError(f"{p}: is a file, not a folder; cannot write into {path}")
             break
     return path
+
+
+def make_folder(folder: Path) -> None:
+    """Create an output folder (and its parents), or say plainly why it cannot be."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create output folder ({exc.strerror})") from None
 
 
 def make_output_dir(path: str | Path) -> list[Path]:
@@ -153,7 +175,7 @@ def make_output_dir(path: str | Path) -> list[Path]:
         os.unlink(probe)
     except OSError as exc:
         remove_empty_dirs(created)
-        raise InputError(f"{path}: cannot write into this folder ({exc.strerror or _one_line(exc)})") from None
+        raise InputError(f"{path}: cannot write into this folder ({exc.strerror or one_line(exc)})") from None
     return created
 
 
@@ -173,32 +195,17 @@ def write_image(img: Image.Image, path: str | Path, overwrite: bool = False) -> 
     if not parent.is_dir():
         what = "is a file, not a folder" if parent.exists() else "output folder does not exist"
         raise InputError(f"{parent}: {what}")
+    opts = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            img.save(f, format=fmt, **opts)
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
+        atomic_write(path, save)
+    except TempFileError as exc:
+        raise InputError(f"{parent}: cannot write into this folder ({exc.strerror or one_line(exc)})") from None
     except OSError as exc:
-        raise InputError(f"{parent}: cannot write into this folder ({exc.strerror or _one_line(exc)})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove(tmp)
-        raise InputError(f"{path}: cannot write ({exc.strerror or _one_line(exc)})") from None
-    except BaseException:
-        _remove(tmp)
-        raise
+        raise InputError(f"{path}: cannot write ({exc.strerror or one_line(exc)})") from None
     return path
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

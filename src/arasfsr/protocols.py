@@ -37,7 +37,7 @@ from PIL import Image
 
 from .data.degrade import degrade, resize
 from .errors import InputError
-from .imageio import IMAGE_SUFFIXES, read_image
+from .imageio import image_files, read_image
 
 FFHQ_CROP = (192, 300, 832, 940)  # (left, top, right, bottom) on the 1024x1024 aligned face
 FFHQ_SIDE = 1024
@@ -141,7 +141,7 @@ def list_faces(data_root: Path, dataset: str, limit: int | None = None) -> list[
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder; pass --data DIR (the folder holding "
                          "utkface/ and ffhq/) or set ARASFSR_DATA")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise InputError(f"{folder}: holds no images")
     return files[:limit] if limit is not None else files

@@ -64,13 +64,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from ..commands import collect_inputs
     from ..errors import InputError
+    from ..imageio import refuse_existing
     from .plots import compare
     from .runner import load_models
 
     if args.lr < 1 or args.hr < 1:
         raise InputError("--lr and --hr must be at least 1")
-    if args.out.exists() and not args.overwrite:
-        raise InputError(f"{args.out}: exists; pass --overwrite to replace it")
+    refuse_existing(args.out, args.overwrite)
     files = collect_inputs(args.faces)
     models = load_models(args.model, args.device)
     print(compare(models, files, args.out, args.lr, args.hr, args.degradation, args.ffhq_framing,

@@ -16,10 +16,9 @@ from PIL import Image
 
 from ..api import Upscaler
 from ..errors import InputError
-from ..imageio import IMAGE_SUFFIXES, read_image, write_image
+from ..imageio import image_files, read_image, write_image
 from ..protocols import TestRow, crop_ffhq, load_ground_truth, make_pair
 from .metrics import face_metrics
-from .runner import super_resolve
 
 # Both eyes on a UTKFace-framed face (eyes at about 30 % and 69 % across, 28 % down).
 EYE_BOX = (0.18, 0.16, 0.82, 0.42)  # (left, top, right, bottom) as fractions of the image
@@ -117,7 +116,7 @@ def face_tiles(models: list[Upscaler], lr: np.ndarray, out_size: tuple[int, int]
     w, h = out_size
     tiles = [_lr_tile(lr, out_size, degradation)]
     for up in models:
-        sr = super_resolve(up, lr[None], (h, w), chunk_size)[0]
+        sr = up.upscale_batch(lr[None], (h, w), chunk_size)[0]
         caption = ""
         if score:
             m = face_metrics(sr, reference)
@@ -162,8 +161,7 @@ def write_pictures(results: dict, models: list[Upscaler], rows: tuple[TestRow, .
     written.append(faces_grid(models, test, row, out / "grid_test.png",
                               f"{row.dataset}, {row.degradation} LR, {row.label}", True, True, chunk_size))
     real = Path(data_root) / "realworld"
-    real_files = sorted(p for p in real.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:GRID_FACES] \
-        if real.is_dir() else []
+    real_files = image_files(real)[:GRID_FACES] if real.is_dir() else []
     if real_files:
         # FFHQ-aligned real faces, cropped to UTKFace framing and shrunk to the row's LR size.
         shrink = TestRow("realworld", row.lr, row.hr, "bicubic")

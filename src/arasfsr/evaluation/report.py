@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..errors import InputError
 
 METRIC_TITLES = {"psnr": "PSNR (dB)", "ssim": "SSIM (scikit-image defaults)",
@@ -16,20 +15,10 @@ METRIC_TITLES = {"psnr": "PSNR (dB)", "ssim": "SSIM (scikit-image defaults)",
 
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-        raise
-    return path
+        return atomic_write_text(path, text)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _json_safe(value):

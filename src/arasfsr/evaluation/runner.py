@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ..api import Upscaler, load_model
 from ..errors import InputError
+from ..imageio import make_folder, refuse_existing
 from ..protocols import (FFHQ_CROP, TITLES, TestRow, list_faces, load_ground_truth, make_pair,
                          protocol_rows, utkface_groups)
 from .metrics import DEFINITIONS, METRICS, face_metrics
@@ -59,15 +60,6 @@ def load_models(names: list[str], device: str | torch.device = "cpu") -> list[Up
     return models
 
 
-@torch.inference_mode()
-def super_resolve(up: Upscaler, lr: np.ndarray, size_hw: tuple[int, int],
-                  chunk_size: int | None = None) -> np.ndarray:
-    """A batch of LR faces (B,h,w,3 uint8) -> SR faces (B,H,W,3 uint8), rounded like upscale()."""
-    x = torch.from_numpy(np.array(lr, dtype=np.uint8)).to(up.device).permute(0, 3, 1, 2).float() / 255
-    sr = up.model.render(x, tuple(size_hw), chunk_size=chunk_size)
-    return (sr.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
 def dist_info() -> tuple[int, int]:
     """(rank, world size) from torchrun's environment; (0, 1) when run alone."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -99,7 +91,7 @@ def score_faces(models: list[Upscaler], rows: tuple[TestRow, ...], faces: dict[s
                 pairs = [make_pair(gt, row) for gt in gts]
                 lr = np.stack([p[0] for p in pairs])
                 for up in models:
-                    sr = super_resolve(up, lr, (row.hr, row.hr), chunk_size)
+                    sr = up.upscale_batch(lr, (row.hr, row.hr), chunk_size)
                     for (index, path), s, (_, hr) in zip(batch, sr, pairs):
                         m = face_metrics(s, hr)
                         records.append((up.name, row.key, index, path.name, *(m[k] for k in METRICS)))
@@ -159,14 +151,8 @@ def aggregate(records: list[tuple], models: list[str], rows: tuple[TestRow, ...]
 
 def prepare_out(out: Path, overwrite: bool) -> None:
     """Fail before any work if --out cannot take the results."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    if (out / "results.json").exists() and not overwrite:
-        raise InputError(f"{out / 'results.json'}: exists; pass --overwrite to replace it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    refuse_existing(out / "results.json", overwrite)
+    make_folder(out)
     if not os.access(out, os.W_OK):
         raise InputError(f"{out}: folder is not writable")
 

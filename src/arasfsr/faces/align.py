@@ -39,6 +39,13 @@ def alignment_matrix(landmarks: np.ndarray, size: float) -> np.ndarray:
     return similarity(landmarks, TEMPLATE * size)
 
 
+def aligned_crop(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(photo -> crop matrix, the size x size uint8 crop) of the face with ``landmarks``."""
+    matrix = alignment_matrix(landmarks, size)
+    crop = np.clip(np.round(warp(image, matrix, (size, size))), 0, 255).astype(np.uint8)
+    return matrix, crop
+
+
 def natural_size(landmarks: np.ndarray) -> int:
     """Crop side at which the face keeps its own resolution (zoom about 1)."""
     eye = float(np.hypot(*(np.asarray(landmarks)[1] - np.asarray(landmarks)[0])))

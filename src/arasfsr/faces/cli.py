@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,55 +39,21 @@ def add_parsers(sub, parse_scale, parse_size, default_model: str, default_max_pi
     rs.add_argument("--chunk-size", type=int, default=None, help="queries per forward pass")
 
 
-def _say(msg: str) -> None:
-    print(f"arasfsr: {msg}", file=sys.stderr)
-
-
-def _read_all(files: list[Path]) -> list[Image.Image]:
-    """Every photo read before any work, so a bad one fails before anything is written."""
-    from ..imageio import read_image
-
-    images = []
-    for f in files:
-        img, notes = read_image(f)
-        for note in notes:
-            _say(f"{f}: {note}")
-        images.append(img)
-    return images
-
-
 def _check_new(paths: list[Path], overwrite: bool) -> None:
     from ..errors import InputError
+    from ..imageio import refuse_existing
 
     if len(set(paths)) != len(paths):
         raise InputError("two inputs share a file name; put them in separate folders")
     for p in paths:
-        if p.exists() and not overwrite:
-            raise InputError(f"{p}: exists; pass --overwrite to replace it")
-
-
-def _make_dir(folder: Path) -> None:
-    from ..errors import InputError
-
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{folder}: exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{folder}: cannot create output folder ({exc.strerror})") from None
+        refuse_existing(p, overwrite)
 
 
 def write_json(data: dict, path: Path) -> None:
     """Atomic, like write_image: temporary file then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from ..atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1))
 
 
 def _no_face_note(path: Path, img: Image.Image) -> str:
@@ -102,16 +65,16 @@ def _no_face_note(path: Path, img: Image.Image) -> str:
 
 
 def cmd_align(args: argparse.Namespace) -> int:
-    from ..commands import collect_inputs
+    from ..commands import collect_inputs, note, read_inputs
     from ..errors import InputError
-    from ..imageio import write_image
-    from .align import TEMPLATE, alignment_matrix, warp
+    from ..imageio import make_folder, write_image
+    from .align import TEMPLATE, aligned_crop
     from .detect import load_detector
 
     if not 8 <= args.size <= 4096:
         raise InputError(f"--size {args.size}: give a crop side between 8 and 4096 pixels")
     files = collect_inputs(args.inputs)
-    images = _read_all(files)
+    images = read_inputs(files)
     detector = load_detector()
     found = [detector.detect(np.asarray(img)) for img in images]
     if not any(found):
@@ -119,16 +82,15 @@ def cmd_align(args: argparse.Namespace) -> int:
     crops = [[args.out_dir / f"{f.stem}_face{k}.png" for k in range(len(faces))] for f, faces in zip(files, found)]
     index = args.out_dir / "faces.json"
     _check_new([p for c in crops for p in c] + [index], args.overwrite)
-    _make_dir(args.out_dir)
+    make_folder(args.out_dir)
     records = []
     for f, img, faces, names in zip(files, images, found, crops):
         if not faces:
-            _say(_no_face_note(f, img))
+            note(_no_face_note(f, img))
         arr = np.asarray(img)
         rows = []
         for face, name in zip(faces, names):
-            m = alignment_matrix(face.landmarks, args.size)
-            crop = np.clip(np.round(warp(arr, m, (args.size, args.size))), 0, 255).astype(np.uint8)
+            m, crop = aligned_crop(arr, face.landmarks, args.size)
             write_image(Image.fromarray(crop), name, overwrite=args.overwrite)
             rows.append({**face.to_json(), "crop": name.name, "input_to_crop": np.round(m, 6).tolist()})
         records.append({"input": str(f), "width": img.width, "height": img.height, "faces": rows})
@@ -141,9 +103,9 @@ def cmd_align(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from ..api import load_model, output_size
-    from ..commands import collect_inputs, plan_outputs
+    from ..commands import collect_inputs, note, plan_outputs, read_inputs
     from ..errors import InputError
-    from ..imageio import write_image
+    from ..imageio import make_folder, refuse_existing, write_image
     from .detect import load_detector
     from .restore import restore, side_by_side_picture
 
@@ -155,25 +117,24 @@ def cmd_restore(args: argparse.Namespace) -> int:
     for t in targets:
         extra += [t.with_name(f"{t.stem}_compare.png")] * args.side_by_side + [t.with_suffix(".json")] * args.json
     _check_new(extra, args.overwrite)
-    images = _read_all(files)
+    images = read_inputs(files)
     for img in images:  # sizes are checked before any work
         output_size(img.size, args.scale, args.size, args.max_pixels)
     detector = load_detector()
     model = load_model(args.model, device=args.device)
     background = None if args.background == "bicubic" else load_model(args.background, device=args.device)
     if args.out_dir is not None:
-        _make_dir(args.out_dir)
+        make_folder(args.out_dir)
     for f, img, dst in zip(files, images, targets):
         res = restore(img, model, scale=args.scale, size=args.size, detector=detector, background=background,
                       faces_only=args.faces_only, max_pixels=args.max_pixels, chunk_size=args.chunk_size)
         if not res.faces:
-            _say(_no_face_note(f, img) + ("; nothing written" if args.faces_only else
-                                          "; the photo is up-scaled without face restoration"))
+            note(_no_face_note(f, img) + ("; nothing written" if args.faces_only else
+                                         "; the photo is up-scaled without face restoration"))
         if args.faces_only:
             for k, rf in enumerate(res.faces):
                 name = dst.with_name(f"{dst.stem}_face{k}.png")
-                if name.exists() and not args.overwrite:
-                    raise InputError(f"{name}: exists; pass --overwrite to replace it")
+                refuse_existing(name, args.overwrite)
                 write_image(Image.fromarray(rf.crop), name, overwrite=args.overwrite)
         else:
             write_image(res.image, dst, overwrite=args.overwrite)

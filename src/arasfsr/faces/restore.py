@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..api import DEFAULT_MAX_PIXELS, Scale, Upscaler, load_model, output_size
 from ..errors import InputError
-from .align import alignment_matrix, compose, feather_mask, natural_size, paste, warp
+from .align import aligned_crop, compose, feather_mask, natural_size, paste
 from .detect import Detector, Face
 
 
@@ -76,8 +76,7 @@ def restore(photo: Image.Image, face_model: Upscaler, *, scale: Scale | None = N
     for face in sorted(faces, key=lambda f: f.eye_distance):
         n_in = natural_size(face.landmarks)
         n_out = max(1, round(n_in * zoom))
-        to_crop = alignment_matrix(face.landmarks, n_in)
-        lr = np.clip(np.round(warp(arr, to_crop, (n_in, n_in))), 0, 255).astype(np.uint8)
+        to_crop, lr = aligned_crop(arr, face.landmarks, n_in)
         sr = face_model.upscale(lr, size=(n_out, n_out), chunk_size=chunk_size, max_pixels=None)
         ref = bicubic.upscale(lr, size=(n_out, n_out), max_pixels=None)
         sr = _match_colour(sr.astype(np.float32), ref, feather_mask(n_out)).round().astype(np.uint8)

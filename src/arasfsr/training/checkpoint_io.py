@@ -20,7 +20,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ..checkpoint import _atomic
+from ..atomic import atomic_write
 from ..errors import ModelError
 
 META_KEY = "arasfsr.training_state"
@@ -77,7 +77,8 @@ def save_state(checkpoint: dict[str, Any], path: str | Path) -> None:
     tensors: dict[str, torch.Tensor] = {}
     structure = encode(checkpoint, tensors)
     meta = {META_KEY: json.dumps(structure, allow_nan=True)}
-    _atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def load_state(path: str | Path) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from ..api import images_to_tensor
 from ..data.degrade import degrade, resize
 from ..data.mixture import random_degradation
 from ..errors import InputError
-from ..imageio import IMAGE_SUFFIXES, read_image
+from ..imageio import image_files, read_image
 from ..models.core import make_coord
 
 SUBSET_SEED = 0  # fixed: a ``limit`` always names the same faces
@@ -34,7 +35,7 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such data folder (set data.root or --data-root)")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise InputError(f"{folder}: folder holds no images")
     return files
@@ -53,7 +54,7 @@ def subset(files: list[Path], limit: int | None) -> list[Path]:
 
 
 def to_tensor(img: Image.Image) -> Tensor:
-    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)
+    return images_to_tensor(np.asarray(img)[None])[0]
 
 
 def make_lr(img: Image.Image, size: tuple[int, int], kind: str, rng: np.random.Generator) -> Image.Image:
