@@ -79,7 +79,7 @@ def render_markdown(results: dict) -> str:
     lines = [f"# {results['title']}", "",
              f"Protocol {results['protocol']}, tier `{results['tier']}`, {counts}"
              + (f" (--limit {results['limit']})" if results["limit"] else "")
-             + f"; device {results['device']}, {results['world_size']} process(es), "
+             + f"; device {results['device']} ({results.get('precision', 'fp32')}), {results['world_size']} process(es), "
              f"{results['elapsed_s']} s.", "",
              "Metrics on the Y channel (BT.601, truncated to uint8) of the whole image; "
              "each value is the mean over faces. Best per column in bold.", ""]

@@ -38,19 +38,21 @@ class EvalConfig:
     tier: str = "custom"
     limit: int | None = None
     device: str = "cpu"
+    precision: str = "fp32"  # the implicit decoders'; fp32 gives the exact metrics
     batch_size: int = 16
     chunk_size: int | None = None
     pictures: bool = True
     overwrite: bool = False
 
 
-def load_models(names: list[str], device: str | torch.device = "cpu") -> list[Upscaler]:
+def load_models(names: list[str], device: str | torch.device = "cpu",
+                precision: str = "fp32") -> list[Upscaler]:
     """The named models, bicubic first (always included), each under a distinct name."""
     ordered = [BASELINE] + [n for n in names if n != BASELINE]
     models: list[Upscaler] = []
     seen: set[str] = set()
     for name in dict.fromkeys(ordered):
-        up = load_model(name, device=device)
+        up = load_model(name, device=device, precision=precision)
         label, k = up.name, 2
         while label in seen:  # two checkpoints with the same file name
             label, k = f"{up.name}-{k}", k + 1
@@ -176,7 +178,7 @@ def run_eval(cfg: EvalConfig) -> dict | None:
     device = cfg.device
     if device == "cuda" and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % max(1, torch.cuda.device_count())}"
-    models = load_models(cfg.models, device)
+    models = load_models(cfg.models, device, cfg.precision)
     prepare_out(cfg.out, cfg.overwrite)  # every rank, so a refusal stops them all before any work
     started_here = False
     if world > 1:
@@ -200,7 +202,7 @@ def run_eval(cfg: EvalConfig) -> dict | None:
         return None
     results = {
         "protocol": cfg.protocol, "title": TITLES[cfg.protocol], "tier": cfg.tier,
-        "limit": cfg.limit, "world_size": world, "device": str(models[0].device),
+        "limit": cfg.limit, "world_size": world, "device": str(models[0].device), "precision": cfg.precision,
         "data_root": str(data_root), "face_counts": {ds: len(f) for ds, f in faces.items()},
         "ffhq_crop": {"box_ltrb_on_1024": list(FFHQ_CROP),
                       "why": "matches UTKFace framing (eyes and eye distance), see protocols.py"},
