@@ -136,7 +136,11 @@ def default_data_root() -> Path:
 
 
 def list_faces(data_root: Path, dataset: str, limit: int | None = None) -> list[Path]:
-    """The images of ``dataset`` in name order; the first ``limit`` of them if given."""
+    """The images of ``dataset`` in name order; ``limit`` of them, evenly spaced, if given.
+
+    Evenly spaced rather than the first N: UTKFace names start with the age, so the
+    first faces in name order are nearly all of one age group.
+    """
     folder = Path(data_root) / dataset
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder; pass --data DIR (the folder holding "
@@ -144,7 +148,9 @@ def list_faces(data_root: Path, dataset: str, limit: int | None = None) -> list[
     files = image_files(folder)
     if not files:
         raise InputError(f"{folder}: holds no images")
-    return files[:limit] if limit is not None else files
+    if limit is None or limit >= len(files):
+        return files
+    return [files[i * len(files) // limit] for i in range(limit)]
 
 
 def ffhq_crop_box(size: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -17,7 +17,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="models to evaluate (bicubic is always added); default: every trained model")
     ev.add_argument("--out", type=Path, required=True, help="folder for results.json, results.md, PNGs")
     ev.add_argument("--tier", default="custom", help="a label recorded in the results")
-    ev.add_argument("--limit", type=int, default=None, help="only the first N faces of each set")
+    ev.add_argument("--limit", type=int, default=None, help="only N faces of each set, evenly spaced in name order")
     ev.add_argument("--data", type=Path, default=None,
                     help="folder holding utkface/, ffhq/, realworld/ (default: $ARASFSR_DATA or shared/data)")
     ev.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
