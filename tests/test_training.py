@@ -183,3 +183,17 @@ def test_torchrun_ddp_two_ranks_agree(shared_data, tmp_path):
     card = json.loads((out / "model.json").read_text())
     assert card["world_size"] == 2 and card["ddp_ranks_identical"] is True
     assert card["command"].startswith("torchrun --nproc_per_node=2")
+
+
+def test_init_fine_tunes_from_an_exported_model(shared_data, tmp_path):
+    from arasfsr.checkpoint import load_checkpoint, read_card
+
+    base = train("smoke/C-liif", out=tmp_path / "base", data_root=shared_data, command="base")
+    tuned = train("smoke/C-liif", out=tmp_path / "tuned", data_root=shared_data, init=base,
+                  overrides=["train.iterations=2"], command="tuned")
+    card = read_card(tuned)
+    assert card["init"]["weights"] == str(base) and card["iterations_total"] == card["iterations"] + 4
+    a, b = load_checkpoint(base).state_dict(), load_checkpoint(tuned).state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # it trained on from there
+    with pytest.raises(InputError, match="differs"):
+        train("smoke/C-arasfsr", out=tmp_path / "bad", data_root=shared_data, init=base)
