@@ -56,7 +56,7 @@ class Neighbour:
     """What the ensemble gathers for one of the four nearest latent codes.
 
     The fast path stacks the four neighbours on a leading axis (K, B, Q, ...) and
-    gathers no code (``feat`` is None): it reads the code's first-layer projection.
+    gathers no code (``feat`` is None): it reads the code's rows of ``proj`` (see ``project``).
     """
 
     feat: Tensor | None  # (B, Q, C') the (unfolded) code at the neighbour
@@ -223,7 +223,7 @@ class ImplicitSR(SuperResolver):
         """
         extra = self.neighbour_inputs(state, nb, ctx)
         rows.addmm_(extra.reshape(rows.shape[0], -1).to(dtype), state["proj_extra"])
-        return rows  # not addmm_'s result: the ONNX exporter loses the in-place update then
+        return rows
 
     def decode_hidden(self, state: dict[str, Tensor], hidden: Tensor, ctx: dict[str, Tensor]) -> Tensor:
         """Prediction (K,B,Q,3) from :meth:`neighbour_hidden`'s output viewed (K,B,Q,H)."""
