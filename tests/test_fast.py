@@ -17,6 +17,9 @@ CONFIGS = {
     "arasfsr-G": ("arasfsr", {**SMALL, "frequency_width": 16, "frequency_blocks": 1, "modulation": False}),
     "arasfsr-S": ("arasfsr", {**SMALL, "frequency_width": 16, "frequency_blocks": 1, "skip": False}),
     "liif": ("liif", SMALL),
+    "lte": ("lte", {**SMALL, "hidden_dim": 16}),
+    "diinn": ("diinn", SMALL),
+    "diinn-ensemble": ("diinn", {**SMALL, "local_ensemble": True}),
 }
 
 
@@ -34,9 +37,12 @@ def realistic(model: ImplicitSR) -> ImplicitSR:
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     for m in linears:
         torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-        torch.nn.init.normal_(m.bias, std=0.1)
+        if m.bias is not None:
+            torch.nn.init.normal_(m.bias, std=0.1)
     lr = torch.rand(1, 3, 12, 12)
     with torch.no_grad():
+        if hasattr(model, "freq"):  # LTE: frequencies of a few half-periods per LR pixel (std ~2.5)
+            model.freq.weight.mul_(10)
         out = model.render(lr, (24, 24), precision="fp32")
         # Rescale the decoder's output layer so the image has a face-like spread (std ~0.25).
         head = [m for m in linears if m.out_features == 3][-1]
@@ -62,7 +68,7 @@ def test_fast_path_equals_authors_formulation(name, lr_hw, size):
     assert (plain - ref).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("name", ["arasfsr", "liif"])
+@pytest.mark.parametrize("name", ["arasfsr", "liif", "lte", "diinn", "diinn-ensemble"])
 def test_bf16_stays_above_50db_on_realistic_weights(name):
     model = realistic(small(name))
     lr = torch.rand(1, 3, 16, 16)
@@ -102,19 +108,22 @@ def test_fast_path_keeps_training_gradients_on_the_plain_path():
     assert model.imnet.mods[0].weight.grad is not None
 
 
+ONNX_MODELS = ("arasfsr", "liif", "lte", "diinn", "diinn-ensemble")
+
+
 @pytest.fixture(scope="module")
 def onnx_models():
     pytest.importorskip("onnxruntime")
     from arasfsr.onnx_engine import OnnxEngine, export_onnx
 
     out = {}
-    for name in ("arasfsr", "liif"):
+    for name in ONNX_MODELS:
         model = small(name)
         out[name] = (model, OnnxEngine(export_onnx(model, lr_hw=(16, 16), queries=64)))
     return out
 
 
-@pytest.mark.parametrize("name", ["arasfsr", "liif"])
+@pytest.mark.parametrize("name", ONNX_MODELS)
 @pytest.mark.parametrize("lr_hw,size", [((11, 9), (37, 23)), ((20, 24), (50, 90))])
 def test_onnx_matches_pytorch_at_other_sizes(onnx_models, name, lr_hw, size):
     model, engine = onnx_models[name]
@@ -124,14 +133,15 @@ def test_onnx_matches_pytorch_at_other_sizes(onnx_models, name, lr_hw, size):
     assert (engine.render(lr, size, chunk_size=500) - ref).abs().max() < 1e-4
 
 
-def test_export_and_upscale_with_onnx_engine(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["liif", "lte", "diinn"])
+def test_export_and_upscale_with_onnx_engine(tmp_path, capsys, name):
     pytest.importorskip("onnxruntime")
     import numpy as np
     from PIL import Image
 
     from arasfsr.api import Upscaler, load_model
 
-    model = small("liif")
+    model = small(name)
     from arasfsr.checkpoint import save_checkpoint
 
     ckpt = tmp_path / "tiny.safetensors"

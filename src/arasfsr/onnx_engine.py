@@ -49,13 +49,15 @@ class _Encode(nn.Module):
 
 
 class _Query(nn.Module):
-    def __init__(self, model: ImplicitSR, keys: tuple[str, ...], proj_extra: Tensor) -> None:
+    def __init__(self, model: ImplicitSR, keys: tuple[str, ...], proj_extra: Tensor | None) -> None:
         super().__init__()
         self.model, self.keys = model, keys
-        self.register_buffer("proj_extra", proj_extra)
+        self.register_buffer("proj_extra", proj_extra)  # None where the model has no extras part
 
     def forward(self, coord: Tensor, ratio: Tensor, *tensors: Tensor) -> Tensor:
-        state = dict(zip(self.keys, tensors), proj_extra=self.proj_extra)
+        state = dict(zip(self.keys, tensors))
+        if self.proj_extra is not None:
+            state["proj_extra"] = self.proj_extra
         return denormalise(self.model.query_fast(state, coord, ratio))
 
 
@@ -80,7 +82,7 @@ def export_onnx(model: SuperResolver, path: str | Path | None = None, lr_hw: tup
 
     if not isinstance(model, ImplicitSR) or not model.has_fast_path:
         raise ModelError(f"ONNX export supports the implicit models with the fast path "
-                         f"(arasfsr, liif), not {model.arch!r}")
+                         f"(arasfsr, liif, lte, diinn), not {model.arch!r}")
     model = model.eval().float()
     keys = ("proj", *model.query_state())
     names = [f"state_{k}" for k in keys]
@@ -94,7 +96,7 @@ def export_onnx(model: SuperResolver, path: str | Path | None = None, lr_hw: tup
         for k, n in zip(keys, names):
             axes[n] = {i: f"{n}_{i}" for i in range(state[k].dim())}
         enc = _export(_Encode(model, keys).eval(), (lr,), ["lr"], names, axes)
-        qry = _export(_Query(model, keys, state["proj_extra"]).eval(), (coord, ratio, *(state[k] for k in keys)),
+        qry = _export(_Query(model, keys, state.get("proj_extra")).eval(), (coord, ratio, *(state[k] for k in keys)),
                       ["coord", "ratio", *names], ["rgb"],
                       {"coord": {0: "batch", 1: "queries"}, "ratio": {0: "batch"},
                        "rgb": {0: "batch", 1: "queries"}, **{n: axes[n] for n in names}})

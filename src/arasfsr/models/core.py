@@ -56,7 +56,7 @@ class Neighbour:
     """What the ensemble gathers for one of the four nearest latent codes.
 
     The fast path stacks the four neighbours on a leading axis (K, B, Q, ...) and
-    gathers no code (``feat`` is None): it reads the code's first-layer projection.
+    gathers no code (``feat`` is None): it reads the code's rows of ``proj`` (see ``project``).
     """
 
     feat: Tensor | None  # (B, Q, C') the (unfolded) code at the neighbour
@@ -84,10 +84,16 @@ def locate_codes(coord: Tensor, h: int, w: int, local_ensemble: bool = True) -> 
     return Neighbour(None, rel, code_coord, iy * w + ix)
 
 
+def rows_of(feat: Tensor) -> Tensor:
+    """(B,C,h,w) -> (B*h*w, C), one contiguous row per LR position. For B = 1 the reshape
+    alone is a view whose rows are strided by h*w, which made every gather cache-hostile."""
+    return feat.permute(0, 2, 3, 1).reshape(-1, feat.shape[1]).contiguous()
+
+
 def gather_neighbours(feat: Tensor, coord: Tensor, local_ensemble: bool = True) -> list[Neighbour]:
     """The four nearest codes of each query, each with its (unfolded) code gathered."""
     b, c, h, w = feat.shape
-    flat = feat.permute(0, 2, 3, 1).reshape(b, h * w, c)
+    flat = rows_of(feat).view(b, h * w, c)
     batch_idx = torch.arange(b, device=feat.device).unsqueeze(1)
     nb = locate_codes(coord, h, w, local_ensemble)
     return [Neighbour(flat[batch_idx, index], rel, cc, index)
@@ -151,13 +157,15 @@ class ImplicitSR(SuperResolver):
     :meth:`encode` (returning at least ``feat``) and :meth:`decode`, and may add a
     per-query term in :meth:`skip` (the bilinear skip of ARASFSR and LTE).
 
-    Fast inference (:meth:`render`) is opt-in, through four hooks: a model whose
+    Fast inference (:meth:`render`) is opt-in, through hooks: a model whose
     decoder starts with a linear layer over ``[unfolded code, per-neighbour extras]``
     returns that layer from :meth:`first_layer`, the extras from
     :meth:`neighbour_inputs` and the rest of the network from :meth:`decode_hidden`;
     :meth:`fast_context` adds per-query terms. The feature part of the first layer
     is then one 3x3 convolution per LR position instead of one product per query and
-    neighbour. Models without the hooks render through :meth:`query`.
+    neighbour. A decoder of another shape overrides :meth:`project` (what is computed
+    once per LR position) and :meth:`neighbour_hidden` (what the gathered rows become
+    for :meth:`decode_hidden`). Models without the hooks render through :meth:`query`.
     """
 
     feat_unfold: bool = True
@@ -186,7 +194,12 @@ class ImplicitSR(SuperResolver):
 
     # -- fast-path hooks (optional) -------------------------------------------------
     def first_layer(self) -> nn.Linear | None:
-        """The decoder's first layer, if it is linear in ``[code, neighbour_inputs]``."""
+        """The decoder's first layer (None: no fast path).
+
+        The default :meth:`project` and :meth:`neighbour_hidden` take it to be linear in
+        ``[code, neighbour_inputs]``; models whose first layer reads something else
+        override them.
+        """
         return None
 
     def neighbour_inputs(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
@@ -200,8 +213,20 @@ class ImplicitSR(SuperResolver):
         """Per-query terms of :meth:`decode_hidden`, computed once per query (in ``dtype``)."""
         return ctx
 
+    def neighbour_hidden(self, state: dict[str, Tensor], rows: Tensor, nb: Neighbour, ctx: dict[str, Tensor],
+                         dtype: torch.dtype) -> Tensor:
+        """What :meth:`decode_hidden` reads, (K*B*Q, H), from the rows of ``proj`` gathered
+        at the stacked neighbours ``nb`` (a fresh tensor: may be overwritten). Per-neighbour
+        terms that :meth:`decode_hidden` needs besides may go into ``ctx``.
+
+        Default: the first layer's pre-activation, code part plus extras part.
+        """
+        extra = self.neighbour_inputs(state, nb, ctx)
+        rows.addmm_(extra.reshape(rows.shape[0], -1).to(dtype), state["proj_extra"])
+        return rows
+
     def decode_hidden(self, state: dict[str, Tensor], hidden: Tensor, ctx: dict[str, Tensor]) -> Tensor:
-        """Prediction (K,B,Q,3) from the first layer's pre-activation (K,B,Q,H)."""
+        """Prediction (K,B,Q,3) from :meth:`neighbour_hidden`'s output viewed (K,B,Q,H)."""
         raise NotImplementedError
 
     def query_state(self) -> tuple[str, ...]:
@@ -234,35 +259,40 @@ class ImplicitSR(SuperResolver):
 
     # -- the fast path (inference) ----------------------------------------------------
     def project(self, state: dict[str, Tensor], dtype: torch.dtype = torch.float32) -> None:
-        """First-layer feature projection at every LR position, once per image.
+        """What the fast path gathers per neighbour, once per image: ``proj`` (B*h*w, H).
 
-        unfold + per-position linear is a 3x3 convolution with zero padding; the
-        first layer's bias is folded in. Adds ``proj`` (B*h*w, H) and ``proj_extra``.
+        Default: the first layer's code part at every LR position (its bias folded in)
+        as ``proj``, and the weights of its extras part as ``proj_extra``.
         """
         layer = self.first_layer()
-        feat = state["feat"]
-        b, c, h, w = feat.shape
-        k = 3 if self.feat_unfold else 1
-        n_code = c * k * k
-        weight = layer.weight[:, :n_code].reshape(layer.out_features, c, k, k)
-        proj = F.conv2d(feat, weight, layer.bias, padding=k // 2)
-        state["proj"] = proj.permute(0, 2, 3, 1).reshape(b * h * w, -1).to(dtype)
+        n_code = self.code_dim(state["feat"])
+        state["proj"] = self.project_codes(state["feat"], layer.weight[:, :n_code], layer.bias).to(dtype)
         state["proj_extra"] = layer.weight[:, n_code:].t().to(dtype)
 
-    def query_fast(self, state: dict[str, Tensor], coord: Tensor, ratio: Tensor) -> Tensor:
-        """Same as :meth:`query` (after :meth:`project`), the 4 neighbours in one pass."""
+    def code_dim(self, feat: Tensor) -> int:
+        """Width of the code one query reads: C, or 9C with unfolding."""
+        return feat.shape[1] * (9 if self.feat_unfold else 1)
+
+    def project_codes(self, feat: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """``weight`` (H, code_dim) applied to the (unfolded) code at every LR position:
+        (B*h*w, H). unfold + per-position linear is a 3x3 convolution with zero padding."""
+        k = 3 if self.feat_unfold else 1
+        proj = F.conv2d(feat, weight.reshape(weight.shape[0], feat.shape[1], k, k), bias, padding=k // 2)
+        return rows_of(proj)
+
+    def query_fast(self, state: dict[str, Tensor], coord: Tensor, ratio: Tensor,
+                   dtype: torch.dtype = torch.float32) -> Tensor:
+        """Same as :meth:`query` (after :meth:`project`), the 4 neighbours in one pass;
+        ``dtype`` is the hidden layers' (the one given to :meth:`project`)."""
         b, q = coord.shape[:2]
         h, w = state["feat"].shape[-2:]
-        proj, proj_extra = state["proj"], state["proj_extra"]
-        dtype = proj.dtype
         ratio_q = ratio[:, None, :].expand(-1, q, -1).to(coord.dtype)
         ctx = self.fast_context(state, self.query_context(state, coord, ratio_q), dtype)
         nb = locate_codes(coord, h, w, self.local_ensemble)
         k = nb.index.shape[0]
         index = nb.index + (torch.arange(b, device=coord.device) * (h * w)).view(1, b, 1)
-        hidden = proj.index_select(0, index.reshape(-1))  # (K*B*Q, H): no unfolded code per query
-        extra = self.neighbour_inputs(state, nb, ctx)
-        hidden.addmm_(extra.reshape(hidden.shape[0], -1).to(dtype), proj_extra)
+        rows = state["proj"].index_select(0, index.reshape(-1))  # (K*B*Q, H): no unfolded code per query
+        hidden = self.neighbour_hidden(state, rows, nb, ctx, dtype)
         with _autocast(coord.device, dtype):
             pred = self.decode_hidden(state, hidden.view(k, b, q, -1), ctx)
         weights = area_weights(nb.rel_coord)
@@ -306,7 +336,7 @@ class ImplicitSR(SuperResolver):
         for start in range(0, out_h * out_w, per_image):
             stop = min(start + per_image, out_h * out_w)
             c = coord_range(out_h, out_w, start, stop, lr.device, lr.dtype).unsqueeze(0).expand(b, -1, -1)
-            pred = self.query_fast(state, c, ratio) if fast else self.query(state, c, ratio)
+            pred = self.query_fast(state, c, ratio, dtype) if fast else self.query(state, c, ratio)
             out[:, :, start:stop] = denormalise(pred).transpose(1, 2)
         return out.view(b, 3, out_h, out_w)
 

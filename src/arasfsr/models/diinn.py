@@ -22,6 +22,7 @@ code only (``local_ensemble=False``); ``local_ensemble=True`` uses the core's
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .core import ImplicitSR, Neighbour
@@ -56,9 +57,13 @@ class DIINN(ImplicitSR):
         ctx["area"] = ratio.prod(dim=-1, keepdim=True)  # (h w) / (H W)
         return ctx
 
+    def neighbour_inputs(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
+        """The synthesis branch's input ``p``."""
+        return torch.cat([nb.rel_coord, ctx["area"].expand(*nb.rel_coord.shape[:-1], 1)], dim=-1)
+
     def decode(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
         z = nb.feat
-        p = torch.cat([nb.rel_coord, ctx["area"]], dim=-1)
+        p = self.neighbour_inputs(state, nb, ctx)
         s = None
         for k_layer, q_layer in zip(self.content, self.position):
             if s is None:
@@ -67,4 +72,33 @@ class DIINN(ImplicitSR):
             else:
                 k = torch.relu(k_layer(torch.cat([s, z], dim=-1)))
                 s = k * torch.sin(q_layer(s))
+        return self.out(s)
+
+    # Fast path: the code part of every content layer (K_0 z, and the z columns of
+    # K_i [s, z]) is one 3x3 convolution per LR position, gathered per query; per query
+    # and neighbour remain only the products with s, one [K_i^s; Q_i] product per layer.
+    def first_layer(self) -> nn.Linear:
+        return self.content[0]
+
+    def project(self, state: dict[str, Tensor], dtype: torch.dtype = torch.float32) -> None:
+        n_code = self.code_dim(state["feat"])
+        weight = torch.cat([layer.weight[:, layer.in_features - n_code:] for layer in self.content])
+        first = self.content[0].bias  # later biases go with their s part (decode_hidden)
+        bias = torch.cat([first, first.new_zeros(weight.shape[0] - first.shape[0])])
+        state["proj"] = self.project_codes(state["feat"], weight, bias).to(dtype)
+
+    def neighbour_hidden(self, state: dict[str, Tensor], rows: Tensor, nb: Neighbour, ctx: dict[str, Tensor],
+                         dtype: torch.dtype) -> Tensor:
+        # sin(Q_0 p), per neighbour, its argument in fp32; decode_hidden reads it from ctx.
+        ctx["sin0"] = torch.sin(self.position[0](self.neighbour_inputs(state, nb, ctx))).to(dtype)
+        return rows
+
+    def decode_hidden(self, state: dict[str, Tensor], hidden: Tensor, ctx: dict[str, Tensor]) -> Tensor:
+        k0, *codes = hidden.split([layer.out_features for layer in self.content], dim=-1)
+        s = k0.relu() * ctx["sin0"]
+        for k_layer, q_layer, code in zip(self.content[1:], self.position[1:], codes):
+            weight = torch.cat([k_layer.weight[:, :s.shape[-1]], q_layer.weight])
+            pre = F.linear(s, weight, torch.cat([k_layer.bias, q_layer.bias]))
+            k, q = pre.split([k_layer.out_features, q_layer.out_features], dim=-1)
+            s = (k + code).relu_() * torch.sin(q)
         return self.out(s)

@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ModelError
-from .core import ImplicitSR, Neighbour, bilinear_at
+from .core import ImplicitSR, Neighbour, bilinear_at, rows_of
 from .encoders import make_encoder
 from .mlp import MLP
 
@@ -48,20 +49,48 @@ class LTE(ImplicitSR):
 
     def encode(self, lr: Tensor) -> dict[str, Tensor]:
         feat = self.encoder(lr)
-        # One map so the core gathers coefficients and frequencies in one lookup.
-        return {"inp": lr, "feat": torch.cat([self.coef(feat), self.freq(feat)], dim=1)}
+        freq = self.freq(feat)  # channels (2k, 2k+1) are the pair (f_y, f_x)
+        # One map so the core gathers everything in one lookup; all f_y then all f_x, so
+        # that the texture reads contiguous runs.
+        return {"inp": lr, "feat": torch.cat([self.coef(feat), freq[:, 0::2], freq[:, 1::2]], dim=1)}
 
     def query_context(self, state: dict[str, Tensor], coord: Tensor, ratio: Tensor) -> dict[str, Tensor]:
         ctx = super().query_context(state, coord, ratio)
         ctx["phase"] = self.phase(2 * ratio)  # the cell, in LR pixels: same for all 4 codes
         return ctx
 
+    def texture(self, code: Tensor, rel_coord: Tensor, phase: Tensor) -> Tensor:
+        """The MLP's input ``coef * [cos, sin](pi (F·delta + phase))`` from gathered codes
+        ``[coef, f_y, f_x]`` (..., 2 hidden_dim); ``phase`` may lack the neighbour axis."""
+        half = self.hidden_dim // 2
+        coef, f_y, f_x = code.split([self.hidden_dim, half, half], dim=-1)
+        x = torch.addcmul(phase, f_y, rel_coord[..., :1]).addcmul_(f_x, rel_coord[..., 1:]).mul_(math.pi)
+        return coef * torch.cat([x.cos(), x.sin()], dim=-1)
+
     def decode(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
-        coef, freq = nb.feat.split(self.hidden_dim, dim=-1)
-        freq = freq.unflatten(-1, (self.hidden_dim // 2, 2))  # (B, Q, K, 2): (f_y, f_x) pairs
-        x = (freq * nb.rel_coord.unsqueeze(-2)).sum(-1) + ctx["phase"]
-        x = math.pi * x
-        return self.imnet(coef * torch.cat([x.cos(), x.sin()], dim=-1))
+        return self.imnet(self.texture(nb.feat, nb.rel_coord, ctx["phase"]))
+
+    # Fast path: the coefficient and frequency maps are per LR position already, so they
+    # are what the fast path gathers; the 4 neighbours then go through cos/sin and the
+    # MLP as one batch. The maps stay fp32 whatever the precision: they feed cos/sin.
+    def first_layer(self) -> nn.Linear:
+        return self.imnet.layers[0]
+
+    def project(self, state: dict[str, Tensor], dtype: torch.dtype = torch.float32) -> None:
+        state["proj"] = rows_of(state["feat"])
+
+    def neighbour_hidden(self, state: dict[str, Tensor], rows: Tensor, nb: Neighbour, ctx: dict[str, Tensor],
+                         dtype: torch.dtype) -> Tensor:
+        x = self.texture(rows.view(*nb.rel_coord.shape[:-1], -1), nb.rel_coord, ctx["phase"])
+        layer = self.first_layer()
+        x = F.linear(x.to(dtype), layer.weight.to(dtype), layer.bias.to(dtype))
+        return x.view(rows.shape[0], -1)
+
+    def decode_hidden(self, state: dict[str, Tensor], hidden: Tensor, ctx: dict[str, Tensor]) -> Tensor:
+        return self.imnet.forward_hidden(hidden)
+
+    def query_state(self) -> tuple[str, ...]:
+        return ("feat", "inp")
 
     def skip(self, state: dict[str, Tensor], coord: Tensor) -> Tensor | None:
         return bilinear_at(state["inp"], coord)
