@@ -156,3 +156,13 @@ def test_compare_grid_and_clear_errors(data_root, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "exists" in err and "no such folder" in err and "Traceback" not in err
     assert main(["eval", "--protocol", "Z", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_only_keeps_the_named_rows(data_root, tmp_path):
+    out = tmp_path / "only"
+    assert main(["eval", "--protocol", "B", "--only", "16-128", "--model", "bicubic", "--limit", "2",
+                 "--data", str(data_root), "--out", str(out), "--no-pictures"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert {r["label"] for r in res["results"]} == {"x8 16-128"}
+    assert main(["eval", "--protocol", "B", "--only", "7-9", "--model", "bicubic", "--limit", "2",
+                 "--data", str(data_root), "--out", str(tmp_path / "none"), "--no-pictures"]) == 2

@@ -21,6 +21,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--data", type=Path, default=None,
                     help="folder holding utkface/, ffhq/, realworld/ (default: $ARASFSR_DATA or shared/data)")
     ev.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ev.add_argument("--only", nargs="+", metavar="LR-HR",
+                    help="evaluate only these rows, e.g. 16-128 (default: every row of the protocol)")
     ev.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                     help="implicit decoders' precision (default fp32: exact metrics)")
     ev.add_argument("--batch-size", type=int, default=16, help="faces per forward pass")
@@ -55,7 +57,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     cfg = EvalConfig(protocol=args.protocol, out=args.out, models=args.model or default_models(),
                      data_root=args.data, tier=args.tier, limit=args.limit, device=args.device,
-                     precision=args.precision,
+                     precision=args.precision, only=args.only,
                      batch_size=args.batch_size, chunk_size=args.chunk_size,
                      pictures=not args.no_pictures, overwrite=args.overwrite)
     results = run_eval(cfg)

@@ -37,6 +37,7 @@ class EvalConfig:
     data_root: Path | None = None
     tier: str = "custom"
     limit: int | None = None
+    only: list[str] | None = None  # row keys or "LR-HR" sizes to keep (default: every row)
     device: str = "cpu"
     precision: str = "fp32"  # the implicit decoders'; fp32 gives the exact metrics
     batch_size: int = 16
@@ -168,6 +169,11 @@ def run_eval(cfg: EvalConfig) -> dict | None:
     from . import report
 
     rows = protocol_rows(cfg.protocol)
+    if cfg.only:
+        rows = [r for r in rows if f"{r.lr}-{r.hr}" in cfg.only or r.key in cfg.only]
+        if not rows:
+            raise InputError(f"--only {' '.join(cfg.only)}: no row of protocol {cfg.protocol} matches "
+                             "(give sizes as LR-HR, e.g. 16-128)")
     if cfg.limit is not None and cfg.limit < 1:
         raise InputError(f"--limit must be at least 1, got {cfg.limit}")
     if cfg.batch_size < 1:
