@@ -63,3 +63,9 @@ def test_unknown_and_untrained_names_are_clear_errors():
     assert arasfsr.load_model("bicubic").upscale(np.zeros((4, 4, 3), np.uint8), scale=2).shape == (8, 8, 3)
     untrained = arasfsr.load_model("e-liif", pretrained=False)
     assert untrained.model.arch == "liif"
+
+
+def test_default_model_without_its_weights_says_so(monkeypatch):
+    monkeypatch.setattr("arasfsr.api.shipped_weights", lambda name: None)
+    with pytest.raises(ModelError, match="default model 'arasfsr' has no trained weights"):
+        arasfsr.load_model()

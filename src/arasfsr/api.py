@@ -149,6 +149,10 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
     path = Path(name)
     if path.suffix or path.exists() or "/" in name:
         return Upscaler(load_checkpoint(path), path.stem, device, precision)
+    if name == DEFAULT_MODEL:  # an installation without the shipped weights
+        raise ModelError(f"the default model {name!r} has no trained weights in this installation; "
+                         "pass --model with a trained name from `arasfsr models` (e.g. bicubic) "
+                         "or a .safetensors checkpoint")
     raise ModelError(f"unknown model {name!r}; `arasfsr models` lists the names")
 
 

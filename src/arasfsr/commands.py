@@ -11,7 +11,7 @@ from typing import Callable
 from PIL import Image
 from tqdm import tqdm
 
-from .api import Upscaler, load_model, output_size
+from .api import load_model, output_size
 from .atomic import atomic_write
 from .errors import InputError, ModelError
 from .evaluation.commands import cmd_compare, cmd_eval  # noqa: F401  (dispatched by name)
@@ -88,7 +88,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     created = make_output_dir(out_dir)
     written = 0
     try:
-        model = load_for_cli(args.model, args.device, args.precision, args.engine)
+        model = load_model(args.model, device=args.device, precision=args.precision, engine=args.engine)
         for img, src, dst in tqdm(list(zip(images, files, targets)), desc="upscale", unit="img",
                                   disable=len(images) < 2, file=sys.stderr):
             try:
@@ -112,17 +112,6 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {len(images)} images to {out_dir}")
     return 0
-
-
-def load_for_cli(name: str, device: str, precision: str = "auto", engine: str = "torch") -> Upscaler:
-    """``load_model``, with a plain word when the default model has no weights yet."""
-    from .registry import DEFAULT_MODEL, list_models
-
-    if name == DEFAULT_MODEL and name not in list_models():
-        raise ModelError(f"the default model {name!r} has no trained weights in this installation; "
-                         "pass --model with a trained name from `arasfsr models` (e.g. bicubic) "
-                         "or a .safetensors checkpoint")
-    return load_model(name, device=device, precision=precision, engine=engine)
 
 
 def known_problem(exc: BaseException) -> str | None:
@@ -168,7 +157,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    for path in run_demo(args.out_dir, model=load_for_cli(args.model, args.device)):
+    for path in run_demo(args.out_dir, model=load_model(args.model, device=args.device)):
         print(path)
     return 0
 
