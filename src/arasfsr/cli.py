@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .faces.cli import add_parsers as add_face_parsers
 
-    add_face_parsers(sub, parse_scale, parse_size, DEFAULT_MODEL, DEFAULT_MAX_PIXELS)
+    add_face_parsers(sub)
     add_train_parser(sub)
     return parser
 

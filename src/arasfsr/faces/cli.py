@@ -10,11 +10,16 @@ import numpy as np
 from PIL import Image
 
 
-def add_parsers(sub, parse_scale, parse_size, default_model: str, default_max_pixels: int) -> None:
+def add_parsers(sub) -> None:
+    """``align`` and ``restore``, with the same option parsers as ``upscale``."""
+    from ..api import DEFAULT_MAX_PIXELS as default_max_pixels
+    from ..cli import parse_count, parse_scale, parse_size
+    from ..registry import DEFAULT_MODEL as default_model
+
     al = sub.add_parser("align", help="detect faces in photos and write aligned crops + a JSON of transforms")
     al.add_argument("inputs", nargs="+", metavar="INPUT", help="photos or folders of photos")
     al.add_argument("--out-dir", type=Path, required=True, metavar="DIR", help="folder for crops and faces.json")
-    al.add_argument("--size", type=int, default=200, metavar="N", help="crop side in pixels (default 200, as UTKFace)")
+    al.add_argument("--size", type=parse_count, default=200, metavar="N", help="crop side in pixels (default 200, as UTKFace)")
     al.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
 
     rs = sub.add_parser("restore", help="up-scale whole photos, super-resolving each face aligned")
@@ -34,9 +39,10 @@ def add_parsers(sub, parse_scale, parse_size, default_model: str, default_max_pi
     rs.add_argument("--json", action="store_true", help="also write NAME.json: faces, landmarks, transforms")
     rs.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     rs.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
-    rs.add_argument("--max-pixels", type=int, default=default_max_pixels, metavar="N",
+    rs.add_argument("--max-pixels", type=parse_count, default=default_max_pixels, metavar="N",
                     help=f"refuse outputs larger than this (default {default_max_pixels:,})")
-    rs.add_argument("--chunk-size", type=int, default=None, help="queries per forward pass")
+    rs.add_argument("--chunk-size", type=parse_count, default=None, metavar="N",
+                    help="pixels queried per forward pass (default: automatic, from free memory)")
 
 
 def _check_new(paths: list[Path], overwrite: bool) -> None:
