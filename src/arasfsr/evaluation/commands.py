@@ -10,6 +10,8 @@ from ..protocols import PROTOCOL_NAMES
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    from ..cli import parse_count
+
     ev = sub.add_parser("eval", help="evaluate models on a test protocol (PSNR/SSIM tables, pictures)")
     ev.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES,
                     help="A scales, B input sizes, C NN-JPEG, D ablation, P all of A-C")
@@ -26,7 +28,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                     help="implicit decoders' precision (default fp32: exact metrics)")
     ev.add_argument("--batch-size", type=int, default=16, help="faces per forward pass")
-    ev.add_argument("--chunk-size", type=int, default=None, help="queries per forward pass")
+    ev.add_argument("--chunk-size", type=parse_count, default=None, help="queries per forward pass")
     ev.add_argument("--no-pictures", action="store_true", help="skip the plot and comparison grids")
     ev.add_argument("--overwrite", action="store_true", help="replace results in --out")
 
