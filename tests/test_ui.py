@@ -176,6 +176,13 @@ def test_upscale(client, face, mode, scale, w, h, size):
     assert f"**{size[0]}×{size[1]}** from 48×40" in info and MODEL in info
 
 
+def test_two_users_at_once_get_their_own_results(server, client, face, tmp_path):
+    other = gradio_client.Client(server, verbose=False, download_files=str(tmp_path))
+    jobs_ = [c.submit(gradio_client.handle_file(str(face)), "bicubic", jobs.BY_SIZE, "", w, h, api_name="/upscale")
+             for c, w, h in ((client, 101, 77), (other, 64, 200))]
+    assert [_png(j.result()[2]).size for j in jobs_] == [(101, 77), (64, 200)]
+
+
 @pytest.fixture(scope="module")
 def group_photo(shared_data, tmp_path_factory) -> Path:
     """Three UTKFace test faces side by side on a plain background (360x150)."""
