@@ -83,6 +83,24 @@ def test_without_gradio_the_command_says_how_to_install(monkeypatch):
         run(args)
 
 
+def test_problems_and_bugs_become_page_messages(capsys):
+    import gradio as gr
+
+    from arasfsr.ui.app import page_errors
+
+    def message(exc: BaseException) -> str:
+        with pytest.raises(gr.Error) as err, page_errors():
+            raise exc
+        return err.value.message
+
+    assert message(InputError("x.png: no such file")) == "x.png: no such file"
+    assert message(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB")
+                   ).startswith("out of memory; ask for a smaller output")
+    assert capsys.readouterr().err == ""
+    assert message(KeyError("k")) == "internal error, this is a bug in arasfsr (KeyError: 'k')"
+    assert "Traceback" in capsys.readouterr().err  # a bug's traceback goes to the server's log only
+
+
 def test_unknown_model_is_one_line_and_exit_2():
     proc = subprocess.run([sys.executable, "-m", "arasfsr.ui", "--model", "no-such-model"],
                           capture_output=True, text=True, timeout=120)

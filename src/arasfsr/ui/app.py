@@ -42,15 +42,14 @@ def page_errors():
     except gr.Error:
         raise
     except ArasfsrError as exc:
-        raise gr.Error(str(exc), title="arasfsr", print_exception=False) from None
+        raise gr.Error(str(exc), print_exception=False) from None
     except Exception as exc:
         text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate" in text.lower():
-            raise gr.Error(f"out of memory; ask for a smaller output ({text[:120]})", title="arasfsr",
-                           print_exception=False) from None
+            raise gr.Error(f"out of memory; ask for a smaller output ({text[:120]})", print_exception=False) from None
         traceback.print_exc(file=sys.stderr)
         raise gr.Error(f"internal error, this is a bug in arasfsr ({type(exc).__name__}: {text})",
-                       title="arasfsr", print_exception=False) from None
+                       print_exception=False) from None
 
 
 def _size_controls(default_scale: str = "4", default_size: tuple[int, int] = (256, 256)):
@@ -66,6 +65,20 @@ def _size_controls(default_scale: str = "4", default_size: tuple[int, int] = (25
     for box, choice in ((width, jobs.BY_SIZE), (height, jobs.BY_SIZE), (scale, jobs.BY_SCALE)):
         box.input(None, None, mode, js=f"() => {choice!r}", api_visibility="private", queue=False)
     return mode, scale, width, height
+
+
+def _upload(label: str, elem_id: str, preview) -> gr.File:
+    """A file drop with the image shown under it (and its size, or the problem with it)."""
+    file = gr.File(label=label, file_types=["image"], elem_id=elem_id)
+    shown = _image("Input", height=160)
+    size = gr.Markdown()
+    file.change(preview, file, [shown, size], api_visibility="private")
+    return file
+
+
+def _on_click(button: gr.Button, fn, inputs: list, outputs: list, api_name: str) -> None:
+    """A job: one at a time across the whole app (the CPU is the bottleneck), named in the API."""
+    button.click(fn, inputs, outputs, api_name=api_name, concurrency_id="models", concurrency_limit=1)
 
 
 def _image(label: str, **kw) -> gr.Image:
@@ -114,9 +127,7 @@ def build_app(default_model: str = DEFAULT_MODEL, cache: jobs.ModelCache | None 
         with gr.Tab("Upscale a face", id="upscale"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    up_file = gr.File(label="Face image", file_types=["image"], elem_id="upscale-input")
-                    up_preview = _image("Input", height=160)
-                    up_size = gr.Markdown()
+                    up_file = _upload("Face image", "upscale-input", preview)
                     up_model = gr.Dropdown(models, value=default_model, label="Model")
                     up_controls = _size_controls()
                     up_button = gr.Button("Upscale", variant="primary", elem_id="upscale-button")
@@ -129,17 +140,13 @@ def build_app(default_model: str = DEFAULT_MODEL, cache: jobs.ModelCache | None 
                     up_slider = gr.ImageSlider(label="Before / after: bicubic | model", format=PNG, type="pil",
                                                interactive=False, max_height=360)
                     up_png = gr.File(label="Download PNG", interactive=False, elem_id="upscale-download")
-            up_file.change(preview, up_file, [up_preview, up_size], api_visibility="private")
-            up_button.click(upscale, [up_file, up_model, *up_controls],
-                            [up_input, up_bicubic, up_result, up_slider, up_info, up_png],
-                            api_name="upscale", concurrency_id="models", concurrency_limit=1)
+            _on_click(up_button, upscale, [up_file, up_model, *up_controls],
+                      [up_input, up_bicubic, up_result, up_slider, up_info, up_png], "upscale")
 
         with gr.Tab("Restore a photo", id="restore"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    rs_file = gr.File(label="Photo", file_types=["image"], elem_id="restore-input")
-                    rs_preview = _image("Input", height=160)
-                    rs_size = gr.Markdown()
+                    rs_file = _upload("Photo", "restore-input", preview)
                     rs_model = gr.Dropdown(models, value=default_model, label="Face model")
                     rs_controls = _size_controls("2", (1920, 1080))
                     rs_button = gr.Button("Restore", variant="primary")
@@ -151,22 +158,18 @@ def build_app(default_model: str = DEFAULT_MODEL, cache: jobs.ModelCache | None 
                     rs_compare = _image("Input | bicubic | restored")
                     rs_crops = gr.Gallery(label="Restored faces", format=PNG, columns=6, height=220, object_fit="contain")
                     rs_zip = gr.File(label="Download all (zip)", interactive=False)
-            rs_file.change(preview, rs_file, [rs_preview, rs_size], api_visibility="private")
-            rs_button.click(restore, [rs_file, rs_model, *rs_controls],
-                            [rs_detected, rs_restored, rs_compare, rs_crops, rs_info, rs_zip],
-                            api_name="restore", concurrency_id="models", concurrency_limit=1)
+            _on_click(rs_button, restore, [rs_file, rs_model, *rs_controls],
+                      [rs_detected, rs_restored, rs_compare, rs_crops, rs_info, rs_zip], "restore")
 
         with gr.Tab("Compare models", id="compare"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    cm_file = gr.File(label="Face image", file_types=["image"], elem_id="compare-input")
-                    cm_preview = _image("Input", height=160)
-                    cm_size = gr.Markdown()
+                    cm_file = _upload("Face image", "compare-input", preview)
                     cm_models = gr.CheckboxGroup(models, value=list(dict.fromkeys(["bicubic", default_model])),
                                                  label="Models")
                     cm_simulate = gr.Checkbox(True, label="Simulate a low-resolution input: shrink the image "
                                                          "first, then compare each model with it (PSNR, SSIM)")
-                    cm_shrink = gr.Number(4, label="Shrink by", minimum=1)
+                    cm_shrink = gr.Number(4, label="Shrink by")
                     gr.Markdown("Without simulation the image is the input and the size below applies:")
                     cm_controls = _size_controls()
                     cm_button = gr.Button("Compare", variant="primary")
@@ -175,17 +178,16 @@ def build_app(default_model: str = DEFAULT_MODEL, cache: jobs.ModelCache | None 
                     cm_table = gr.Markdown()
                     cm_gallery = gr.Gallery(label="Each model", format=PNG, columns=4, height=260, object_fit="contain")
                     cm_png = gr.File(label="Download the picture (PNG)", interactive=False)
-            cm_file.change(preview, cm_file, [cm_preview, cm_size], api_visibility="private")
-            cm_button.click(compare, [cm_file, cm_models, cm_simulate, cm_shrink, *cm_controls],
-                            [cm_grid, cm_gallery, cm_table, cm_png],
-                            api_name="compare", concurrency_id="models", concurrency_limit=1)
+            _on_click(cm_button, compare, [cm_file, cm_models, cm_simulate, cm_shrink, *cm_controls],
+                      [cm_grid, cm_gallery, cm_table, cm_png], "compare")
     app.outputs_root = outputs_root
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int | None = None, model: str = DEFAULT_MODEL) -> None:
+def serve(host: str = "127.0.0.1", port: int | None = None, model: str = DEFAULT_MODEL,
+          cache: jobs.ModelCache | None = None) -> None:
     """Serve the app until interrupted; the model is loaded first so a bad name fails here."""
-    cache = jobs.ModelCache()
+    cache = cache or jobs.ModelCache()
     cache.model(model)
     app = build_app(model, cache)
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -26,11 +26,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.port is not None and not 1 <= args.port <= 65535:
         raise ArasfsrError(f"--port {args.port}: give a port between 1 and 65535")
+    from .jobs import ModelCache
+
+    cache = ModelCache()
+    cache.model(args.model)  # a wrong name fails before the (slow) import of Gradio
     try:
         from .app import serve
     except ImportError as exc:
         if getattr(exc, "name", "") and exc.name.split(".")[0] in ("gradio", "gradio_client"):
             raise ArasfsrError(INSTALL_HINT) from None
         raise
-    serve(args.host, args.port, args.model)
+    serve(args.host, args.port, args.model, cache)
     return 0
