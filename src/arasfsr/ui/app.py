@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # Before Gradio is imported: no usage statistics, no version check, nothing fetched.
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import gradio as gr  # noqa: E402
 
