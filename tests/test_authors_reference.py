@@ -124,9 +124,9 @@ def test_authors_checkpoint_maps_to_our_names_and_back():
 
 
 # -- the oracle against the project where both compute the same function ----------------------
-def _ours_render(model, lr, size):
+def _ours_render(model, lr, size, fast=False):
     with torch.no_grad():
-        return model.render(lr, size, chunk_size=10**6, fast=False)
+        return model.render(lr, size, chunk_size=10**6, fast=fast)
 
 
 @pytest.mark.parametrize("lr_hw,hr_hw", SIZES)
@@ -139,7 +139,8 @@ def test_oracle_liif_path_equals_our_liif(lr_hw, hr_hw):
     lr, _, _ = _toy_inputs(lr_hw, hr_hw, seed=1)
     theirs = ref.authors_render(p, lr, hr_hw, frequency=False, clamp=False, modulation=False,
                                 q_coord_input=False, skip=False)
-    assert torch.allclose(theirs, _ours_render(model, lr, hr_hw), atol=1e-5)
+    for fast in (False, True):
+        assert torch.allclose(theirs, _ours_render(model, lr, hr_hw, fast), atol=1e-5)
 
 
 @pytest.mark.parametrize("lr_hw,hr_hw", SIZES)
@@ -155,7 +156,8 @@ def test_oracle_wo_glo_equals_our_arasfsr_G_with_the_cell_doubled(lr_hw, hr_hw):
     p["imnet.layers.0.weight"][:, -2:] /= 2
     lr, _, _ = _toy_inputs(lr_hw, hr_hw, seed=2)
     theirs = ref.authors_render(p, lr, hr_hw, clamp=False, modulation=False, q_coord_input=False)
-    assert torch.allclose(theirs, _ours_render(model, lr, hr_hw), atol=1e-5)
+    for fast in (False, True):
+        assert torch.allclose(theirs, _ours_render(model, lr, hr_hw, fast), atol=1e-5)
 
 
 def _tie_lines(h: int, big_h: int) -> torch.Tensor:
