@@ -105,8 +105,8 @@ def cmd_rounding(args) -> None:
             r, t = sums["round"] / len(pairs), sums["trunc"] / len(pairs)
             deltas.append(r[0] - t[0])
             print(f"{name:16s} {row.key:28s} PSNR round {r[0]:.3f} trunc {t[0]:.3f} "
-                  f"(+{r[0] - t[0]:.3f} dB)  SSIM round {r[1]:.4f} trunc {t[1]:.4f}")
-    print(f"PSNR(round) - PSNR(trunc): {min(deltas):.3f} to {max(deltas):.3f} dB")
+                  f"({r[0] - t[0]:+.3f} dB)  SSIM round {r[1]:.4f} trunc {t[1]:.4f}")
+    print(f"PSNR(round) - PSNR(trunc): {min(deltas):+.3f} to {max(deltas):+.3f} dB")
 
 
 def cmd_diinn_ties(args) -> None:
