@@ -9,12 +9,18 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..architectures import register_model
 from .core import SuperResolver
 
 
+@register_model()
 class Bicubic(SuperResolver):
+    """Needs no weights: the package ships it as ``weights/bicubic.safetensors`` (no
+    tensors, the architecture in the metadata), so it is listed with the trained models."""
+
     arch = "bicubic"
 
-    def render(self, lr: Tensor, size: tuple[int, int], chunk_size: int | None = None) -> Tensor:
+    def render(self, lr: Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
+               precision: str | None = None, fast: bool = True) -> Tensor:
         out = F.interpolate(lr, size=tuple(size), mode="bicubic", align_corners=False, antialias=True)
         return out.clamp(0, 1)

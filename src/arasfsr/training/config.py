@@ -1,10 +1,11 @@
 """Training configurations: YAML files with ``include``s, short names and ``--set`` overrides.
 
-A config names its protocol, its model (a preset of :data:`arasfsr.registry.PRESETS`,
-with optional ``model_args`` overrides) and its data, training and validation settings.
-``include: [a.yaml, b.yaml]`` merges other files first (paths relative to the including
-file; later files and the file itself win). A tier file may give network sizes per
-architecture in ``tier_model_args: {arch: {...}}``.
+A config names its protocol, its model (a name :func:`arasfsr.registry.resolve` knows:
+usually a preset, with optional ``model_args`` overrides) and its data, training and
+validation settings. ``include: [a.yaml, b.yaml]`` merges other files first (paths
+relative to the including file; later files and the file itself win). The network
+sizes of a tier are declared by each model beside its class (``tiers=`` of
+``@register_model``); ``tier_model_args: {arch: {...}}`` may still override them.
 
 Short names such as ``paper/A-arasfsr`` resolve to the configs shipped in
 ``arasfsr/configs/<tier>/<protocol>-<model>.yaml``.
@@ -26,9 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "name": None,
     "protocol": None,
     "tier": None,
-    "model": None,            # preset name (or an architecture name)
+    "model": None,            # a model name: preset, architecture, shipped model or checkpoint
     "model_args": {},         # overrides of the preset's config
-    "tier_model_args": {},    # per-architecture sizes of a budget tier
+    "tier_model_args": {},    # overrides of the tier sizes the models declare, per architecture
     "data": {
         "root": "../shared/data",  # relative to the working directory; --data-root overrides
         "train": "utkface/train",
@@ -155,12 +156,13 @@ def _range(value: Any, what: str) -> tuple[int, int] | None:
 
 def validate(cfg: dict[str, Any]) -> None:
     from ..data.degrade import DEGRADATIONS
-    from ..models import ARCHITECTURES
-    from ..registry import PRESETS
+    from ..errors import ModelError
+    from ..registry import check_config
 
-    if cfg["model"] not in PRESETS and cfg["model"] not in ARCHITECTURES:
-        raise InputError(f"config model {cfg['model']!r} is not a known preset or architecture "
-                         f"(known: {', '.join(sorted(set(PRESETS) | set(ARCHITECTURES)))})")
+    try:
+        check_config(*model_spec(cfg))
+    except ModelError as exc:
+        raise InputError(f"config model {cfg['model']!r}: {exc}") from None
     data, train, val = cfg["data"], cfg["train"], cfg["val"]
     _range(data["lr_size"], "data.lr_size")
     if (data["hr_size"] is None) == (data["scale"] is None):
@@ -181,9 +183,13 @@ def validate(cfg: dict[str, Any]) -> None:
 
 
 def model_spec(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(arch, kwargs) of the configured model: preset, then tier sizes, then ``model_args``."""
-    from ..registry import PRESETS, Preset
+    """(arch, kwargs) of the configured model: its config (a preset's, or a checkpoint's),
+    then the sizes the architecture declares for the tier, then ``model_args``."""
+    from ..registry import resolve, tier_sizes
 
-    preset = PRESETS.get(cfg["model"]) or Preset(cfg["model"])
-    args = merge(preset.config, (cfg.get("tier_model_args") or {}).get(preset.arch, {}) or {})
-    return preset.arch, merge(args, cfg.get("model_args") or {})
+    if not isinstance(cfg["model"], str):
+        raise InputError(f"config model must be a model name, got {cfg['model']!r}")
+    entry = resolve(cfg["model"])
+    args = merge(entry.config, tier_sizes(entry.arch, cfg.get("tier")))
+    args = merge(args, (cfg.get("tier_model_args") or {}).get(entry.arch) or {})
+    return entry.arch, merge(args, cfg.get("model_args") or {})
