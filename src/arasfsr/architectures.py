@@ -102,12 +102,13 @@ def record_config(init: Callable[..., None]) -> Callable[..., None]:
             init(self, *args, **kwargs)
             return
         what = f"config of {getattr(type(self), 'arch', '') or type(self).__name__!r}"
-        try:
-            given = inspect.signature(init).bind(self, *args, **kwargs).arguments
+        try:  # positional arguments by name; keywords are checked by bind_config
+            given = dict(list(inspect.signature(init).bind_partial(self, *args).arguments.items())[1:])
         except TypeError as exc:
             raise ModelError(f"{what}: {exc}") from None
-        given.pop(next(iter(given)))  # self
-        config = bind_config(init, given, what)
+        if given.keys() & kwargs.keys():
+            raise ModelError(f"{what}: {sorted(given.keys() & kwargs.keys())[0]!r} given twice")
+        config = bind_config(init, {**given, **kwargs}, what)
         init(self, **config)
         self.config = config
 

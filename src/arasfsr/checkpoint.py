@@ -107,15 +107,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Sup
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .models import create_model
-
-    header = read_header(path)
+    header = verify_checkpoint(path)
     path = Path(path)
-    try:
-        model = create_model(header.arch, **header.config)
-    except ModelError as exc:
-        raise invalid(path, str(exc)) from None
-    _check_tensors(path, header, model.state_dict())
+    model = _build(path, header)
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:
@@ -127,6 +121,27 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Sup
                             "the model would give blank images")
     model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def verify_checkpoint(path: str | Path) -> Header:
+    """The header of a checkpoint whose config builds its architecture and whose tensors
+    are exactly that model's; the model is built on torch's meta device (no memory)."""
+    import torch
+
+    header = read_header(path)
+    with torch.device("meta"):
+        model = _build(Path(path), header)
+    _check_tensors(Path(path), header, model.state_dict())
+    return header
+
+
+def _build(path: Path, header: Header) -> SuperResolver:
+    from .models import create_model
+
+    try:
+        return create_model(header.arch, **header.config)
+    except ModelError as exc:
+        raise invalid(path, str(exc)) from None
 
 
 def _check_tensors(path: Path, header: Header, expected: dict[str, Any]) -> None:
@@ -176,6 +191,8 @@ def invalid(path: Path, why: str) -> ModelError:
 
 def _looks_pickled(path: Path) -> bool:
     with open(path, "rb") as f:
-        head = f.read(4)
+        head = f.read(9)
+    if head[8:9] == b"{":  # a safetensors header (its length may well start with 0x80)
+        return False
     # Pickle protocol 2+ starts with 0x80; torch zip archives with PK.
     return head[:1] == b"\x80" or head[:2] == b"PK"

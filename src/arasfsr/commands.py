@@ -132,7 +132,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .registry import DEFAULT_MODEL, list_models, resolve
 
     if args.info:
-        print(json.dumps(resolve(args.info).info(), indent=2))
+        print(json.dumps(resolve(args.info).check().info(), indent=2))
         return 0
     rows = list_models(include_presets=args.all)
     width = max(len(n) for n in rows)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .architectures import ARCHITECTURES, PRESETS, TIERS, bind_config
-from .checkpoint import read_card, read_header
+from .checkpoint import read_card, read_header, verify_checkpoint
 from .errors import ModelError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -45,6 +45,15 @@ class ModelEntry:
     @property
     def trained(self) -> bool:
         return self.weights is not None
+
+    def check(self) -> ModelEntry:
+        """This entry, once its config fits the architecture and its checkpoint's tensors
+        fit the model (the weights themselves are not read; imports the models)."""
+        if self.weights is not None:
+            verify_checkpoint(self.weights)
+        else:
+            check_config(self.arch, self.config)
+        return self
 
     def info(self) -> dict[str, Any]:
         """What ``arasfsr models --info`` prints: the entry, then the model card."""
