@@ -135,7 +135,10 @@ def _presets() -> dict[str, Any]:
 
 
 def _architecture_title(arch: str) -> str:
+    """The first line of the model file's docstring."""
     import sys
 
-    doc = sys.modules[ARCHITECTURES[arch].__module__].__doc__ or arch
+    cls = ARCHITECTURES[arch]
+    module = sys.modules.get(cls.__module__)
+    doc = (module.__doc__ if module else None) or cls.__doc__ or arch
     return f"{doc.strip().splitlines()[0]} (default config)"
