@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .architectures import ARCHITECTURES, PRESETS, TIERS, bind_config
+from .architectures import ARCHITECTURES, PRESETS, TIERS, Preset, bind_config
 from .checkpoint import read_card, read_header, verify_checkpoint
 from .errors import ModelError
 
@@ -102,6 +102,11 @@ def list_models(include_presets: bool = False) -> dict[str, dict[str, Any]]:
     return dict(sorted(rows.items(), key=lambda kv: (kv[0] != DEFAULT_MODEL, kv[0])))
 
 
+def presets() -> dict[str, Preset]:
+    """Every preset, by name (imports the models, which declare them)."""
+    return dict(_presets())
+
+
 def shipped_weights(name: str) -> Path | None:
     path = WEIGHTS_DIR / f"{name}.safetensors"
     return path if path.is_file() else None
@@ -128,7 +133,7 @@ def _file_entry(path: Path, name: str, kind: str) -> ModelEntry:
     return ModelEntry(name, header.arch, header.config, path, card, description, kind)
 
 
-def _presets() -> dict[str, Any]:
+def _presets() -> dict[str, Preset]:
     from . import models  # noqa: F401  (importing the models registers them)
 
     return PRESETS
