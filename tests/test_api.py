@@ -69,3 +69,4 @@ def test_default_model_without_its_weights_says_so(monkeypatch, tmp_path):
     monkeypatch.setattr("arasfsr.registry.WEIGHTS_DIR", tmp_path)  # an installation without weights
     with pytest.raises(ModelError, match="default model 'arasfsr' has no trained weights"):
         arasfsr.load_model()
+    assert arasfsr.load_model("bicubic").upscale(np.zeros((4, 4, 3), np.uint8), scale=2).shape == (8, 8, 3)

@@ -348,3 +348,12 @@ def test_the_readme_example_model_registers_trains_and_round_trips(scratch_regis
     loaded = load_checkpoint(save_checkpoint(model, tmp_path / "n.safetensors"))
     with torch.no_grad():
         assert torch.equal(loaded.render(lr, (13, 11)), model.eval().render(lr, (13, 11)))
+
+
+@pytest.mark.parametrize("override", ["model_args=5", "model_args.tokens=eight", "model=[1, 2]",
+                                      "tier_model_args={arasfsr: 3}"])
+def test_bad_model_settings_in_a_training_config_are_input_errors(override):
+    from arasfsr.training import load_config
+
+    with pytest.raises(InputError, match="config (model|tier_model_args)"):
+        load_config("smoke/A-arasfsr", [override])

@@ -142,7 +142,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
     device = _check_device(device)
     resolve_precision(precision, device)  # a bad precision fails before the model is built
     entry = resolve(name_or_path, trained=pretrained)
-    if pretrained:
+    if pretrained and entry.weights is not None:
         model = load_checkpoint(entry.weights)
     else:
         model = create_model(entry.arch, **entry.config)

@@ -63,7 +63,8 @@ class ModelEntry:
 
 
 def resolve(name_or_path: str | Path, *, trained: bool = False) -> ModelEntry:
-    """The model a name or path stands for; ``trained=True`` refuses one without weights."""
+    """The model a name or path stands for; ``trained=True`` refuses one without weights
+    (unless its architecture needs none)."""
     name = str(name_or_path)
     path = Path(name)
     if isinstance(name_or_path, Path) or "/" in name or path.suffix:
@@ -79,7 +80,7 @@ def resolve(name_or_path: str | Path, *, trained: bool = False) -> ModelEntry:
         entry = _file_entry(path, path.stem, "file")
     else:
         raise ModelError(f"unknown model {name!r}; `arasfsr models` lists the names")
-    if trained and not entry.trained:
+    if trained and not entry.trained and ARCHITECTURES[entry.arch].needs_weights:
         if name == DEFAULT_MODEL:  # an installation without the shipped weights
             raise ModelError(f"the default model {name!r} has no trained weights in this installation; "
                              "pass --model with a trained name from `arasfsr models` (e.g. bicubic) "

@@ -15,10 +15,12 @@ from .core import SuperResolver
 
 @register_model()
 class Bicubic(SuperResolver):
-    """Needs no weights: the package ships it as ``weights/bicubic.safetensors`` (no
-    tensors, the architecture in the metadata), so it is listed with the trained models."""
+    """Needs no weights. The package ships it as ``weights/bicubic.safetensors`` (no
+    tensors, the architecture in the metadata) so that the torch-free listing shows it
+    with the trained models; without that file the name still resolves to this class."""
 
     arch = "bicubic"
+    needs_weights = False
 
     def render(self, lr: Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
                precision: str | None = None, fast: bool = True) -> Tensor:

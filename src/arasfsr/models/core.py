@@ -154,6 +154,7 @@ class SuperResolver(nn.Module):
     """
 
     arch: str = ""
+    needs_weights: bool = True  # False: usable without a checkpoint (bicubic)
     config: dict[str, Any]
 
     def __init__(self) -> None:

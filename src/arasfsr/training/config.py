@@ -229,7 +229,13 @@ def model_spec(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
     if not isinstance(cfg["model"], str):
         raise InputError(f"config model must be a model name, got {cfg['model']!r}")
+    for key in ("model_args", "tier_model_args"):
+        if not isinstance(cfg.get(key) or {}, dict):
+            raise InputError(f"config {key} must be a mapping, got {cfg[key]!r}")
     entry = resolve(cfg["model"])
     args = merge(entry.config, tier_sizes(entry.arch, cfg.get("tier")))
-    args = merge(args, (cfg.get("tier_model_args") or {}).get(entry.arch) or {})
+    tier_args = (cfg.get("tier_model_args") or {}).get(entry.arch) or {}
+    if not isinstance(tier_args, dict):
+        raise InputError(f"config tier_model_args.{entry.arch} must be a mapping, got {tier_args!r}")
+    args = merge(args, tier_args)
     return entry.arch, merge(args, cfg.get("model_args") or {})
