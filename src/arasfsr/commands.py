@@ -129,23 +129,12 @@ def known_problem(exc: BaseException) -> str | None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .checkpoint import read_card, read_metadata
-    from .registry import DEFAULT_MODEL, list_models, shipped_weights
+    from .registry import DEFAULT_MODEL, list_models, resolve
 
-    rows = list_models()
     if args.info:
-        if args.info in rows:
-            weights = shipped_weights(args.info)
-            card = read_card(weights) if weights else {}
-            info = {"name": args.info, **rows[args.info], **card}
-        elif Path(args.info).suffix == ".safetensors" or Path(args.info).exists():
-            arch, config = read_metadata(args.info)
-            info = {"name": Path(args.info).stem, "path": args.info, "arch": arch, "config": config,
-                    **read_card(args.info)}
-        else:
-            raise InputError(f"unknown model {args.info!r}; `arasfsr models` lists the names")
-        print(json.dumps(info, indent=2))
+        print(json.dumps(resolve(args.info).check().info(), indent=2))
         return 0
+    rows = list_models(include_presets=args.all)
     width = max(len(n) for n in rows)
     for name, row in rows.items():
         mark = "*" if name == DEFAULT_MODEL else " "
