@@ -48,7 +48,7 @@ def normalise_mode(img: Image.Image) -> tuple[Image.Image, str | None]:
     saying what was converted (None if nothing)."""
     mode = img.mode
     if mode in ("L", "RGB") and "transparency" in img.info:  # a transparent colour (PNG tRNS)
-        return img.convert(mode[0] + "A" if mode == "L" else "RGBA"), f"converted {mode} with a transparent colour to {mode}A"
+        return img.convert(mode + "A"), f"converted {mode} with a transparent colour to {mode}A"
     if mode in _ICC_SPACE:
         return img, None
     if mode in _HIGH_DEPTH_GRAY:
@@ -164,7 +164,8 @@ def output_notes(img: Image.Image, path: str | Path) -> list[str]:
     fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
     notes = []
     if img.mode in ("L", "LA"):
-        written = "written as RGB with equal channels (WEBP has no grayscale)" if fmt == "WEBP" else "written as grayscale"
+        written = ("written as RGB with equal channels (WEBP has no grayscale)" if fmt == "WEBP"
+                   else "written as grayscale")
         notes.append(f"grayscale: super-resolved on its luminance, {written}")
     if img.mode in ("LA", "RGBA"):
         if fmt in NO_ALPHA_FORMATS:
