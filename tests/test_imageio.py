@@ -145,6 +145,18 @@ def test_a_profile_for_other_colours_is_not_carried(tmp_path):
         assert "icc_profile" not in img.info
 
 
+def test_restore_carries_the_photos_metadata(tmp_path):
+    from arasfsr.faces.restore import restore
+
+    src = tmp_path / "photo.jpg"
+    photo().save(src, icc_profile=srgb_profile(), exif=exif_with_thumbnail(1, tiny_jpeg()))
+    img, _ = read_image(src)  # as restore reads it: RGB
+    res = restore(img, arasfsr.load_model("bicubic"), scale=2, faces=[])
+    write_image(res.image, tmp_path / "big.jpg")
+    with Image.open(tmp_path / "big.jpg") as out:
+        assert out.info["icc_profile"] == srgb_profile() and out.getexif()[MAKE] == "ArasCam"
+
+
 def test_formats_without_metadata_say_it_is_dropped(capsys, tmp_path):
     src = tmp_path / "photo.png"
     photo().save(src, icc_profile=srgb_profile())
