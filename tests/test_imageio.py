@@ -157,6 +157,18 @@ def test_restore_carries_the_photos_metadata(tmp_path):
         assert out.info["icc_profile"] == srgb_profile() and out.getexif()[MAKE] == "ArasCam"
 
 
+def test_cmyk_profile_is_dropped_with_a_note(capsys, tmp_path):
+    icc = bytearray(srgb_profile())
+    icc[16:20] = b"CMYK"
+    src = tmp_path / "cmyk.jpg"
+    photo().convert("CMYK").save(src, icc_profile=bytes(icc))
+    code, _, err = run(capsys, "upscale", src, "-o", tmp_path / "o.png", "--scale", "2", "--model", "bicubic")
+    assert code == 0, err
+    assert "converted CMYK to RGB" in err and "its CMYK colour profile does not describe the RGB output: dropped" in err
+    with Image.open(tmp_path / "o.png") as img:
+        assert img.mode == "RGB" and "icc_profile" not in img.info
+
+
 def test_formats_without_metadata_say_it_is_dropped(capsys, tmp_path):
     src = tmp_path / "photo.png"
     photo().save(src, icc_profile=srgb_profile())
@@ -249,13 +261,14 @@ def test_fill_transparent_keeps_visible_colours():
     assert fill_transparent(colour, np.zeros((30, 40), np.uint8)) is colour  # nothing visible: nothing to do
 
 
-def test_jpeg_output_lays_transparency_on_white(capsys, tmp_path):
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp"])
+def test_output_without_alpha_lays_transparency_on_white(capsys, tmp_path, suffix):
     src = tmp_path / "cut.png"
     cutout().save(src)
-    out = tmp_path / "o.jpg"
+    out = tmp_path / f"o{suffix}"
     code, _, err = run(capsys, "upscale", src, "-o", out, "--scale", "2", "--model", "bicubic")
     assert code == 0, err
-    assert "JPEG cannot hold transparency: transparent areas made white" in err
+    assert "cannot hold transparency: transparent areas made white" in err
     with Image.open(out) as img:
         arr = np.asarray(img)
     assert img.mode == "RGB" and (arr[20:28, 36:44] > 240).all() and arr[2, 2, 0] > 200 > arr[2, 2, 1]

@@ -26,7 +26,8 @@ from .errors import InputError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
                 ".tiff": "TIFF", ".webp": "WEBP", ".ppm": "PPM"}
-NO_ALPHA_FORMATS = {"JPEG", "PPM"}  # transparency is composited on white
+# Transparency is laid on white: JPEG and PPM have none, BMP's is ignored by most readers (Pillow's too).
+NO_ALPHA_FORMATS = {"BMP", "JPEG", "PPM"}
 METADATA_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}  # can hold an ICC profile and EXIF
 _HIGH_DEPTH_GRAY = ("I;16", "I;16B", "I;16L", "I", "F")
 _ICC_SPACE = {"L": b"GRAY", "LA": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB "}
@@ -172,7 +173,13 @@ def output_notes(img: Image.Image, path: str | Path) -> list[str]:
             notes.append(f"{fmt} cannot hold transparency: transparent areas made white")
         else:
             notes.append("transparency kept: colour super-resolved, alpha channel resized (bicubic) apart")
-    held = [what for key, what in (("icc_profile", "colour profile"), ("exif", "EXIF")) if img.info.get(key)]
+    written = _fit_format(Image.new(img.mode, (1, 1)), fmt).mode if fmt else img.mode
+    icc = img.info.get("icc_profile")
+    if icc and not icc_fits(icc, written):
+        space = icc[16:20].decode("latin-1").strip() or "unknown"
+        notes.append(f"its {space} colour profile does not describe the {written} output: dropped")
+    held = [what for key, what in (("icc_profile", "colour profile"), ("exif", "EXIF"))
+            if img.info.get(key) and (key != "icc_profile" or icc_fits(icc, written))]
     if held and fmt not in METADATA_FORMATS:
         notes.append(f"{fmt} cannot hold its {' and '.join(held)}: dropped")
     return notes
@@ -374,7 +381,7 @@ def write_image(img: Image.Image, path: str | Path, overwrite: bool = False) -> 
     """Save ``img`` to ``path`` atomically (temporary file in the same folder, then rename).
 
     Its ICC profile and EXIF (``img.info``) go into PNG, JPEG, WEBP and TIFF files; a
-    format without transparency (JPEG, PPM) gets it laid on white.
+    format without (dependable) transparency, BMP, JPEG or PPM, gets it laid on white.
     """
     path = check_output_path(path, overwrite)
     fmt = SAVE_FORMATS[path.suffix.lower()]
@@ -405,10 +412,10 @@ def write_image(img: Image.Image, path: str | Path, overwrite: bool = False) -> 
 
 
 def _fit_format(img: Image.Image, fmt: str) -> Image.Image:
-    """``img`` in a mode ``fmt`` can hold: no alpha in JPEG/PPM, no LA in BMP, no L in WEBP."""
+    """``img`` in a mode ``fmt`` can hold: no alpha in BMP/JPEG/PPM, no L or LA in WEBP."""
     if fmt in NO_ALPHA_FORMATS and img.mode in ("LA", "RGBA"):
         return composite_on_white(img)
-    if (fmt, img.mode) in (("BMP", "LA"), ("WEBP", "LA")):
+    if (fmt, img.mode) == ("WEBP", "LA"):
         return img.convert("RGBA")
     if (fmt, img.mode) == ("WEBP", "L"):  # so that a grayscale profile is not written on RGB
         return img.convert("RGB")
