@@ -6,9 +6,19 @@ encoding of the global query coordinate (Sec. 3.4) -> area-weighted ensemble ->
 + bilinear up-sampling of the input (skip connection, Sec. 3.5).
 
 Switches: ``frequency=False`` is the paper's -L, ``modulation=False`` its -G (a plain
-ReLU MLP of the same widths), ``skip=False`` its -S. Where the paper is silent we use
-the authors' choices: 8 frequency tokens, MLP hidden widths 256 x 4. See
-``frequency.py`` and ``modulation.py`` for the module-level choices.
+ReLU MLP of the same widths), ``skip=False`` its -S. Where the paper is silent we take
+the authors' code's choices (8 frequency tokens, N = 10, the frequency module's sizes);
+their repository ships no config, so the MLP hidden widths 256 x 4 are LIIF's (its
+CelebA-HQ and DIV2K configs), not a documented choice of theirs.
+
+``variant="authors"`` is the authors' released code (nycu-acm/ARASFSR, ``asfsr``) where
+it differs from the paper's equations: the MLP also reads the global coordinate of the
+neighbour's code centre (``q_coord``, after the relative coordinate), the cell input is
+2r (LIIF's ``rel_cell``) instead of r, the positional encoding has no pi, and the sine
+layers are chained. Their -G (``asfsr_wo_glo``) has no ``q_coord``: with
+``modulation=False`` the variant only doubles the cell. Every difference, and what it
+changes, is in docs/fidelity.md. Their code also draws z at inference; here that is
+``sample`` (and ``sample_seed``), off by default.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +52,10 @@ class ModulatedQueries(Queries):
              "e-arasfsr-G": preset("ARASFSR(-G) ablation: without global coordinate modulation",
                                    encoder="edsr-baseline", modulation=False),
              "e-arasfsr-S": preset("ARASFSR(-S) ablation: without skip connection",
-                                   encoder="edsr-baseline", skip=False)},
+                                   encoder="edsr-baseline", skip=False),
+             "e-arasfsr-authors": preset("ARASFSR as the authors' released code computes it "
+                                         "(q_coord input, 2r cell, PE without pi, chained sine layers)",
+                                         encoder="edsr-baseline", variant="authors")},
     tiers={"cpu": {"encoder_args": TIER_ENCODERS["cpu"], "hidden": [64, 64, 64],
                    "frequency_width": 16, "frequency_blocks": 1},
            "smoke": {"encoder_args": TIER_ENCODERS["smoke"], "hidden": [16, 16], "tokens": 2,
@@ -54,29 +67,39 @@ class ARASFSR(ImplicitSR):
     def __init__(self, encoder: str = "edsr-baseline", encoder_args: Mapping[str, Any] = MappingProxyType({}),
                  hidden: Sequence[int] = (256, 256, 256, 256), frequency: bool = True, tokens: int = 8,
                  frequency_width: int = 64, frequency_blocks: int = 4, modulation: bool = True,
-                 pe_freqs: int = 10, skip: bool = True, sample: bool = False) -> None:
+                 pe_freqs: int = 10, skip: bool = True, sample: bool = False,
+                 variant: Literal["paper", "authors"] = "paper") -> None:
         super().__init__()
         self.encoder = make_encoder(encoder, encoder_args)
         feat_dim = self.encoder.out_dim
         self.frequency = FrequencyEstimator(tokens, frequency_width, frequency_blocks) if frequency else None
         if frequency:
             feat_dim += tokens
-        in_dim = feat_dim * 9 + 2 + 2  # unfolded code, relative coordinate, scale ratio
+        authors = variant == "authors"
+        self.code_centre_input = authors and modulation  # their q_coord; their -G drops it
+        self.cell_factor = 2.0 if authors else 1.0  # their rel_cell = 2 h/H; the paper's r = h/H
+        # unfolded code, relative coordinate, [code centre,] scale ratio
+        in_dim = feat_dim * 9 + 2 + (2 if self.code_centre_input else 0) + 2
         if modulation:
-            self.pe = PositionalEncoding(2, pe_freqs)
-            self.imnet = ModulatedMLP(in_dim, self.pe.out_dim, 3, hidden)
+            self.pe = PositionalEncoding(2, pe_freqs, with_pi=not authors)
+            self.imnet = ModulatedMLP(in_dim, self.pe.out_dim, 3, hidden, chained=authors)
         else:
             self.pe = None
             self.imnet = MLP(in_dim, 3, hidden)
         self.use_skip = skip
-        # Draw the frequency latent instead of using its mean (set at inference on request).
+        # Draw the frequency latent instead of using its mean (set at inference on request),
+        # from this seed if not None (then the same input gives the same output).
         self.sample = sample
+        self.sample_seed: int | None = None
 
     def encode(self, lr: Tensor) -> Encoded:
         feat = self.encoder(lr)
         if self.frequency is None:
             return Encoded(feat, inp=lr)
-        tokens, mu, logvar = self.frequency(lr, sample=self.training or self.sample)
+        if self.training:
+            tokens, mu, logvar = self.frequency(lr, sample=True)
+        else:
+            tokens, mu, logvar = self.frequency(lr, sample=self.sample, seed=self.sample_seed)
         return Encoded(torch.cat([feat, tokens], dim=1), inp=lr, mu=mu, logvar=logvar)
 
     def query_context(self, state: Encoded, coord: Tensor, ratio: Tensor) -> ModulatedQueries:
@@ -84,7 +107,12 @@ class ARASFSR(ImplicitSR):
         return ModulatedQueries(coord, ratio, g=None if self.pe is None else self.pe(coord))
 
     def neighbour_inputs(self, state: Encoded, nb: Neighbour, ctx: Queries) -> Tensor:
-        return torch.cat([nb.rel_coord, ctx.ratio.expand_as(nb.rel_coord)], dim=-1)
+        cell = ctx.ratio.expand_as(nb.rel_coord)
+        if self.cell_factor != 1.0:
+            cell = cell * self.cell_factor
+        if self.code_centre_input:
+            return torch.cat([nb.rel_coord, nb.code_coord, cell], dim=-1)
+        return torch.cat([nb.rel_coord, cell], dim=-1)
 
     def decode(self, state: Encoded, nb: Neighbour, ctx: ModulatedQueries) -> Tensor:
         x = torch.cat([nb.feat, self.neighbour_inputs(state, nb, ctx)], dim=-1)

@@ -8,7 +8,9 @@ Where the paper is silent we follow the authors' code (nycu-acm/ARASFSR, ``HFVAE
 64 channels, 4 residual blocks in each half, LeakyReLU(0.2) after the first conv, a
 long residual around the blocks, and no KL term in their loss (``kl_weight`` in the
 training config adds one). Unlike their code, inference uses the mean of ``z`` by
-default, so the same input always gives the same output; ``sample=True`` draws ``z``.
+default, so the same input always gives the same output; ``sample=True`` draws ``z``
+(from a seed, if given: then each image's draw depends on the seed only, not on the
+other images of its batch).
 """
 
 from __future__ import annotations
@@ -40,11 +42,23 @@ class FrequencyEstimator(nn.Module):
         self.decoder = _Trunk(width, width, tokens, n_resblocks)
         self.out_dim = tokens
 
-    def forward(self, lr: Tensor, sample: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, lr: Tensor, sample: bool = False, seed: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Tokens (B,tokens,h,w), and the latent's mean and log-variance."""
         mu, logvar = self.encoder(lr).chunk(2, dim=1)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        z = mu + draw_normal(mu, seed) * torch.exp(0.5 * logvar) if sample else mu
         return self.decoder(z), mu, logvar
+
+
+def draw_normal(like: Tensor, seed: int | None = None) -> Tensor:
+    """N(0, 1) noise shaped like ``like`` (B, ...): from the global generator, or, with a
+    seed, each image's from its own generator seeded with it (batch-independent)."""
+    if seed is None:
+        return torch.randn_like(like)
+    draws = []
+    for _ in range(like.shape[0]):
+        gen = torch.Generator(like.device).manual_seed(seed)
+        draws.append(torch.randn(like.shape[1:], generator=gen, device=like.device, dtype=like.dtype))
+    return torch.stack(draws)
 
 
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:

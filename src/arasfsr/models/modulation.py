@@ -5,11 +5,14 @@ N = 10, the coordinate itself included) and drives sine layers whose outputs mul
 the hidden layers of the implicit MLP (Eqs. 7-9); each later layer sees the
 concatenation of the modulated and unmodulated features (Eq. 10).
 
-Choices where paper and authors' code differ, written down:
-- Eq. 6 has ``pi`` in the frequencies; the authors' code omits it. We follow the paper.
+Choices where paper and authors' code differ, written down (docs/fidelity.md):
+- Eq. 6 has ``pi`` in the frequencies; the authors' code omits it (``with_pi=False``).
 - Eq. 11 feeds ``g_s`` to every sine layer; the authors' code chains them
-  (``g_i = sin(W'_i g_{i-1})``). We follow the paper, which also lets the fast path
+  (``g_i = sin(W'_i g_{i-1})``, ``chained=True``). The paper's form lets the fast path
   compute every layer's modulation in one matrix product.
+- Hidden layers read ``[m, s]`` (Eq. 10); the authors' code reads ``[s, m]``, and lays
+  out the encoding as ``[x, sin f_0 x, cos f_0 x, ...]`` over both coordinates: both are
+  permutations of weight columns, the same functions.
 - The output layer reads the last modulated features ``m_L`` (the authors' code);
   the paper's "last output of s_i" would leave the last modulation unused.
 """
@@ -24,11 +27,13 @@ from torch import Tensor, nn
 
 
 class PositionalEncoding(nn.Module):
-    """(x, sin(2^0 pi x), cos(2^0 pi x), ..., sin(2^{N-1} pi x), cos(2^{N-1} pi x))."""
+    """(x, sin(2^0 pi x), cos(2^0 pi x), ..., sin(2^{N-1} pi x), cos(2^{N-1} pi x)); without
+    the pi when ``with_pi=False`` (the authors' code)."""
 
-    def __init__(self, in_dim: int = 2, n_freqs: int = 10) -> None:
+    def __init__(self, in_dim: int = 2, n_freqs: int = 10, with_pi: bool = True) -> None:
         super().__init__()
-        self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freqs), persistent=False)
+        base = math.pi if with_pi else 1.0
+        self.register_buffer("freqs", base * 2.0 ** torch.arange(n_freqs), persistent=False)
         self.out_dim = in_dim * (2 * n_freqs + 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -38,24 +43,37 @@ class PositionalEncoding(nn.Module):
 
 
 class ModulatedMLP(nn.Module):
-    """The implicit MLP of Eqs. 7-12: ReLU layers, each multiplied by a sine of g_s."""
+    """The implicit MLP of Eqs. 7-12: ReLU layers, each multiplied by a sine of g_s.
 
-    def __init__(self, in_dim: int, coord_dim: int, out_dim: int, hidden: list[int]) -> None:
+    ``chained=True`` is the authors' code: sine layer i > 0 reads the previous sine
+    layer's output (hidden x hidden) instead of g_s.
+    """
+
+    def __init__(self, in_dim: int, coord_dim: int, out_dim: int, hidden: list[int],
+                 chained: bool = False) -> None:
         super().__init__()
+        self.chained = chained
         self.layers = nn.ModuleList()
         self.mods = nn.ModuleList()
         prev = in_dim
         for i, h in enumerate(hidden):
             self.layers.append(nn.Linear(prev if i == 0 else 2 * prev, h))
-            self.mods.append(nn.Linear(coord_dim, h))
+            self.mods.append(nn.Linear(coord_dim if i == 0 or not chained else prev, h))
             prev = h
         self.out = nn.Linear(prev, out_dim)
 
     def modulations(self, g: Tensor, dtype: torch.dtype | None = None) -> list[Tensor]:
-        """sin(W'_i g + b'_i) for every layer (Eq. 8): all from g_s, so one product.
+        """sin(W'_i g + b'_i) for every layer (Eq. 8): all from g_s, so one product
+        (chained: one layer after the other).
 
         The sine's argument stays in g's precision; only its result is stored in ``dtype``.
         """
+        if self.chained:
+            out, cur = [], g
+            for mod in self.mods:
+                cur = torch.sin(mod(cur))
+                out.append(cur if dtype is None else cur.to(dtype))
+            return out
         weight = torch.cat([m.weight for m in self.mods])
         bias = torch.cat([m.bias for m in self.mods])
         pre = F.linear(g, weight, bias)
@@ -86,8 +104,10 @@ class ModulatedMLP(nn.Module):
     def forward(self, x: Tensor, g: Tensor) -> Tensor:
         """Eqs. 7-12 step by step for one input, every sine layer evaluated (the reference)."""
         s = torch.relu(self.layers[0](x))
-        m = s * torch.sin(self.mods[0](g))
+        sine = torch.sin(self.mods[0](g))
+        m = s * sine
         for layer, mod in zip(self.layers[1:], self.mods[1:]):
             s = torch.relu(layer(torch.cat([m, s], dim=-1)))
-            m = s * torch.sin(mod(g))
+            sine = torch.sin(mod(sine if self.chained else g))
+            m = s * sine
         return self.out(m)
