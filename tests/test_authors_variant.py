@@ -1,6 +1,7 @@
-"""ARASFSR ``variant="authors"`` fixed against the independent oracle of the authors' code
-(``authors_reference.py``, written from their ``asfsr.py``): random toy weights named as in
-their checkpoints, mapped to ours with ``authors_mapping.py``, the same outputs to 1e-5."""
+"""ARASFSR ``variant="authors"`` and the ARASFSR authors' DIINN fixed against the independent
+oracle of their code (``authors_reference.py``, written from their ``asfsr.py`` and
+``diinn.py``): random toy weights named as in their checkpoints, mapped to ours with
+``authors_mapping.py``, the same outputs to 1e-5 at 3 sizes (one of them x1.5)."""
 
 import pytest
 import torch
@@ -8,9 +9,11 @@ import torch
 import authors_reference as ref
 from authors_mapping import arasfsr_authors_to_ours
 from arasfsr.models import create_model
+from arasfsr.registry import resolve
 
 TOY = {"encoder_args": {"n_resblocks": 1, "n_feats": 8}, "hidden": [16, 16, 16], "tokens": 4,
        "frequency_width": 8, "frequency_blocks": 1}
+DIINN_TOY = {"encoder_args": TOY["encoder_args"], "hidden": TOY["hidden"]}
 SIZES = [((7, 9), (13, 17)), ((10, 10), (15, 15)), ((6, 5), (24, 20))]  # 15/10: x1.5 ties
 
 
@@ -91,13 +94,33 @@ def test_authors_minus_G_is_their_wo_glo(lr_hw, hr_hw):
     """Their -G has no q_coord and no encoding; the variant then only doubles the cell."""
     p = ref.random_authors_params(hidden=tuple(TOY["hidden"]), variant="asfsr_wo_glo")
     model = create_model("arasfsr", variant="authors", modulation=False, **TOY).eval()
-    sd = {k: v for k, v in arasfsr_authors_to_ours({k: v for k, v in p.items() if not k.startswith("imnet.")}).items()}
-    for i in range(len(TOY["hidden"]) + 1):
-        sd[f"imnet.layers.{2 * i}.weight"] = p[f"imnet.layers.{2 * i}.weight"]
-        sd[f"imnet.layers.{2 * i}.bias"] = p[f"imnet.layers.{2 * i}.bias"]
-    model.load_state_dict(sd)
+    mlp = {k: v for k, v in p.items() if k.startswith("imnet.")}  # their plain mlp has our names
+    model.load_state_dict({**arasfsr_authors_to_ours({k: v for k, v in p.items() if k not in mlp}), **mlp})
     lr = _lr(lr_hw)
     theirs = ref.authors_render(p, lr, hr_hw, clamp=False, q_coord_input=False, modulation=False)
     with torch.no_grad():
         assert torch.allclose(model.render(lr, hr_hw, fast=False), theirs, atol=1e-5)
         assert torch.allclose(model.render(lr, hr_hw), theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize("lr_hw, hr_hw", SIZES)
+def test_diinn_arasfsr_preset_is_the_arasfsr_authors_diinn(lr_hw, hr_hw):
+    """Table 1's DIINN as the paper made it (the ARASFSR authors' models/diinn.py):
+    4-neighbour ensemble, positional input [rel_coord, rel_cell = 2r]; no skip."""
+    torch.manual_seed(0)
+    model = create_model("diinn", **{**resolve("e-diinn-arasfsr").config, **DIINN_TOY}).eval()
+    sd = model.state_dict()
+    p = {f"imnet.{'K' if k.startswith('content.') else 'Q'}.{k.split('.')[1]}.0.{k.split('.')[2]}": v
+         for k, v in sd.items() if k.startswith(("content.", "position."))}
+    p.update({f"imnet.output_linear.{k.split('.')[1]}": v for k, v in sd.items() if k.startswith("out.")})
+    lr = _lr(lr_hw)
+    coord = ref.make_coord(hr_hw).unsqueeze(0).expand(2, -1, -1)
+    cell = ref.make_cell(hr_hw, coord.shape[1]).unsqueeze(0).expand(2, -1, -1)
+    with torch.no_grad():
+        feat = model.encoder((lr - 0.5) / 0.5)
+        theirs = ref.authors_diinn_query_rgb(p, feat, coord, cell) * 0.5 + 0.5
+        theirs = theirs.transpose(1, 2).reshape(2, 3, *hr_hw)
+        for fast in (False, True):
+            ours = model.render(lr, hr_hw, fast=fast)
+            assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
+    assert model.position[0].in_features == 4

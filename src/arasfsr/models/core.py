@@ -92,14 +92,19 @@ class Queries:
     ratio: Tensor  # (B,Q,2) the paper's r, broadcast to every query
 
 
-def locate_codes(coord: Tensor, h: int, w: int, local_ensemble: bool = True) -> Neighbour:
+def locate_codes(coord: Tensor, h: int, w: int, local_ensemble: bool = True,
+                 ties: str = "up") -> Neighbour:
     """The four nearest codes of each query (one without local ensemble), stacked: (K, B, Q, ...).
 
-    Nearest-code lookup by the arithmetic of ``grid_sample(mode='nearest')`` (LIIF's
-    lookup, ties rounded half to even), without its (B, C, Q) intermediate.
+    Nearest-code lookup by the arithmetic of ``grid_sample(mode='nearest')`` after LIIF's
+    shift of 1e-6, without its (B, C, Q) intermediate. Without the ensemble, a query
+    centred exactly on an LR pixel boundary (24 of 96 rows at 64 -> 96) then reads the
+    lower/right code, as ``F.interpolate(mode='nearest-exact')`` does in DIINN's code
+    (``ties="up"``, verified against exact arithmetic on 28,128 grids); ``ties="even"``
+    drops the shift: ``grid_sample``'s own rounding, half to even, fp32 noise deciding.
     """
     shifts = [(-1, -1), (-1, 1), (1, -1), (1, 1)] if local_ensemble else [(0, 0)]
-    eps = 1e-6 if local_ensemble else 0.0
+    eps = 1e-6 if ties == "up" else 0.0
     # h and w stay symbolic (no Python lists of them) so that ONNX export keeps them dynamic.
     sy, sx = coord.new_tensor(shifts).view(-1, *([1] * (coord.dim() - 1)), 2).unbind(-1)
     cy = (coord[..., 0] + sy / h + eps).clamp(-1 + 1e-6, 1 - 1e-6)  # sy / h: half a pixel
@@ -117,12 +122,13 @@ def rows_of(feat: Tensor) -> Tensor:
     return feat.permute(0, 2, 3, 1).reshape(-1, feat.shape[1]).contiguous()
 
 
-def gather_neighbours(feat: Tensor, coord: Tensor, local_ensemble: bool = True) -> list[Neighbour]:
+def gather_neighbours(feat: Tensor, coord: Tensor, local_ensemble: bool = True,
+                      ties: str = "up") -> list[Neighbour]:
     """The four nearest codes of each query, each with its (unfolded) code gathered."""
     b, c, h, w = feat.shape
     flat = rows_of(feat).view(b, h * w, c)
     batch_idx = torch.arange(b, device=feat.device).unsqueeze(1)
-    nb = locate_codes(coord, h, w, local_ensemble)
+    nb = locate_codes(coord, h, w, local_ensemble, ties)
     return [Neighbour(flat[batch_idx, index], rel, cc, index)
             for rel, cc, index in zip(nb.rel_coord, nb.code_coord, nb.index)]
 
@@ -179,16 +185,22 @@ class SuperResolver(nn.Module):
         """RGB in [0,1] at ``coord`` (B,Q,2) for outputs whose size gives ``ratio`` (B,2).
 
         Models without an implicit decoder render the whole image and read it at the
-        queried pixel centres; implicit models override this.
+        queried pixel centres; implicit models override this. Samples of a batch may ask
+        for different sizes: each group of equal ratios is rendered at its own size.
         """
         h, w = lr.shape[-2:]
-        out_h = max(1, round(h / float(ratio[0, 0])))
-        out_w = max(1, round(w / float(ratio[0, 1])))
-        img = self.render(lr, (out_h, out_w))
-        iy = ((coord[..., 0] + 1) * (out_h / 2)).floor().long().clamp(0, out_h - 1)
-        ix = ((coord[..., 1] + 1) * (out_w / 2)).floor().long().clamp(0, out_w - 1)
-        flat = img.flatten(2).transpose(1, 2)
-        return flat[torch.arange(img.shape[0], device=img.device).unsqueeze(1), iy * out_w + ix]
+        ratios, group = torch.unique(ratio, dim=0, return_inverse=True)
+        out = coord.new_empty(*coord.shape[:-1], 3)
+        for g, (ry, rx) in enumerate(ratios.tolist()):
+            idx = (group == g).nonzero()[:, 0]
+            out_h, out_w = max(1, round(h / ry)), max(1, round(w / rx))
+            img = self.render(lr[idx], (out_h, out_w))
+            c = coord[idx]
+            iy = ((c[..., 0] + 1) * (out_h / 2)).floor().long().clamp(0, out_h - 1)
+            ix = ((c[..., 1] + 1) * (out_w / 2)).floor().long().clamp(0, out_w - 1)
+            flat = img.flatten(2).transpose(1, 2)
+            out[idx] = flat[torch.arange(len(idx), device=img.device).unsqueeze(1), iy * out_w + ix].to(out.dtype)
+        return out
 
 
 class ImplicitSR(SuperResolver):
@@ -211,6 +223,7 @@ class ImplicitSR(SuperResolver):
 
     feat_unfold: bool = True
     local_ensemble: bool = True
+    ties: str = "up"  # nearest-code ties without the ensemble (see locate_codes)
 
     def encode(self, lr: Tensor) -> Encoded:
         raise NotImplementedError
@@ -284,7 +297,7 @@ class ImplicitSR(SuperResolver):
         feat = self.query_features(state)
         ratio_q = ratio[:, None, :].expand(-1, coord.shape[1], -1).to(coord.dtype)
         ctx = self.query_context(state, coord, ratio_q)
-        neighbours = gather_neighbours(feat, coord, self.local_ensemble)
+        neighbours = gather_neighbours(feat, coord, self.local_ensemble, self.ties)
         weights = ensemble_weights(neighbours)
         out = 0
         for nb, wgt in zip(neighbours, weights):
@@ -323,7 +336,7 @@ class ImplicitSR(SuperResolver):
         h, w = state.feat.shape[-2:]
         ratio_q = ratio[:, None, :].expand(-1, q, -1).to(coord.dtype)
         ctx = self.fast_context(state, self.query_context(state, coord, ratio_q), dtype)
-        nb = locate_codes(coord, h, w, self.local_ensemble)
+        nb = locate_codes(coord, h, w, self.local_ensemble, self.ties)
         k = nb.index.shape[0]
         index = nb.index + (torch.arange(b, device=coord.device) * (h * w)).view(1, b, 1)
         rows = state.proj.index_select(0, index.reshape(-1))  # (K*B*Q, H): no unfolded code per query

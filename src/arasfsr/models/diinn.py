@@ -16,7 +16,15 @@ input is ONE number, the LR-to-output area ratio; hidden widths 256 x 4; default
 PyTorch initialisation (no SIREN init); no bilinear skip. Like the paper ("locally
 continuous ... with respect to the nearest LR pixel") it decodes from the nearest
 code only (``local_ensemble=False``); ``local_ensemble=True`` uses the core's
-4-neighbour area-weighted ensemble instead, as LIIF does.
+4-neighbour area-weighted ensemble instead, as LIIF does. The nearest code of a query
+on an LR pixel boundary is the lower/right one, as their ``F.interpolate(mode=
+'nearest-exact')`` reads it (``ties="up"``); ``ties="even"`` is ``grid_sample``'s
+rounding, which ``diinn-a-cpu`` was trained with (its config keeps it).
+
+``position_input="cell"`` with ``local_ensemble=True`` is DIINN as the ARASFSR
+authors' code builds it for their Table 1 (``models/diinn.py``, ``diinn_mlp.py``;
+preset ``e-diinn-arasfsr``): ``p = (delta_y, delta_x, 2h/H, 2w/W)``, LIIF's relative
+coordinate and ``rel_cell``, four numbers.
 """
 
 from __future__ import annotations
@@ -24,13 +32,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..architectures import register_model
+from ..architectures import preset, register_model
 from .core import Encoded, ImplicitSR, Neighbour, Queries
 from .encoders import TIER_ENCODERS, encoder_presets, make_encoder
 
@@ -40,21 +48,28 @@ class AreaQueries(Queries):
     area: Tensor | None = None  # (B,Q,1) the LR-to-output area ratio (h w) / (H W)
 
 
-@register_model(presets=encoder_presets("diinn", "DIINN"),
+@register_model(presets={**encoder_presets("diinn", "DIINN"),
+                         "e-diinn-arasfsr": preset("DIINN as the ARASFSR authors' code builds it (their Table 1): "
+                                                   "4-neighbour ensemble, [relative coordinate, 2r] input",
+                                                   encoder="edsr-baseline", local_ensemble=True,
+                                                   position_input="cell")},
                 tiers={"cpu": {"encoder_args": TIER_ENCODERS["cpu"], "hidden": [64, 64, 64]},
                        "smoke": {"encoder_args": TIER_ENCODERS["smoke"], "hidden": [16, 16]}})
 class DIINN(ImplicitSR):
     arch = "diinn"
 
     def __init__(self, encoder: str = "edsr-baseline", encoder_args: Mapping[str, Any] = MappingProxyType({}),
-                 hidden: Sequence[int] = (256, 256, 256, 256), local_ensemble: bool = False) -> None:
+                 hidden: Sequence[int] = (256, 256, 256, 256), local_ensemble: bool = False,
+                 ties: Literal["up", "even"] = "up", position_input: Literal["area", "cell"] = "area") -> None:
         super().__init__()
         self.encoder = make_encoder(encoder, encoder_args)
         self.local_ensemble = local_ensemble
+        self.ties = ties
+        self.position_input = position_input
         code_dim = self.encoder.out_dim * 9
         self.content = nn.ModuleList()
         self.position = nn.ModuleList()
-        k_in, q_in = code_dim, 3
+        k_in, q_in = code_dim, 3 if position_input == "area" else 4
         for width in hidden:
             self.content.append(nn.Linear(k_in, width))
             self.position.append(nn.Linear(q_in, width))
@@ -69,6 +84,8 @@ class DIINN(ImplicitSR):
 
     def neighbour_inputs(self, state: Encoded, nb: Neighbour, ctx: AreaQueries) -> Tensor:
         """The synthesis branch's input ``p``."""
+        if self.position_input == "cell":
+            return torch.cat([nb.rel_coord, 2 * ctx.ratio.expand_as(nb.rel_coord)], dim=-1)
         return torch.cat([nb.rel_coord, ctx.area.expand(*nb.rel_coord.shape[:-1], 1)], dim=-1)
 
     def decode(self, state: Encoded, nb: Neighbour, ctx: AreaQueries) -> Tensor:

@@ -1,12 +1,16 @@
-"""The authors' formulation of implicit rendering: the reference and test oracle.
+"""LIIF's rendering loop, on purpose slow: the reference the fast path is tested against.
 
-This follows LIIF's and ARASFSR's released ``query_rgb`` step by step, on purpose
-slow: per chunk of 30,000 queries the feature map is unfolded, and for each of the
-four neighbours the code and its centre are read with ``grid_sample(mode='nearest')``,
-the full concatenated input ``[unfolded code, relative coordinate, scale]`` goes
-through the whole decoder (:meth:`ImplicitSR.decode`, so ARASFSR evaluates every sine
-layer for every neighbour), and the predictions are area-weighted. The fast path in
-:mod:`.core` must give the same numbers; the tests and ``benchmarks/speed.py`` check it.
+The lookup, the ensemble and the chunking follow LIIF's released ``query_rgb`` and
+``batched_predict`` (which ARASFSR's code keeps): per chunk of 30,000 queries the feature
+map is unfolded, and for each of the four neighbours the code and its centre are read
+with ``grid_sample(mode='nearest')``, the model's whole decoder runs on the
+concatenated input (:meth:`ImplicitSR.decode`, so ARASFSR evaluates every sine layer
+for every neighbour), and the predictions are area-weighted. What goes INTO the decoder
+is the model's own (:meth:`ImplicitSR.neighbour_inputs`): for ARASFSR the paper's
+formulation by default, not the authors' code (no ``q_coord``, r not 2r, pi in the
+encoding, parallel sine layers; ``variant="authors"`` has theirs, checked against the
+independent oracle in ``tests/authors_reference.py``). The fast path in :mod:`.core`
+must give the same numbers; the tests and ``benchmarks/speed.py`` check it.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def reference_query(model: ImplicitSR, state: Encoded, coord: Tensor, ratio: Ten
     feat_coord = make_coord((h, w), device=feat.device, dtype=feat.dtype)
     feat_coord = feat_coord.t().reshape(1, 2, h, w).expand(b, 2, h, w)
     shifts = [(-1, -1), (-1, 1), (1, -1), (1, 1)] if model.local_ensemble else [(0, 0)]
-    eps = 1e-6 if model.local_ensemble else 0.0
+    eps = 1e-6 if model.ties == "up" else 0.0  # see core.locate_codes
     ratio_q = ratio[:, None, :].expand(-1, coord.shape[1], -1).to(coord.dtype)
     ctx = model.query_context(state, coord, ratio_q)
     neighbours = []
