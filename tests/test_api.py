@@ -70,3 +70,28 @@ def test_default_model_without_its_weights_says_so(monkeypatch, tmp_path):
     with pytest.raises(ModelError, match="default model 'arasfsr' has no trained weights"):
         arasfsr.load_model()
     assert arasfsr.load_model("bicubic").upscale(np.zeros((4, 4, 3), np.uint8), scale=2).shape == (8, 8, 3)
+
+
+def test_sample_z_is_seeded_and_off_by_default(tmp_path):
+    """The authors' code draws the frequency latent at inference; here only on request,
+    and a seed makes the draw reproducible. Both variants' configs survive a checkpoint."""
+    model = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
+                         frequency_width=8, frequency_blocks=1, variant="authors")
+    path = save_checkpoint(model, tmp_path / "authors.safetensors", card={"description": "tiny"})
+    up = arasfsr.load_model(str(path), precision="fp32")
+    assert up.model.config["variant"] == "authors"
+    arr = (np.random.default_rng(0).random((12, 10, 3)) * 255).astype(np.uint8)
+    mean = up.upscale(arr, scale=2)
+    assert np.array_equal(mean, up.upscale(arr, scale=2))
+    drawn = up.upscale(arr, scale=2, sample_z=True, seed=3)
+    assert np.array_equal(drawn, up.upscale(arr, scale=2, sample_z=True, seed=3))
+    assert not np.array_equal(drawn, mean)
+    assert not np.array_equal(drawn, up.upscale(arr, scale=2, sample_z=True, seed=4))
+    assert np.array_equal(mean, up.upscale(arr, scale=2))  # the switch does not stick
+    batch = up.upscale_batch(np.stack([arr, arr[::-1]]), (24, 20), sample_z=True, seed=3)
+    assert np.array_equal(batch[0], drawn)  # a seeded draw does not depend on the batch
+    for bad in ({"seed": 1}, {"sample_z": True, "seed": -1}, {"sample_z": True, "seed": 1.5}):
+        with pytest.raises(InputError):
+            up.upscale(arr, scale=2, **bad)
+    with pytest.raises(InputError, match="frequency"):
+        arasfsr.load_model("bicubic").upscale(arr, scale=2, sample_z=True)

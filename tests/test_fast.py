@@ -21,6 +21,12 @@ CONFIGS = {
     "lte": ("lte", {**SMALL, "hidden_dim": 16}),
     "diinn": ("diinn", SMALL),
     "diinn-ensemble": ("diinn", {**SMALL, "local_ensemble": True}),
+    "arasfsr-authors": ("arasfsr", {**SMALL, "frequency_width": 16, "frequency_blocks": 1, "variant": "authors"}),
+    "arasfsr-authors-G": ("arasfsr", {**SMALL, "frequency_width": 16, "frequency_blocks": 1, "variant": "authors",
+                                      "modulation": False}),
+    "arasfsr-authors-L": ("arasfsr", {**SMALL, "frequency": False, "variant": "authors"}),
+    "diinn-arasfsr": ("diinn", {**SMALL, "local_ensemble": True, "position_input": "cell"}),
+    "diinn-even": ("diinn", {**SMALL, "ties": "even"}),
 }
 
 
@@ -69,7 +75,7 @@ def test_fast_path_equals_authors_formulation(name, lr_hw, size):
     assert (plain - ref).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("name", ["arasfsr", "liif", "lte", "diinn", "diinn-ensemble"])
+@pytest.mark.parametrize("name", ["arasfsr", "arasfsr-authors", "liif", "lte", "diinn", "diinn-ensemble"])
 def test_bf16_stays_above_50db_on_realistic_weights(name):
     model = realistic(small(name))
     lr = torch.rand(1, 3, 16, 16)
@@ -80,9 +86,10 @@ def test_bf16_stays_above_50db_on_realistic_weights(name):
     assert 50 < psnr(bf16, ref) < 200  # reduced, yet close
 
 
+@pytest.mark.parametrize("name", ["arasfsr", "arasfsr-authors"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_chunk_size_does_not_change_the_output(precision):
-    model = small("arasfsr")
+def test_chunk_size_does_not_change_the_output(name, precision):
+    model = small(name)
     lr = torch.rand(3, 3, 9, 10)
     with torch.no_grad():
         outs = [model.render(lr, (31, 29), chunk, precision=precision) for chunk in (16, 97, 10**6)]
@@ -109,7 +116,7 @@ def test_fast_path_keeps_training_gradients_on_the_plain_path():
     assert model.imnet.mods[0].weight.grad is not None
 
 
-ONNX_MODELS = ("arasfsr", "liif", "lte", "diinn", "diinn-ensemble")
+ONNX_MODELS = ("arasfsr", "arasfsr-authors", "liif", "lte", "diinn", "diinn-ensemble", "diinn-arasfsr")
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +139,17 @@ def test_onnx_matches_pytorch_at_other_sizes(onnx_models, name, lr_hw, size):
     with torch.no_grad():
         ref = model.render(lr, size, precision="fp32")
     assert (engine.render(lr, size, chunk_size=500) - ref).abs().max() < 1e-4
+
+
+def test_onnx_export_refuses_z_sampling():
+    pytest.importorskip("onnxruntime")
+    from arasfsr.errors import ModelError
+    from arasfsr.onnx_engine import export_onnx
+
+    model = small("arasfsr-authors")
+    model.sample = True
+    with pytest.raises(ModelError, match="mean"):
+        export_onnx(model)
 
 
 @pytest.mark.parametrize("name", ["liif", "lte", "diinn"])

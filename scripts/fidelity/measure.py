@@ -1,27 +1,32 @@
-"""Measurements behind the fidelity table (issue 13): what the differences between the
-paper, the authors' code and ours change on real faces, for the shipped models.
+"""Measurements behind the fidelity table (docs/fidelity.md, issue 13): what the
+differences between the paper, the authors' code and ours change on real faces, for the
+shipped models.
 
-    python scripts/fidelity/measure.py zsample  --model arasfsr-a --limit 20
-    python scripts/fidelity/measure.py rounding --models arasfsr-a liif-a diinn-a-cpu --limit 20
-    python scripts/fidelity/measure.py diinn-ties --model diinn-a-cpu --limit 20
+    python scripts/fidelity/measure.py zsample    --model arasfsr-a --limit 50
+    python scripts/fidelity/measure.py rounding   --models arasfsr-a liif-a diinn-a-cpu --limit 50
+    python scripts/fidelity/measure.py diinn-ties --model diinn-a-cpu --split utkface/val --limit 200 --rows 64-96
 
 zsample     PSNR between the output with the frequency latent's mean (ours) and with z
-            drawn (the authors' code), per face and row; prints the minimum (and the
-            largest 8-bit change and Y-PSNR change against the ground truth).
+            drawn (the authors' code; seeds 0..N-1 through ``sample_seed``), per face and
+            row; prints the minimum (and the largest 8-bit change and Y-PSNR change
+            against the ground truth).
 rounding    Y-PSNR/SSIM of the same float outputs quantised our way (round) and the
             authors' way (ToPILImage: truncate), mean per model and row.
-diinn-ties  DIINN's code reads codes with F.interpolate('nearest-exact'); ours with
-            grid_sample's rounding. Counts the output rows/columns where the two read
-            another code, and the largest output difference on faces (the nearest-exact
-            output comes from the oracle in tests/authors_reference.py, same weights).
+diinn-ties  DIINN's code reads codes with F.interpolate('nearest-exact'). For the model's
+            ``ties="up"`` (our default) and ``ties="even"`` (grid_sample's rounding),
+            counts the output rows where it reads another code than nearest-exact, the
+            largest output difference, and the Y-PSNR against the ground truth (the
+            nearest-exact output comes from the oracle in tests/authors_reference.py).
 
-Faces: UTKFace test faces of protocol A's rows (evenly spaced ``--limit``), as ``arasfsr
-eval`` builds them; ``--ffhq`` adds the FFHQ rows. CPU, fp32.
+Faces: ``--split`` (default utkface/test) faces of protocol A's UTKFace rows, evenly
+spaced ``--limit``, as ``arasfsr eval`` builds them; ``--ffhq`` adds the FFHQ rows.
+CPU, fp32.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -29,8 +34,9 @@ import numpy as np
 import torch
 
 from arasfsr.api import images_to_tensor, load_model
+from arasfsr.data import resolve_data_root
 from arasfsr.evaluation.metrics import face_metrics
-from arasfsr.protocols import default_data_root, list_faces, load_ground_truth, make_pair, protocol_rows
+from arasfsr.protocols import get_protocol, list_faces, load_ground_truth, make_pair
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 import authors_reference as ref  # noqa: E402  (the independent oracle)
@@ -39,12 +45,14 @@ from authors_mapping import diinn_to_official  # noqa: E402
 
 def rows_and_faces(args) -> list[tuple]:
     """(row, [(name, lr uint8, hr uint8), ...]) for the selected rows."""
-    rows = [r for r in protocol_rows("A") if args.ffhq or r.dataset.startswith("utkface")]
+    rows = [r for r in get_protocol("A").rows if args.ffhq or r.dataset.startswith("utkface")]
+    if args.split:
+        rows = [dataclasses.replace(r, dataset=args.split) if r.dataset.startswith("utkface") else r for r in rows]
     if args.rows:
         rows = [r for r in rows if f"{r.lr}-{r.hr}" in args.rows]
     out = []
     for row in rows:
-        paths = list_faces(args.data or default_data_root(), row.dataset, args.limit)
+        paths = list_faces(resolve_data_root(args.data), row.dataset, args.limit)
         pairs = [(p.name, *make_pair(load_ground_truth(p, row.dataset), row)) for p in paths]
         out.append((row, pairs))
     return out
@@ -77,7 +85,7 @@ def cmd_zsample(args) -> None:
             mean = render(model, lr, row.hr_size)
             model.sample = True
             for seed in range(args.seeds):
-                torch.manual_seed(seed)
+                model.sample_seed = seed
                 drawn = render(model, lr, row.hr_size)
                 row_min = min(row_min, psnr01(mean, drawn))
                 a, b = levels(mean, "round"), levels(drawn, "round")
@@ -116,24 +124,30 @@ def cmd_diinn_ties(args) -> None:
         h, big_h = row.lr, row.hr
         i = torch.arange(big_h)
         tie = ((2 * i + 1) * h) % (2 * big_h) == 0  # centre on an LR pixel boundary (square faces)
-        worst, worst_off, rows, dpsnr, dsum = 0.0, 0.0, set(), 0.0, 0.0
+        stats = {t: {"worst": 0.0, "rows": set(), "psnr": []} for t in ("up", "even")}
+        exact_psnr = []
         for _, lr, hr in pairs:
-            ours = render(model, lr, row.hr_size)
             with torch.no_grad():
                 feat = model.encoder(images_to_tensor(lr[None]) * 2 - 1)
                 exact = (ref.diinn_official(params, feat, row.hr_size)[0] * 0.5 + 0.5).clamp(0, 1)
-            diff = (ours - exact).abs().amax(dim=0)  # (H, W)
-            worst = max(worst, float(diff.max()))
-            worst_off = max(worst_off, float(diff[~tie][:, ~tie].max()))
-            # rows read from another code: they differ even away from the tie columns
-            rows |= set((diff[:, ~tie].amax(dim=1) > 1e-4).nonzero().view(-1).tolist())
-            d = (face_metrics(levels(ours, "round"), hr)["psnr"]
-                 - face_metrics(levels(exact, "round"), hr)["psnr"])
-            dpsnr, dsum = max(dpsnr, abs(d)), dsum + d
-        print(f"{row.key}: centres on an LR boundary: {int(tie.sum())} of {big_h} rows; rows read from "
-              f"another code than nearest-exact: {len(rows)}; max |diff| {worst:.3f} (of 1), "
-              f"{worst_off:.1e} off the tie lines; PSNR(Y) ours - nearest-exact: mean {dsum / len(pairs):+.3f}, "
-              f"max |.| {dpsnr:.3f} dB over {len(pairs)} faces")
+            exact_psnr.append(face_metrics(levels(exact, "round"), hr)["psnr"])
+            for ties, st in stats.items():
+                model.ties = ties
+                ours = render(model, lr, row.hr_size)
+                diff = (ours - exact).abs().amax(dim=0)  # (H, W)
+                st["worst"] = max(st["worst"], float(diff.max()))
+                # rows read from another code: they differ even away from the tie columns
+                st["rows"] |= set((diff[:, ~tie].amax(dim=1) > 1e-4).nonzero().view(-1).tolist())
+                st["psnr"].append(face_metrics(levels(ours, "round"), hr)["psnr"])
+        print(f"{row.key}: {len(pairs)} faces; centres on an LR boundary: {int(tie.sum())} of {big_h} rows; "
+              f"nearest-exact (oracle) mean PSNR(Y) {np.mean(exact_psnr):.3f} dB")
+        up = np.array(stats["up"]["psnr"])
+        for ties, st in stats.items():
+            p = np.array(st["psnr"])
+            print(f"  ties={ties:4s}: rows read from another code than nearest-exact: {len(st['rows'])}; "
+                  f"max |diff| {st['worst']:.2e} (of 1); mean PSNR(Y) {p.mean():.3f} dB; "
+                  f"minus ties=up: mean {np.mean(p - up):+.3f}, per face {np.min(p - up):+.3f}..{np.max(p - up):+.3f} dB; "
+                  f"better than up on {int((p > up).sum())} faces, worse on {int((p < up).sum())}")
 
 
 def main() -> None:
@@ -141,7 +155,8 @@ def main() -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name in ("zsample", "rounding", "diinn-ties"):
         p = sub.add_parser(name)
-        p.add_argument("--limit", type=int, default=20, help="UTKFace test faces per row (evenly spaced)")
+        p.add_argument("--limit", type=int, default=20, help="UTKFace faces per row (evenly spaced)")
+        p.add_argument("--split", help="UTKFace folder instead of utkface/test, e.g. utkface/val")
         p.add_argument("--rows", nargs="*", help="LR-HR sizes to keep, e.g. 64-96")
         p.add_argument("--ffhq", action="store_true", help="add protocol A's FFHQ rows")
         p.add_argument("--data", type=Path, help="folder holding utkface/ and ffhq/")
@@ -152,7 +167,6 @@ def main() -> None:
         if name == "zsample":
             p.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(2)
     {"zsample": cmd_zsample, "rounding": cmd_rounding, "diinn-ties": cmd_diinn_ties}[args.cmd](args)
 
 

@@ -66,21 +66,41 @@ class Upscaler:
         self.model = model.to(self.device).eval()
         self.name = name
 
-    def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
-        """(B,3,h,w) in [0,1] -> (B,3,H,W); the ONNX engine overrides this."""
-        return self.model.render(lr, size, chunk_size=chunk_size, precision=self.precision)
+    def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
+               sample_z: bool = False, seed: int | None = None) -> torch.Tensor:
+        """(B,3,h,w) in [0,1] -> (B,3,H,W); the ONNX engine overrides this.
+
+        ``sample_z`` draws ARASFSR's frequency latent z instead of using its mean, as the
+        authors' code does at inference; from ``seed`` if given (reproducible, and each
+        image's draw independent of its batch), else from torch's global generator.
+        """
+        seed = check_sampling(sample_z, seed)
+        if not sample_z:
+            return self.model.render(lr, size, chunk_size=chunk_size, precision=self.precision)
+        if getattr(self.model, "frequency", None) is None:
+            raise InputError(f"sampling z needs a model with the frequency module (ARASFSR); "
+                             f"{self.name} has no latent z")
+        saved = self.model.sample, self.model.sample_seed
+        self.model.sample, self.model.sample_seed = True, seed
+        try:
+            return self.model.render(lr, size, chunk_size=chunk_size, precision=self.precision)
+        finally:
+            self.model.sample, self.model.sample_seed = saved
 
     @torch.inference_mode()
     def upscale(self, image: ImageLike, *, scale: Scale | None = None,
                 size: tuple[int, int] | None = None, chunk_size: int | None = None,
-                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageLike:
+                max_pixels: int | None = DEFAULT_MAX_PIXELS, sample_z: bool = False,
+                seed: int | None = None) -> ImageLike:
         """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``.
 
         Takes a PIL image or a uint8 array (HxW grayscale, HxWx3 RGB, HxWx4 RGBA) and returns
         the same kind: grayscale stays grayscale (super-resolved on its luminance), alpha is
         kept (resized apart from the colour), RGB stays RGB. A PIL image comes back as L,
-        LA, RGB or RGBA with the ICC profile and EXIF of ``image.info``.
+        LA, RGB or RGBA with the ICC profile and EXIF of ``image.info``. ``sample_z`` and
+        ``seed``: see :meth:`render` (default: the mean, deterministic).
         """
+        check_sampling(sample_z, seed)
         if isinstance(image, np.ndarray):
             mode = {(2,): "L", (3, 3): "RGB", (3, 4): "RGBA"}.get((image.ndim, *image.shape[2:]))
             if image.dtype != np.uint8 or mode is None:
@@ -100,7 +120,8 @@ class Upscaler:
         rgb = np.asarray(colour.convert("RGB"))
         if alpha is not None:
             rgb = fill_transparent(rgb, np.asarray(alpha))
-        sr = self.render(images_to_tensor(rgb[None], self.device), (out_h, out_w), chunk_size)
+        sr = self.render(images_to_tensor(rgb[None], self.device), (out_h, out_w), chunk_size,
+                         sample_z=sample_z, seed=seed)
         # One luminance for a grayscale input: the model's three channels differ by a few levels.
         gray = colour.mode == "L" or bool((rgb[..., :1] == rgb[..., 1:]).all())
         if gray:
@@ -114,13 +135,16 @@ class Upscaler:
 
     @torch.inference_mode()
     def upscale_batch(self, images: np.ndarray, size_hw: tuple[int, int],
-                      chunk_size: int | None = None) -> np.ndarray:
+                      chunk_size: int | None = None, *, sample_z: bool = False,
+                      seed: int | None = None) -> np.ndarray:
         """(B,h,w,3) uint8 -> (B,H,W,3) uint8 at ``size_hw = (H, W)``, without upscale()'s size checks.
 
         ``chunk_size``: queries per forward pass, a positive integer (None: automatic).
+        ``sample_z``, ``seed``: see :meth:`render`.
         """
         chunk_size = check_chunk_size(chunk_size)
-        sr = self.render(images_to_tensor(images, self.device), tuple(size_hw), chunk_size)
+        sr = self.render(images_to_tensor(images, self.device), tuple(size_hw), chunk_size,
+                         sample_z=sample_z, seed=seed)
         return tensor_to_images(sr)
 
 
@@ -134,8 +158,23 @@ class OnnxUpscaler(Upscaler):
         self.device = torch.device("cpu")
         self.name = name
 
-    def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
+    def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
+               sample_z: bool = False, seed: int | None = None) -> torch.Tensor:
+        check_sampling(sample_z, seed)
+        if sample_z:
+            raise InputError("an exported ONNX model computes z's mean; sample z with the torch engine")
         return self.engine.render(lr, size, chunk_size)
+
+
+def check_sampling(sample_z: bool, seed: object) -> int | None:
+    """A caller's z-sampling request: the seed (None: unseeded), or InputError."""
+    if seed is None:
+        return None
+    if not sample_z:
+        raise InputError("a seed is for sampling z; ask for sample_z too")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise InputError(f"seed must be an integer from 0 to 2**63-1, got {seed!r}")
+    return int(seed)
 
 
 def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.device = "cpu",

@@ -80,6 +80,8 @@ def export_onnx(model: SuperResolver, path: str | Path | None = None, lr_hw: tup
 
     if not isinstance(model, ImplicitSR) or not model.has_fast_path:
         raise ModelError(f"ONNX export supports the implicit models with a fast path, not {model.arch!r}")
+    if getattr(model, "sample", False):  # a traced draw would be one fixed noise image
+        raise ModelError("ONNX export computes the frequency latent's mean; switch z sampling off first")
     model = model.eval().float()
     keys = ("proj", *model.query_state())
     names = [f"state_{k}" for k in keys]

@@ -171,7 +171,9 @@ _A_TRAIN, _A_VAL = TrainSpec(64, hr_size=(64, 128)), ValSpec(64, 96)
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
     Protocol("A", "Table 1 (protocol A): up-sampling scales, LR 64", "scales",
              _A_TRAIN, _A_VAL, _A_ROWS,
-             models=("arasfsr", "liif", "lte", "diinn", "arasfsr-L", "arasfsr-G", "arasfsr-S")),
+             # arasfsr-authors, diinn-arasfsr: the authors' released code (docs/fidelity.md)
+             models=("arasfsr", "liif", "lte", "diinn", "arasfsr-L", "arasfsr-G", "arasfsr-S",
+                     "arasfsr-authors", "diinn-arasfsr")),
     # Paper Sec. 4.3.2: fixed x8 pairs 16 -> 128; tested on input sizes never seen.
     Protocol("B", "Table 2 (protocol B): input sizes, x8", "input sizes",
              TrainSpec(16, hr_size=128), ValSpec(16, 128), _B_ROWS,

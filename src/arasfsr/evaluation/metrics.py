@@ -1,4 +1,9 @@
-"""Image quality as the authors computed it: PSNR and SSIM on the Y channel, whole image.
+"""Image quality by the authors' metric: PSNR and SSIM on the Y channel, whole image.
+
+The metric is theirs (``psnr_ssim_*_new.py``: the same Y, PSNR and SSIM on two PNGs); the
+SR image it reads is not quantised as theirs is: we round the model's output to 8 bits,
+their ``ToPILImage`` truncates. On identical float outputs that moves PSNR by -0.29 to
++0.33 dB depending on model and row (docs/fidelity.md, measured), SSIM by < 0.0002.
 
 - Y of YCbCr (ITU-R BT.601, studio range): ``Y = 16 + (65.481 R + 128.553 G + 24.966 B)``
   with R, G, B in [0, 1] (i.e. the 8-bit values divided by 255), truncated to uint8.

@@ -45,7 +45,8 @@ DEFAULTS: dict[str, Any] = {
         "scale": None,             # [min, max]: HR = LR x s per sample (instead of hr_size)
         "max_hr": None,            # never make HR larger than this (the ground truth size)
         "degradation": "bicubic",  # bicubic | nn-jpeg | mixture
-        "sample_q": 2304,          # HR pixels queried per sample (null: all)
+        "sample_q": 2304,          # HR pixels queried per sample (null: all); LIIF's DIV2K
+                                   # value (48^2 patches); its CelebA-HQ configs use 1024
         "flip": True,              # horizontal flips only: faces are aligned
         "num_workers": 0,
     },
