@@ -26,7 +26,7 @@ LIMIT = 50  # UTKFace test faces per row (evenly spaced); all 10 FFHQ faces
 
 EVALS = {
     "A": ["arasfsr-a", "liif-a", "arasfsr-a-cpu", "liif-a-cpu", "lte-a-cpu", "diinn-a-cpu",
-          "arasfsr-L-a-cpu", "arasfsr-G-a-cpu", "arasfsr-S-a-cpu"],
+          "arasfsr-L-a-cpu", "arasfsr-G-a-cpu", "arasfsr-S-a-cpu", "arasfsr-authors-a-cpu"],
     "B": ["arasfsr-b-cpu", "liif-b-cpu", "sparnet-b-cpu"],
     "C": ["arasfsr-c-cpu", "liif-c-cpu"],
     "P": ["arasfsr", "arasfsr-p-cpu"],
@@ -60,6 +60,16 @@ def eval_command(protocol: str) -> list[str]:
     return ["arasfsr", "eval", "--protocol", protocol, "--model", *EVALS[protocol], "--limit", str(LIMIT),
             "--tier", TIERS[protocol], "--out", f"results/eval/{protocol}", "--overwrite"]
 
+
+# Issue 13's control: the paper's formulation retrained on the machine that trained
+# arasfsr-authors-a-cpu (2-core CPU, fp32), same budget; evaluated from its run folder.
+CONTROL = "arasfsr-a-cpu-retrained"
+CONTROL_TRAIN = ["arasfsr", "train", "cpu/A-arasfsr", "--data-root", "packed", "--out", "runs/control/cpu-A-arasfsr",
+                 "--num-workers", "0", "--set", "train.iterations=2200", "--set", "train.val_every=550",
+                 "--set", "train.log_every=20"]
+CONTROL_EVAL = ["arasfsr", "eval", "--protocol", "A", "--model", f"runs/control/{CONTROL}.safetensors",
+                "--limit", str(LIMIT), "--tier", "cpu", "--out", "results/eval/A-control", "--overwrite",
+                "--no-pictures"]
 
 # The default model at the issue's key rows on ALL 1,000 UTKFace test faces.
 FULL_DEFAULT = ["arasfsr", "eval", "--protocol", "B", "--only", "16-128", "--model", "arasfsr", "--tier", "paper",
@@ -133,7 +143,9 @@ def section_budget() -> list[str]:
             "(`arasfsr models --info NAME` prints the whole card with the command that retrains it). "
             "One iteration budget per tier: all `paper`-tier runs got the same number of iterations, "
             "all `cpu`-tier runs another; all 16 trained at once on one NVIDIA H200 "
-            "(`scripts/train_all.py`), so the wall times are shares of one GPU. The default model "
+            "(`scripts/train_all.py`), so the wall times are shares of one GPU, except "
+            "`arasfsr-authors-a-cpu` (issue 13), trained later at the same cpu-tier budget on the 2-core "
+            "development CPU, shared with other jobs. The default model "
             "`arasfsr` is the paper-tier protocol-P run fine-tuned further, alone on the GPU, with the "
             "device time left (`arasfsr train --init`; iterations of both stages; its wall time is the "
             "first stage's, the fine-tune ran under a 178 s limit). Validation PSNR is the training monitor (RGB, whole faces at the "
@@ -145,18 +157,62 @@ def section_budget() -> list[str]:
 def section_a(res: Results) -> tuple[list[str], dict]:
     cols = test_rows("A")
     header = ["method", *[f"{set_name(r)} {r.label}" for r in cols]]
-    models = ["bicubic", "liif-a", "arasfsr-a", "liif-a-cpu", "lte-a-cpu", "diinn-a-cpu", "arasfsr-a-cpu"]
+    models = ["bicubic", "liif-a", "arasfsr-a", "liif-a-cpu", "lte-a-cpu", "diinn-a-cpu", "arasfsr-a-cpu",
+              "arasfsr-authors-a-cpu"]
     rows = [[m, *[res.get(m, r.dataset, r.label, r.degradation) for r in cols]] for m in models]
     facts = {"labels": [(r.dataset, r.label) for r in cols], "res": res}
     lines = ["## Protocol A: scales (paper Table 1)", "",
              "Trained at LR 64 with HR drawn in [64, 128] (x1-x2). x3 and above are out of distribution. "
-             "PSNR (dB) on Y; our data, not the paper's. Paper tier: `liif-a`, `arasfsr-a`; cpu tier: the rest.", "",
+             "PSNR (dB) on Y; our data, not the paper's. Paper tier: `liif-a`, `arasfsr-a`; cpu tier: the rest. "
+             "`arasfsr-authors-a-cpu` is ARASFSR as the authors' released code computes it (`variant: authors`, "
+             "see below and docs/fidelity.md). DIINN reads its nearest code with nearest-exact ties, as DIINN's "
+             "code does (issue 13; `diinn-a-cpu` was trained with grid_sample's ties).", "",
              *table(header, rows), "",
              "The paper's Table 1 (CelebA-HQ, 200 epochs; a different data set and a far larger budget, "
              "for reference only):", "",
              *table(["method", "x1.5 64-96", "x2 64-128", "x4 64-256", "x8 64-512"],
                     [[k, *v] for k, v in PAPER_T1.items()]), ""]
     return lines, facts
+
+
+def section_variant(res: Results) -> list[str]:
+    """Issue 13: the paper's written formulation against the authors' released code, same budget."""
+    cols = test_rows("A")
+    control = Results("A-control") if (EVAL / "A-control" / "results.json").is_file() else None
+    control_card = ROOT / "results" / "control" / f"{CONTROL}.json"
+    runs = [("arasfsr-a-cpu", "paper (the equations)", res, card("arasfsr-a-cpu")),
+            ("arasfsr-authors-a-cpu", "authors' code", res, card("arasfsr-authors-a-cpu"))]
+    if control is not None and control_card.is_file():
+        runs.insert(1, (CONTROL, "paper (the equations)", control, json.loads(control_card.read_text())))
+    rows = [[f"`{m}`", what, c["machine"], c["precision"], c.get("val_psnr_final"),
+             *[r.get(m, row.dataset, row.label, row.degradation) for row in cols]] for m, what, r, c in runs]
+    authors = [res.get("arasfsr-authors-a-cpu", r.dataset, r.label, r.degradation) for r in cols]
+
+    def margins(name, r):
+        return [a - r.get(name, row.dataset, row.label, row.degradation) for a, row in zip(authors, cols)]
+
+    lines = ["## The written formulation or the released code? (issue 13)", "",
+             "The authors' code computes ARASFSR differently from the paper's equations: the MLP also reads "
+             "the code centre's global coordinate, the cell input is 2r, the positional encoding has no pi "
+             "and the sine layers are chained (docs/fidelity.md). `arasfsr-authors-a-cpu` is that code "
+             "(`variant: authors`, checked against an independent re-implementation of their forward pass) "
+             "trained at `arasfsr-a-cpu`'s budget: the same faces, iterations, batch, queries, seed and "
+             "validation. `arasfsr-a-cpu` was trained on an H200 in bf16-mixed precision, "
+             "`arasfsr-authors-a-cpu` on the 2-core development CPU in fp32, so the paper's formulation "
+             "was also retrained there as a control"
+             + (f" (`{CONTROL}`, not shipped: `{shlex.join(CONTROL_TRAIN)}`, then `{shlex.join(CONTROL_EVAL)}`)."
+                if control is not None else " (not available in this checkout)."), "",
+             *table(["model", "formulation", "machine", "precision", "val PSNR",
+                     *[f"{set_name(r)} {r.label}" for r in cols]], rows), ""]
+    versus = [("arasfsr-a-cpu", res)] + ([(CONTROL, control)] if control is not None else [])
+    for name, r in versus:
+        m = margins(name, r)
+        wins = sum(v > CLOSE for v in m)
+        losses = sum(v < -CLOSE for v in m)
+        lines += [f"Authors' code minus `{name}`: " + ", ".join(f"{v:+.2f}" for v in m)
+                  + f" dB ({wins} rows better by more than {CLOSE} dB, {losses} worse, "
+                  f"{len(m) - wins - losses} ties).", ""]
+    return lines
 
 
 def section_b(res: Results) -> list[str]:
@@ -351,7 +407,8 @@ def main() -> int:
              "the full 1,000 would take hours on 2 CPU cores) and all 10 FFHQ test faces (cropped to the UTKFace "
              "framing, see README). Metrics: PSNR and SSIM on Y (BT.601), whole image, fp32 inference; "
              "the full tables with MATLAB-style SSIM and per-group rows are in `results/eval/*/results.md`.",
-             "", *section_budget(), *default_lines, *a_lines, *section_b(res["B"]), *section_c(res["C"]),
+             "", *section_budget(), *default_lines, *a_lines, *section_variant(res["A"]), *section_b(res["B"]),
+             *section_c(res["C"]),
              *section_d(res["A"]), *section_groups(res["P"]), *section_claims(res["A"], res["B"], res["C"])]
     pics = sorted((ROOT / "results").glob("*.png"))
     lines += ["## Pictures", "",
