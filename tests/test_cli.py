@@ -98,6 +98,23 @@ def test_scale_sy_x_sx_and_size_w_x_h(capsys, tmp_path, png, tiny):
         assert img.size == (37, 29) and img.format == "JPEG"
 
 
+def test_sample_z_is_seeded_and_refused_where_there_is_no_z(capsys, tmp_path, png, tiny):
+    def upscale(name, *extra):
+        return run(capsys, "upscale", png, "-o", tmp_path / name, "--scale", "2", "--model", tiny, *extra)
+
+    for name, extra in [("mean.png", ()), ("a.png", ("--sample-z", "--seed", "3")),
+                        ("b.png", ("--sample-z", "--seed", "3")), ("c.png", ("--sample-z", "--seed", "4"))]:
+        assert upscale(name, *extra)[0] == 0
+    read = lambda name: np.asarray(Image.open(tmp_path / name))  # noqa: E731
+    assert np.array_equal(read("a.png"), read("b.png"))
+    assert not np.array_equal(read("a.png"), read("c.png")) and not np.array_equal(read("a.png"), read("mean.png"))
+    before = tree(tmp_path)
+    assert_refused(upscale("d.png", "--seed", "3"), tmp_path, before, "--sample-z")
+    assert_refused(upscale("d.png", "--sample-z", "--seed", "-1"), tmp_path, before, "seed")
+    assert_refused(run(capsys, "upscale", png, "-o", tmp_path / "d.png", "--scale", "2", "--model", "bicubic",
+                       "--sample-z"), tmp_path, before, "latent z")
+
+
 def test_size_on_a_real_face(capsys, tmp_path, shared_data, tiny):
     face = sorted((shared_data / "utkface" / "test").glob("*.jpg"))[0]
     before = face.read_bytes()

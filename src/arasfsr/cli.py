@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="implicit decoder precision; auto = bf16 where the hardware has it (default)")
     up.add_argument("--engine", default="torch", choices=["torch", "onnx"],
                     help="onnx: run with onnxruntime (--model may be an .onnx file; needs arasfsr[onnx])")
+    up.add_argument("--sample-z", action="store_true",
+                    help="draw ARASFSR's latent z as the authors' code does (default: its mean, deterministic)")
+    up.add_argument("--seed", type=int, metavar="N", help="seed for --sample-z (reproducible draws)")
 
     exp = sub.add_parser("export", help="export a model to ONNX (dynamic input and output sizes)")
     exp.add_argument("--model", default=DEFAULT_MODEL, help="model name or .safetensors path")

@@ -11,7 +11,7 @@ from typing import Callable
 from PIL import Image
 from tqdm import tqdm
 
-from .api import load_model, output_size
+from .api import check_sampling, load_model, output_size
 from .atomic import atomic_write
 from .errors import InputError, ModelError
 from .evaluation.commands import cmd_compare, cmd_eval  # noqa: F401  (dispatched by name)
@@ -76,6 +76,9 @@ def plan_outputs(files: list[Path], output: Path | None, out_dir: Path | None, o
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
+    if args.seed is not None and not args.sample_z:
+        raise InputError("--seed is for --sample-z; add --sample-z")
+    check_sampling(args.sample_z, args.seed)
     files = collect_inputs(args.inputs)
     targets = plan_outputs(files, args.output, args.out_dir, args.overwrite)
     target_of = dict(zip(files, targets))
@@ -99,7 +102,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
                                   disable=len(images) < 2, file=sys.stderr):
             try:
                 out = model.upscale(img, scale=args.scale, size=args.size, chunk_size=args.chunk_size,
-                                    max_pixels=args.max_pixels)
+                                    max_pixels=args.max_pixels, sample_z=args.sample_z, seed=args.seed)
                 write_image(out, dst, overwrite=args.overwrite)
             except Exception as exc:
                 message = known_problem(exc)
