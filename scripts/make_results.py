@@ -2,6 +2,7 @@
 
     python scripts/make_results.py --run        # evaluate the shipped models, then write RESULTS.md
     python scripts/make_results.py              # only rewrite RESULTS.md from results/eval/*/results.json
+    python scripts/make_results.py --control runs/control/cpu-A-arasfsr   # issue 13's control, then RESULTS.md
 
 ``--run`` calls ``arasfsr eval`` once per protocol (the commands are printed and
 written into RESULTS.md); every number in RESULTS.md is read from those results.json
@@ -64,12 +65,27 @@ def eval_command(protocol: str) -> list[str]:
 # Issue 13's control: the paper's formulation retrained on the machine that trained
 # arasfsr-authors-a-cpu (2-core CPU, fp32), same budget; evaluated from its run folder.
 CONTROL = "arasfsr-a-cpu-retrained"
-CONTROL_TRAIN = ["arasfsr", "train", "cpu/A-arasfsr", "--data-root", "packed", "--out", "runs/control/cpu-A-arasfsr",
-                 "--num-workers", "0", "--set", "train.iterations=2200", "--set", "train.val_every=550",
+CONTROL_TRAIN = ["OMP_NUM_THREADS=1", "arasfsr", "train", "cpu/A-arasfsr", "--data-root", "packed",
+                 "--out", "runs/control/cpu-A-arasfsr", "--num-workers", "0", "--set", "train.iterations=2200", "--set", "train.val_every=550",
                  "--set", "train.log_every=20"]
 CONTROL_EVAL = ["arasfsr", "eval", "--protocol", "A", "--model", f"runs/control/{CONTROL}.safetensors",
                 "--limit", str(LIMIT), "--tier", "cpu", "--out", "results/eval/A-control", "--overwrite",
                 "--no-pictures"]
+
+
+def take_control(run_dir: Path) -> None:
+    """The control's run folder -> its weights under runs/control (named CONTROL, the name its
+    results carry) and its card under results/control; then evaluate it."""
+    weights = ROOT / "runs" / "control" / f"{CONTROL}.safetensors"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / "model.safetensors", weights)
+    card_path = ROOT / "results" / "control" / f"{CONTROL}.json"
+    card_path.parent.mkdir(parents=True, exist_ok=True)
+    card_path.write_text(json.dumps({**json.loads((run_dir / "model.json").read_text()), "name": CONTROL,
+                                     "shipped": False}, indent=2) + "\n")
+    print("+", shlex.join(CONTROL_EVAL), flush=True)
+    subprocess.run(CONTROL_EVAL, cwd=ROOT, check=True)
+
 
 # The default model at the issue's key rows on ALL 1,000 UTKFace test faces.
 FULL_DEFAULT = ["arasfsr", "eval", "--protocol", "B", "--only", "16-128", "--model", "arasfsr", "--tier", "paper",
@@ -145,7 +161,7 @@ def section_budget() -> list[str]:
             "all `cpu`-tier runs another; all 16 trained at once on one NVIDIA H200 "
             "(`scripts/train_all.py`), so the wall times are shares of one GPU, except "
             "`arasfsr-authors-a-cpu` (issue 13), trained later at the same cpu-tier budget on the 2-core "
-            "development CPU, shared with other jobs. The default model "
+            "development CPU (one thread, shared with other jobs). The default model "
             "`arasfsr` is the paper-tier protocol-P run fine-tuned further, alone on the GPU, with the "
             "device time left (`arasfsr train --init`; iterations of both stages; its wall time is the "
             "first stage's, the fine-tune ran under a 178 s limit). Validation PSNR is the training monitor (RGB, whole faces at the "
@@ -198,8 +214,8 @@ def section_variant(res: Results) -> list[str]:
              "(`variant: authors`, checked against an independent re-implementation of their forward pass) "
              "trained at `arasfsr-a-cpu`'s budget: the same faces, iterations, batch, queries, seed and "
              "validation. `arasfsr-a-cpu` was trained on an H200 in bf16-mixed precision, "
-             "`arasfsr-authors-a-cpu` on the 2-core development CPU in fp32, so the paper's formulation "
-             "was also retrained there as a control"
+             "`arasfsr-authors-a-cpu` on the 2-core development CPU in fp32 (one thread), so the paper's "
+             "formulation was also retrained there, at the same time and the same way, as a control"
              + (f" (`{CONTROL}`, not shipped: `{shlex.join(CONTROL_TRAIN)}`, then `{shlex.join(CONTROL_EVAL)}`)."
                 if control is not None else " (not available in this checkout)."), "",
              *table(["model", "formulation", "machine", "precision", "val PSNR",
@@ -390,7 +406,11 @@ def astronaut_grids() -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", action="store_true", help="run the evaluations first (about an hour on 2 CPU cores)")
+    p.add_argument("--control", type=Path, metavar="RUN_DIR",
+                   help=f"take {CONTROL} from this run folder (of `{shlex.join(CONTROL_TRAIN)}`) and evaluate it")
     args = p.parse_args()
+    if args.control is not None:
+        take_control(args.control)
     if args.run:
         run_evals()
     res = {k: Results(k) for k in EVALS}

@@ -51,10 +51,13 @@ HOW = ("trained with every other shipped model at once on one NVIDIA H200 by "
        "one iteration budget per tier, set by the slowest run of the tier")
 # Runs trained elsewhere, later: how each was made instead.
 HOW_OF = {
-    "cpu-A-arasfsr-authors": "trained alone on the 2-core development CPU (shared with other jobs) by the "
-                             "command above, after `python scripts/pack_faces.py packed --max-mb 32` (the "
-                             "same 5,976 faces as arasfsr-a-cpu), at arasfsr-a-cpu's budget: its iterations, "
-                             "batch, queries, seed and validation (issue 13)",
+    "cpu-A-arasfsr-authors": "trained on the 2-core development CPU in fp32 with one thread "
+                             "(`OMP_NUM_THREADS=1` before the command above; two threads stalled on the "
+                             "shared machine), at the same time as its control (the paper's formulation, "
+                             "same command with cpu/A-arasfsr) and other jobs, after "
+                             "`python scripts/pack_faces.py packed --max-mb 32` (the same 5,976 faces as "
+                             "arasfsr-a-cpu), at arasfsr-a-cpu's budget: its iterations, batch, queries, seed "
+                             "and validation (issue 13)",
 }
 
 
