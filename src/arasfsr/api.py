@@ -14,10 +14,8 @@ from .errors import InputError, ModelError
 from .imageio import to_rgb
 from .models import ImplicitSR, SuperResolver, create_model
 from .models.core import resolve_precision
-from .registry import DEFAULT_MODEL, PRESETS, shipped_weights
-
-# Outputs above this many pixels are refused unless the caller raises the limit.
-DEFAULT_MAX_PIXELS = 4096 * 4096
+from .defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
+from .registry import PRESETS, shipped_weights
 
 ImageLike = Union[Image.Image, np.ndarray]
 Scale = Union[float, tuple[float, float]]

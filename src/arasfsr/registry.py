@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .defaults import DEFAULT_MODEL
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "arasfsr"
 
 
 @dataclass(frozen=True)
