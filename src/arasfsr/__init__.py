@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ArasfsrError, InputError, ModelError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # The public names below load torch; they are imported on first use, so that importing the
 # package (the command line's --help, usage errors) stays instant.

@@ -29,7 +29,7 @@ def parse_scale(text: str) -> float | tuple[float, float]:
         raise argparse.ArgumentTypeError(f"invalid scale {text!r}: use S or SYxSX, e.g. 4 or 2x3") from None
     if len(values) not in (1, 2) or not all(v > 0 and v == v and v != float("inf") for v in values):
         raise argparse.ArgumentTypeError(f"invalid scale {text!r}: factors must be positive numbers")
-    return values[0] if len(values) == 1 else (values[0], values[1])
+    return values[0] if len(values) == 1 else (values[1], values[0])  # the API takes (sx, sy)
 
 
 def parse_size(text: str) -> tuple[int, int]:
