@@ -9,7 +9,7 @@ from PIL import Image
 
 import arasfsr
 from arasfsr.checkpoint import save_checkpoint
-from arasfsr.cli import main
+from arasfsr.cli.main import main
 from arasfsr.faces import Face, alignment_matrix, feather_mask, paste, restore, similarity, warp
 from arasfsr.faces.align import TEMPLATE, invert, natural_size
 from arasfsr.models import create_model
