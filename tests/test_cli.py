@@ -478,7 +478,7 @@ def test_precision_means_the_decoder_everywhere_and_train_has_its_own(capsys, tm
         assert code == 0 and "--precision {auto,fp32,bf16}" in out and "implicit decoder precision" in out
         assert ("--engine {torch,onnx}" in out) == (command in ("upscale", "restore", "demo"))
     assert_refused(run(capsys, "train", "smoke/A-arasfsr", "--precision", "bf16-mixed"), tmp_path, tree(tmp_path),
-                   "unrecognized arguments: --precision")
+                   "--trainer-precision since arasfsr 0.2.0")
     argv = ["train", "smoke/A-arasfsr", "--trainer-precision", "bf16-mixed", "--devices", "1", "--num-workers", "0"]
     args = build_parser().parse_args(argv)
     command = retrain_command(args)

@@ -25,8 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     # Not --precision: in every other command that is the implicit decoder's precision.
     tr.add_argument("--trainer-precision", metavar="P",
                     help="Lightning precision, e.g. bf16-mixed, 16-mixed, 32-true (default: the config's)")
+    tr.add_argument("--precision", type=_renamed_precision, help=argparse.SUPPRESS)
     tr.add_argument("--num-workers", type=parse_count_or_zero, metavar="N", help="data loading processes")
     tr.set_defaults(func=run_train)
+
+
+def _renamed_precision(text: str) -> str:
+    raise argparse.ArgumentTypeError("train's --precision is --trainer-precision since arasfsr 0.2.0 "
+                                     "(--precision is the implicit decoder's in the other commands)")
 
 
 def run_train(args: argparse.Namespace) -> int:
