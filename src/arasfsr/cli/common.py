@@ -11,9 +11,8 @@ import argparse
 import importlib
 import re
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from .. import defaults
 from ..errors import InputError, ModelError
@@ -86,24 +85,18 @@ def parse_scale(text: str) -> float | tuple[float, float]:
     return values[0] if len(values) == 1 else (values[0], values[1])
 
 
-class LazyChoices(Sequence):
-    """An option's choices read from a library module only when argparse checks or shows
-    them (give the option a ``metavar``, or argparse lists them as it is built)."""
+def library_choice(module: str, name: str) -> Callable[[str], str]:
+    """A parser for a value that must be one of ``module.name``, read from the library only
+    when a value is checked: argparse's ``choices`` would be read to build every help."""
 
-    def __init__(self, module: str, name: str) -> None:
-        self.module, self.name = module, name
+    def parse(text: str) -> str:
+        values = getattr(importlib.import_module(module), name)
+        if text not in values:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {text!r} (choose from {', '.join(map(repr, values))})")
+        return text
 
-    def _values(self) -> Sequence[Any]:
-        return getattr(importlib.import_module(self.module), self.name)
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._values()[index]
-
-    def __len__(self) -> int:
-        return len(self._values())
-
-    def __contains__(self, value: object) -> bool:
-        return value in self._values()
+    return parse
 
 
 # --- option groups --------------------------------------------------------------------
