@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 from .checkpoint import load_checkpoint
+from .defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
 from .errors import InputError, ModelError
 from .imageio import to_rgb
 from .models import ImplicitSR, SuperResolver, create_model
 from .models.core import resolve_precision
-from .defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
 from .registry import PRESETS, shipped_weights
 
 ImageLike = Union[Image.Image, np.ndarray]
