@@ -20,15 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from arasfsr.data import resolve_data_root  # noqa: E402
 from arasfsr.training.data import SUBSET_SEED, list_images  # noqa: E402
-
-DEFAULT_SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dest", type=Path, help="folder to create (DEST/utkface/{train,val})")
-    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="data root holding utkface/")
+    ap.add_argument("--source", type=Path, default=resolve_data_root(),
+                    help="data root holding utkface/ (default: $ARASFSR_DATA, else shared/data beside the checkout)")
     ap.add_argument("--count", type=int, help="training faces to copy (default: as many as fit)")
     ap.add_argument("--max-mb", type=float, default=40.0, help="size budget in MB (10^6 bytes)")
     args = ap.parse_args(argv)

@@ -87,7 +87,7 @@ def parse_scale(text: str) -> float | tuple[float, float]:
 
 def library_choice(module: str, name: str) -> Callable[[str], str]:
     """A parser for a value that must be one of ``module.name``, read from the library only
-    when a value is checked: argparse's ``choices`` would be read to build every help."""
+    when a value is checked (argparse reads ``choices`` as it builds the parser)."""
 
     def parse(text: str) -> str:
         values = getattr(importlib.import_module(module), name)
@@ -97,6 +97,21 @@ def library_choice(module: str, name: str) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+class _Deferred:
+    def __init__(self, make: Callable[[], str]) -> None:
+        self.make = make
+
+    def __str__(self) -> str:
+        return self.make()
+
+
+def defer_help(action: argparse.Action, make: Callable[[], str]) -> None:
+    """``action``'s help made by ``make`` only when a help is shown, not as the parser is built
+    (argparse fills ``%(NAME)s`` in a help from the option's attributes)."""
+    action.deferred_help = _Deferred(make)
+    action.help = "%(deferred_help)s"
 
 
 # --- option groups --------------------------------------------------------------------

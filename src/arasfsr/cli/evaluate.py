@@ -6,18 +6,29 @@ import argparse
 from pathlib import Path
 
 from .common import (add_chunk_size_option, add_device_option, add_overwrite_option, add_precision_option,
-                     collect_inputs, library_choice, parse_count)
+                     collect_inputs, defer_help, library_choice, parse_count)
 
-# Checked when given, not listed in the help: their modules load numpy and Pillow, which
-# `--help` needs no more than torch (they took `eval --help` from 0.15 s to 0.5 s).
-protocol_name = library_choice("arasfsr.protocols", "PROTOCOL_NAMES")
+# Checked, and listed in a help, only when used: their modules load numpy and Pillow, which
+# building the parser needs no more than torch (they took `eval --help` from 0.15 s to 0.5 s).
+protocol_name = library_choice("arasfsr.protocols", "PROTOCOLS")
 degradation_name = library_choice("arasfsr.data.degrade", "DEGRADATIONS")
+
+
+def protocols_help() -> str:
+    from ..protocols import PROTOCOLS
+
+    return ", ".join(f"{p.name} {p.summary}" for p in PROTOCOLS.values())
+
+
+def degradations_help() -> str:
+    from ..data.degrade import DEGRADATIONS
+
+    return f"how the LR faces are made: {', '.join(DEGRADATIONS)} (default bicubic)"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="evaluate models on a test protocol (PSNR/SSIM tables, pictures)")
-    ev.add_argument("--protocol", required=True, type=protocol_name, metavar="NAME",
-                    help="A scales, B input sizes, C NN-JPEG, D ablation, P all of A-C")
+    defer_help(ev.add_argument("--protocol", required=True, type=protocol_name, metavar="NAME"), protocols_help)
     ev.add_argument("--model", nargs="+", default=[], metavar="NAME|PATH",
                     help="models to evaluate (bicubic is always added); default: every trained model")
     ev.add_argument("--out", type=Path, required=True, help="folder for results.json, results.md, PNGs")
@@ -25,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--limit", type=parse_count, default=None, metavar="N",
                     help="only N faces of each set, evenly spaced in name order")
     ev.add_argument("--data", type=Path, default=None,
-                    help="folder holding utkface/, ffhq/, realworld/ (default: $ARASFSR_DATA or shared/data)")
+                    help="folder holding utkface/, ffhq/, realworld/ (default: $ARASFSR_DATA, else shared/data "
+                         "beside the checkout, else ../shared/data)")
     add_device_option(ev)
     ev.add_argument("--only", nargs="+", metavar="LR-HR",
                     help="evaluate only these rows, e.g. 16-128 (default: every row of the protocol)")
@@ -43,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("--out", type=Path, required=True, help="the grid, e.g. grid.png")
     cmp.add_argument("--lr", type=parse_count, default=32, metavar="N", help="LR side in pixels (default 32)")
     cmp.add_argument("--hr", type=parse_count, default=128, metavar="N", help="output side in pixels (default 128)")
-    cmp.add_argument("--degradation", default="bicubic", type=degradation_name, metavar="KIND",
-                     help="how the LR faces are made, e.g. nn-jpeg (default bicubic)")
+    defer_help(cmp.add_argument("--degradation", default="bicubic", type=degradation_name, metavar="KIND"),
+               degradations_help)
     cmp.add_argument("--ffhq-framing", action="store_true",
                      help="crop FFHQ-aligned faces to the UTKFace framing first")
     cmp.add_argument("--no-ground-truth", action="store_true",

@@ -20,10 +20,11 @@ import traceback
 
 from .. import __version__
 from ..errors import ArasfsrError
+from ..ui import command as ui
 from . import evaluate, faces, train, upscale
 from .common import EXIT_USAGE, ArgumentParser, known_problem
 
-COMMANDS = (upscale, evaluate, faces, train)
+COMMANDS = (upscale, evaluate, faces, train, ui)
 
 EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
