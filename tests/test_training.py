@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 
 from arasfsr.errors import InputError
 from arasfsr.models import ARCHITECTURES
-from arasfsr.registry import PRESETS
 from arasfsr.training import list_configs, load_config, train
 from arasfsr.training.checkpoint_io import load_state, save_state
 from arasfsr.training.config import model_spec

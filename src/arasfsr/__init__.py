@@ -1,4 +1,8 @@
-"""arasfsr: arbitrary-resolution, arbitrary-scale face super-resolution (ARASFSR, WACV 2024)."""
+"""arasfsr: arbitrary-resolution, arbitrary-scale face super-resolution (ARASFSR, WACV 2024).
+
+The public names are imported on first use, so that ``import arasfsr.registry`` (the
+model names) and ``arasfsr --help`` do not import torch.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ from .errors import ArasfsrError, InputError, ModelError
 
 __version__ = "0.2.0"
 
-# The public names below load torch; they are imported on first use, so that importing the
-# package (the command line's --help, usage errors) stays instant.
 _LAZY = {"Upscaler": "api", "load_model": "api", "output_size": "api", "load_checkpoint": "checkpoint",
          "save_checkpoint": "checkpoint", "create_model": "models", "list_models": "registry"}
 

@@ -15,9 +15,9 @@ from .checkpoint import load_checkpoint
 from .defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
 from .errors import InputError, ModelError
 from .imageio import to_rgb
-from .models import ImplicitSR, SuperResolver, create_model
-from .models.core import resolve_precision
-from .registry import PRESETS, shipped_weights
+from .models import SuperResolver, create_model
+from .registry import resolve
+from .runtime import check_chunk_size, resolve_precision
 
 ImageLike = Union[Image.Image, np.ndarray]
 Scale = Union[float, tuple[float, float]]
@@ -94,15 +94,14 @@ class Upscaler:
     def __init__(self, model: SuperResolver, name: str, device: str | torch.device = "cpu",
                  precision: str = "auto") -> None:
         self.device = torch.device(device)
+        # Reduced precision for the implicit decoder where the hardware has it (see README "Speed").
+        self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.name = name
-        # Reduced precision for the implicit decoder where the hardware has it (see README "Speed").
-        if isinstance(model, ImplicitSR):
-            model.precision = resolve_precision(precision, self.device)
 
     def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
         """(B,3,h,w) in [0,1] -> (B,3,H,W); the ONNX engine overrides this."""
-        return self.model.render(lr, size, chunk_size=chunk_size)
+        return self.model.render(lr, size, chunk_size=chunk_size, precision=self.precision)
 
     @torch.inference_mode()
     def upscale(self, image: ImageLike, *, scale: Scale | None = None,
@@ -132,7 +131,11 @@ class Upscaler:
     @torch.inference_mode()
     def upscale_batch(self, images: np.ndarray, size_hw: tuple[int, int],
                       chunk_size: int | None = None) -> np.ndarray:
-        """(B,h,w,3) uint8 -> (B,H,W,3) uint8 at ``size_hw = (H, W)``, without upscale()'s checks."""
+        """(B,h,w,3) uint8 -> (B,H,W,3) uint8 at ``size_hw = (H, W)``, without upscale()'s size checks.
+
+        ``chunk_size``: queries per forward pass, a positive integer (None: automatic).
+        """
+        chunk_size = check_chunk_size(chunk_size)
         sr = self.render(images_to_tensor(images, self.device), tuple(size_hw), chunk_size)
         return tensor_to_images(sr)
 
@@ -155,7 +158,8 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
                pretrained: bool = True, precision: str = "auto", engine: str = "torch") -> Upscaler:
     """A named model (see ``arasfsr models``) or a ``.safetensors`` checkpoint path.
 
-    ``pretrained=False`` builds a named preset with random weights (for training).
+    The name is resolved by :func:`arasfsr.registry.resolve`. ``pretrained=False``
+    builds the named architecture and config with random weights (for training).
     ``precision`` ("auto", "fp32", "bf16") is the implicit decoder's; ``engine="onnx"``
     runs the model with onnxruntime (an ``.onnx`` file from ``arasfsr export``, or a
     model exported on the fly).
@@ -170,24 +174,13 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
     if engine != "torch":
         raise ModelError(f"unknown engine {engine!r}; use torch or onnx")
     device = _check_device(device)
-    name = str(name_or_path)
-    weights = shipped_weights(name)
-    if weights is not None and pretrained:
-        return Upscaler(load_checkpoint(weights), name, device, precision)
-    if name in PRESETS:
-        preset = PRESETS[name]
-        if pretrained and preset.arch != "bicubic":
-            raise ModelError(f"no trained weights for {name!r} are shipped in this installation; "
-                             "use a trained name from `arasfsr models` or a .safetensors path")
-        return Upscaler(create_model(preset.arch, **preset.config), name, device, precision)
-    path = Path(name)
-    if path.suffix or path.exists() or "/" in name:
-        return Upscaler(load_checkpoint(path), path.stem, device, precision)
-    if name == DEFAULT_MODEL:  # an installation without the shipped weights
-        raise ModelError(f"the default model {name!r} has no trained weights in this installation; "
-                         "pass --model with a trained name from `arasfsr models` (e.g. bicubic) "
-                         "or a .safetensors checkpoint")
-    raise ModelError(f"unknown model {name!r}; `arasfsr models` lists the names")
+    resolve_precision(precision, device)  # a bad precision fails before the model is built
+    entry = resolve(name_or_path, trained=pretrained)
+    if pretrained and entry.weights is not None:
+        model = load_checkpoint(entry.weights)
+    else:
+        model = create_model(entry.arch, **entry.config)
+    return Upscaler(model, entry.name, device, precision)
 
 
 def _check_device(device: str | torch.device) -> torch.device:

@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     models = sub.add_parser("models", help="list the named models")
     models.add_argument("--info", metavar="NAME", help="show one model's card (a name or .safetensors path)")
+    models.add_argument("--all", action="store_true", help="also list the untrained architecture presets")
     models.set_defaults(func=run_models)
 
     demo = sub.add_parser("demo", help="super-resolve the astronaut face from scikit-image at x2, x3.5 and x8")
@@ -94,23 +95,12 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from ..checkpoint import read_card, read_metadata
-    from ..registry import list_models, shipped_weights
+    from ..registry import list_models, resolve
 
-    rows = list_models()
     if args.info:
-        if args.info in rows:
-            weights = shipped_weights(args.info)
-            card = read_card(weights) if weights else {}
-            info = {"name": args.info, **rows[args.info], **card}
-        elif Path(args.info).suffix == ".safetensors" or Path(args.info).exists():
-            arch, config = read_metadata(args.info)
-            info = {"name": Path(args.info).stem, "path": args.info, "arch": arch, "config": config,
-                    **read_card(args.info)}
-        else:
-            raise InputError(f"unknown model {args.info!r}; `arasfsr models` lists the names")
-        print(json.dumps(info, indent=2))
+        print(json.dumps(resolve(args.info).check().info(), indent=2))
         return 0
+    rows = list_models(include_presets=args.all)
     width = max(len(n) for n in rows)
     for name, row in rows.items():
         mark = "*" if name == defaults.DEFAULT_MODEL else " "

@@ -1,11 +1,12 @@
 """Training configurations: short names, YAML files with ``include``s, ``--set`` overrides.
 
 A config names its protocol (a record of :data:`arasfsr.protocols.PROTOCOLS`, which gives
-the data sizes, degradation and validation), its model (a preset of
-:data:`arasfsr.registry.PRESETS`, with optional ``model_args`` overrides) and its tier's
-data, training and validation settings. ``include: [a.yaml, b.yaml]`` merges other files
-first (paths relative to the including file; later files and the file itself win). A tier
-file may give network sizes per architecture in ``tier_model_args: {arch: {...}}``.
+the data sizes, degradation and validation), its model (a name :func:`arasfsr.registry.resolve`
+knows: usually a preset, with optional ``model_args`` overrides) and its tier's data,
+training and validation settings. ``include: [a.yaml, b.yaml]`` merges other files first
+(paths relative to the including file; later files and the file itself win). The network
+sizes of a tier are declared by each model beside its class (``tiers=`` of
+``@register_model``); ``tier_model_args: {arch: {...}}`` may still override them.
 
 A short name ``TIER/PROTOCOL-MODEL`` (e.g. ``paper/A-arasfsr``) is made from the tier file
 ``arasfsr/configs/TIER/_tier.yaml``, the protocol record and the model; a file
@@ -31,9 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "name": None,
     "protocol": None,
     "tier": None,
-    "model": None,            # preset name (or an architecture name)
+    "model": None,            # a model name: preset, architecture, shipped model or checkpoint
     "model_args": {},         # overrides of the preset's config
-    "tier_model_args": {},    # per-architecture sizes of a budget tier
+    "tier_model_args": {},    # overrides of the tier sizes the models declare, per architecture
     "data": {
         "root": None,              # null: arasfsr.data.resolve_data_root (--data-root overrides)
         "train": "utkface/train",
@@ -88,9 +89,9 @@ def list_configs() -> list[str]:
 def preset_of(model: str) -> str:
     """The preset a config name's model means: the configs use the EDSR-baseline encoder
     (the paper's E- models), so ``arasfsr`` is ``e-arasfsr``; other names are presets as given."""
-    from ..registry import PRESETS
+    from ..registry import presets
 
-    return f"e-{model}" if f"e-{model}" in PRESETS else model
+    return f"e-{model}" if f"e-{model}" in presets() else model
 
 
 def _made(name: str) -> dict[str, Any] | None:
@@ -196,12 +197,13 @@ def _range(value: Any, what: str) -> tuple[int, int] | None:
 
 
 def validate(cfg: dict[str, Any]) -> None:
-    from ..models import ARCHITECTURES
-    from ..registry import PRESETS
+    from ..errors import ModelError
+    from ..registry import check_config
 
-    if cfg["model"] not in PRESETS and cfg["model"] not in ARCHITECTURES:
-        raise InputError(f"config model {cfg['model']!r} is not a known preset or architecture "
-                         f"(known: {', '.join(sorted(set(PRESETS) | set(ARCHITECTURES)))})")
+    try:
+        check_config(*model_spec(cfg))
+    except ModelError as exc:
+        raise InputError(f"config model {cfg['model']!r}: {exc}") from None
     data, train, val = cfg["data"], cfg["train"], cfg["val"]
     _range(data["lr_size"], "data.lr_size")
     if (data["hr_size"] is None) == (data["scale"] is None):
@@ -221,9 +223,19 @@ def validate(cfg: dict[str, Any]) -> None:
 
 
 def model_spec(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(arch, kwargs) of the configured model: preset, then tier sizes, then ``model_args``."""
-    from ..registry import PRESETS, Preset
+    """(arch, kwargs) of the configured model: its config (a preset's, or a checkpoint's),
+    then the sizes the architecture declares for the tier, then ``model_args``."""
+    from ..registry import resolve, tier_sizes
 
-    preset = PRESETS.get(cfg["model"]) or Preset(cfg["model"])
-    args = merge(preset.config, (cfg.get("tier_model_args") or {}).get(preset.arch, {}) or {})
-    return preset.arch, merge(args, cfg.get("model_args") or {})
+    if not isinstance(cfg["model"], str):
+        raise InputError(f"config model must be a model name, got {cfg['model']!r}")
+    for key in ("model_args", "tier_model_args"):
+        if not isinstance(cfg.get(key) or {}, dict):
+            raise InputError(f"config {key} must be a mapping, got {cfg[key]!r}")
+    entry = resolve(cfg["model"])
+    args = merge(entry.config, tier_sizes(entry.arch, cfg.get("tier")))
+    tier_args = (cfg.get("tier_model_args") or {}).get(entry.arch) or {}
+    if not isinstance(tier_args, dict):
+        raise InputError(f"config tier_model_args.{entry.arch} must be a mapping, got {tier_args!r}")
+    args = merge(args, tier_args)
+    return entry.arch, merge(args, cfg.get("model_args") or {})
