@@ -14,7 +14,7 @@ from PIL import Image
 from .checkpoint import load_checkpoint
 from .defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
 from .errors import InputError, ModelError
-from .imageio import to_rgb
+from .imageio import carry_metadata, fill_transparent, normalise_mode, resize_alpha, split_alpha
 from .models import SuperResolver, create_model
 from .registry import resolve
 from .runtime import check_chunk_size, resolve_precision
@@ -110,23 +110,41 @@ class Upscaler:
         """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``;
         ``scale`` is one factor or ``(sx, sy)``, width first like ``size``.
 
-        Takes a PIL image or an HxWx3 uint8 array and returns the same kind.
+        Takes a PIL image or a uint8 array (HxW grayscale, HxWx3 RGB, HxWx4 RGBA) and returns
+        the same kind: grayscale stays grayscale (super-resolved on its luminance), alpha is
+        kept (resized apart from the colour), RGB stays RGB. A PIL image comes back as L,
+        LA, RGB or RGBA with the ICC profile and EXIF of ``image.info``.
         """
-        as_array = isinstance(image, np.ndarray)
-        if as_array:
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                raise InputError(f"array input must be HxWx3 uint8, got {image.shape} {image.dtype}")
-            arr = image
+        if isinstance(image, np.ndarray):
+            mode = {(2,): "L", (3, 3): "RGB", (3, 4): "RGBA"}.get((image.ndim, *image.shape[2:]))
+            if image.dtype != np.uint8 or mode is None:
+                raise InputError(f"array input must be uint8 HxW, HxWx3 or HxWx4, got {image.shape} {image.dtype}")
+            if 0 in image.shape:
+                raise InputError("input image is empty")
+            pil = Image.fromarray(image)  # L, RGB or RGBA from the shape
         elif isinstance(image, Image.Image):
-            arr = np.asarray(to_rgb(image)[0])
+            pil = normalise_mode(image)[0]
         else:
             raise InputError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
-        h, w = arr.shape[:2]
-        if h < 1 or w < 1:
+        if pil.width < 1 or pil.height < 1:
             raise InputError("input image is empty")
-        out_w, out_h = output_size((w, h), scale, size, max_pixels)
-        out = self.upscale_batch(arr[None], (out_h, out_w), chunk_size)[0]
-        return out if as_array else Image.fromarray(out)
+        out_w, out_h = output_size(pil.size, scale, size, max_pixels)
+        chunk_size = check_chunk_size(chunk_size)
+        colour, alpha = split_alpha(pil)
+        rgb = np.asarray(colour.convert("RGB"))
+        if alpha is not None:
+            rgb = fill_transparent(rgb, np.asarray(alpha))
+        sr = self.render(images_to_tensor(rgb[None], self.device), (out_h, out_w), chunk_size)
+        # One luminance for a grayscale input: the model's three channels differ by a few levels.
+        gray = colour.mode == "L" or bool((rgb[..., :1] == rgb[..., 1:]).all())
+        if gray:
+            sr = sr.mean(1, keepdim=True).expand_as(sr)
+        out = Image.fromarray(tensor_to_images(sr)[0]).convert(colour.mode)
+        if alpha is not None:
+            out.putalpha(resize_alpha(alpha, (out_w, out_h)))
+        if isinstance(image, np.ndarray):
+            return np.asarray(out)
+        return carry_metadata(image, out)
 
     @torch.inference_mode()
     def upscale_batch(self, images: np.ndarray, size_hw: tuple[int, int],

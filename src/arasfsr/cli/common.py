@@ -186,7 +186,7 @@ def note(message: str) -> None:
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
     """Image files named directly, and the images inside named folders (sorted, not recursive)."""
-    from ..imageio import IMAGE_SUFFIXES, image_files
+    from ..imageio import IMAGE_SUFFIXES, image_files, input_path_problem
 
     files: list[Path] = []
     for item in inputs:
@@ -196,21 +196,22 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
             if not found:
                 raise InputError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.extend(found)
-        elif path.exists():
+        elif (problem := input_path_problem(path)) is None:
             files.append(path)
         else:
-            raise InputError(f"{path}: no such file or folder")
+            raise InputError(f"{path}: {problem}")
     return files
 
 
-def read_inputs(files: list[Path], check: Callable[[Path, Image.Image], None] | None = None) -> list[Image.Image]:
+def read_inputs(files: list[Path], check: Callable[[Path, Image.Image], None] | None = None,
+                rgb: bool = True) -> list[Image.Image]:
     """Every input read (and ``check``-ed), its conversion notes printed, before any work,
-    so that a bad input fails before anything is written."""
+    so that a bad input fails before anything is written. ``rgb=False`` keeps grayscale and alpha."""
     from ..imageio import read_image
 
     images = []
     for f in files:
-        img, notes = read_image(f)
+        img, notes = read_image(f, rgb=rgb)
         for text in notes:
             note(f"{f}: {text}")
         if check is not None:

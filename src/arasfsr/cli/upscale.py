@@ -10,7 +10,8 @@ from pathlib import Path
 from .. import defaults
 from ..errors import InputError, ModelError
 from .common import (add_amount_options, add_output_options, add_overwrite_option, add_rendering_options,
-                     collect_inputs, known_problem, load_renderer, output_size_check, plan_outputs, read_inputs)
+                     collect_inputs, known_problem, load_renderer, note, output_size_check, plan_outputs,
+                     read_inputs)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,13 +43,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_upscale(args: argparse.Namespace) -> int:
+    from PIL import Image
     from tqdm import tqdm
 
-    from ..imageio import make_output_dir, remove_empty_dirs, write_image
+    from ..imageio import make_output_dir, output_notes, remove_empty_dirs, write_image
 
     files = collect_inputs(args.inputs)
     targets = plan_outputs(files, args.output, args.out_dir, args.overwrite)
-    images = read_inputs(files, output_size_check(args))  # before the model loads: bad input fails fast
+    target_of = dict(zip(files, targets))
+    check_size = output_size_check(args)
+
+    # Read and size-check every input before loading the model, so bad input fails fast.
+    def check(f: Path, img: Image.Image) -> None:
+        check_size(f, img)
+        for text in output_notes(img, target_of[f]):
+            note(f"{f}: {text}")
+
+    images = read_inputs(files, check, rgb=False)
     out_dir = args.out_dir if args.out_dir is not None else targets[0].parent
     created = make_output_dir(out_dir)
     written = 0
