@@ -26,20 +26,9 @@ import arasfsr
 import arasfsr.api
 import arasfsr.defaults
 import arasfsr.registry
-from arasfsr.checkpoint import save_checkpoint
 from arasfsr.cli.main import main
-from arasfsr.models import create_model
 
 W, H = 50, 40  # the test image's size
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    """A random-weight ARASFSR checkpoint small enough to run in milliseconds."""
-    torch.manual_seed(0)
-    model = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
-                         frequency_width=8, frequency_blocks=1)
-    return str(save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"))
 
 
 def pixels(w: int = W, h: int = H, seed: int = 0) -> np.ndarray:

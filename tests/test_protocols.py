@@ -221,15 +221,6 @@ def test_a_config_file_names_its_protocol(tmp_path):
 # ---------------------------------------------------------------- a new protocol is one record
 
 
-def _synthetic_faces(root: Path) -> Path:
-    for split, n in (("train", 4), ("val", 2), ("test", 3)):
-        folder = root / "utkface" / split
-        folder.mkdir(parents=True)
-        for i in range(n):
-            _face(10 * i + len(split), (64, 64)).save(folder / f"{20 + i}_{i % 2}_{i % 5}_2017{i}.png")
-    return root
-
-
 @pytest.fixture
 def throwaway_protocol():
     record = Protocol(
@@ -242,14 +233,14 @@ def throwaway_protocol():
     del PROTOCOLS["T"]
 
 
-def test_a_new_protocol_is_one_record(throwaway_protocol, tmp_path, capsys):
+def test_a_new_protocol_is_one_record(throwaway_protocol, face_data, tmp_path, capsys):
     assert get_protocol("T") is throwaway_protocol
     # a training config...
     assert {"smoke/T-liif", "cpu/T-liif", "paper/T-liif"} <= set(list_configs())
     cfg = load_config("smoke/T-liif")
     assert (cfg["protocol"], cfg["model"], cfg["tier"]) == ("T", "e-liif", "smoke")
     assert cfg["data"]["hr_size"] == [24, 48] and cfg["val"]["hr_size"] == 48
-    root = _synthetic_faces(tmp_path / "data")
+    root = face_data
     weights = train("smoke/T-liif", out=tmp_path / "run", data_root=root, overrides=["train.iterations=2"])
     assert json.loads(weights.with_suffix(".json").read_text())["protocol"] == "T"
     # ...its evaluation rows, from the command line...
