@@ -3,6 +3,8 @@
 Pillow resizes an 8-bit image in two passes (horizontal, then vertical), each with
 per-output-pixel filter coefficients rounded to 22-bit fixed point and each result
 rounded to uint8. Written as matrices, a resize is ``round(Wy @ round(img @ Wx^T))``
+(Pillow 13 on does the vertical pass first when the height shrinks by more than twice
+as many pixels as the width: :func:`vertical_first`)
 with the fixed-point coefficients as integers: in float64 every product and sum is an
 exact integer (|sum| < 2^40), so the result equals Pillow's bit for bit, on a CPU or a
 GPU, for a whole batch in two batched matrix products. Samples of one batch may have
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+import PIL
 import torch
 from torch import Tensor
 
@@ -87,15 +90,31 @@ def _round_fixed(v: Tensor) -> Tensor:
     return torch.floor((v + _HALF) / _ONE).clamp_(0, 255)
 
 
-def resample(images: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
+_PILLOW_MAJOR = int(PIL.__version__.split(".")[0])
+
+
+def vertical_first(in_w: int, in_h: int, out_w: int, out_h: int) -> bool:
+    """Whether Pillow resizes ``in_w x in_h`` to ``out_w x out_h`` vertical pass first:
+    from Pillow 13 on (python-pillow/Pillow#9549), when the height shrinks by more than
+    twice as many pixels as the width (a rule read off Pillow 13's output, exact on 400
+    random sizes; square to square is never vertical first)."""
+    return _PILLOW_MAJOR >= 13 and out_h < in_h and 2 * (in_w - out_w) < in_h - out_h
+
+
+def resample(images: Tensor, wy: Tensor, wx: Tensor, vfirst: Tensor | None = None) -> Tensor:
     """``images`` (B,C,H,W) holding uint8 values -> (B,C,Oy,Ox) float64 uint8 values.
 
     ``wy`` (B,Oy,H) and ``wx`` (B,Ox,W) from :func:`pillow_weights`; horizontal pass
-    first, then vertical, each rounded as Pillow rounds.
+    first, then vertical, each rounded as Pillow rounds; samples flagged in ``vfirst``
+    (B,) the other way round (see :func:`vertical_first`).
     """
     x = images.to(torch.float64)
-    tmp = _round_fixed(torch.matmul(x, wx.transpose(1, 2).unsqueeze(1)))
-    return _round_fixed(torch.matmul(wy.unsqueeze(1), tmp))
+    wxt = wx.transpose(1, 2).unsqueeze(1)
+    out = _round_fixed(torch.matmul(wy.unsqueeze(1), _round_fixed(torch.matmul(x, wxt))))
+    if vfirst is not None:
+        other = _round_fixed(torch.matmul(_round_fixed(torch.matmul(wy.unsqueeze(1), x)), wxt))
+        out = torch.where(vfirst.view(-1, 1, 1, 1), other, out)
+    return out
 
 
 class WeightTable:

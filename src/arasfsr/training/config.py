@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
         "sample_q": 2304,          # HR pixels queried per sample (null: all)
         "flip": True,              # horizontal flips only: faces are aligned
         "num_workers": 0,
+        "crop_aug": None,          # {scale: [lo, hi], ratio: [lo, hi]}: a random crop per face (recipes)
+        "pipeline": "workers",     # workers: Pillow per sample in loader processes | device: see device_data
     },
     "val": {
         "lr_size": 64,
@@ -63,7 +65,18 @@ DEFAULTS: dict[str, Any] = {
         "precision": "auto",       # auto: bf16-mixed on CUDA, 32-true on CPU
         "log_every": 10,
         "keep_checkpoints": "latest",  # latest | all
+        "loss": "charbonnier",     # charbonnier | l1
+        "betas": [0.9, 0.999],     # Adam's
+        "fused_adam": False,       # Adam as one fused kernel (same maths)
+        "warmup": 0,               # steps of linear learning-rate warm-up
+        "lr_schedule": "step",     # step: x lr_gamma at lr_decay_at | cosine: from lr_decay_at down to lr x lr_gamma
+        "ema_decay": 0.999,        # EMA of the weights (exported and validated); null: none
+        "compile": False,          # torch.compile the forward + loss: true or a mode ("reduce-overhead": CUDA graphs)
+        "channels_last": False,    # NHWC convolutions (tensor cores prefer them)
+        "time_budget_s": None,     # stop by this wall time, the schedule fitted to the steps that fit
+        "profile": False,          # time data wait / forward / backward / optimiser per step (syncs the device)
     },
+    "recipe": None,                # filled from training/recipes.py: the model's authors' recipe, if any
 }
 
 
@@ -134,14 +147,24 @@ def apply_override(cfg: dict[str, Any], assignment: str) -> dict[str, Any]:
 
 def load_config(name: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """The full config: defaults, then the file (and its includes), then ``overrides``."""
+    from .recipes import apply_recipe
+
     path = resolve_path(name)
     cfg = merge(DEFAULTS, _read(path))
+    if cfg["recipe"] is None:  # a written config.yaml already holds its recipe
+        cfg = apply_recipe(cfg, _arch_of(cfg["model"]))
     if cfg["name"] is None:
         cfg["name"] = path.stem
     for item in overrides or []:
         apply_override(cfg, item)
     validate(cfg)
     return cfg
+
+
+def _arch_of(model: Any) -> Any:
+    from ..registry import PRESETS
+
+    return PRESETS[model].arch if model in PRESETS else model
 
 
 def _range(value: Any, what: str) -> tuple[int, int] | None:
@@ -178,6 +201,14 @@ def validate(cfg: dict[str, Any]) -> None:
         raise InputError(f"config data.limit must be a positive integer or null, got {data['limit']!r}")
     if data["sample_q"] is not None and (not isinstance(data["sample_q"], int) or data["sample_q"] < 1):
         raise InputError(f"config data.sample_q must be a positive integer or null")
+    for key, allowed in (("data.pipeline", ("workers", "device")), ("train.loss", ("charbonnier", "l1")),
+                         ("train.lr_schedule", ("step", "cosine"))):
+        section, name = key.split(".")
+        if cfg[section][name] not in allowed:
+            raise InputError(f"config {key} {cfg[section][name]!r}: choose from {', '.join(allowed)}")
+    decay = train["ema_decay"]
+    if decay is not None and not (isinstance(decay, (int, float)) and 0 < decay < 1):
+        raise InputError(f"config train.ema_decay must be in (0, 1) or null, got {decay!r}")
 
 
 def model_spec(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
