@@ -22,7 +22,6 @@ loader processes. Here the training faces are decoded ONCE into one uint8 array
 from __future__ import annotations
 
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -123,8 +122,8 @@ class DeviceBatches:
         self.side = faces.shape[1]
         self.out_max = self.side if data["max_hr"] is None else min(self.side, int(data["max_hr"]))
         self.device: torch.device | None = None
-        self.prep_s = 0.0  # with ``profile``: device time making batches (synchronised)
         self.profile = False
+        self.prep_marks: list[tuple[Any, Any]] = []  # with ``profile``: (start, end) of each batch's making
 
     def _to(self, device: torch.device) -> None:
         if self.device == device:
@@ -159,13 +158,14 @@ class DeviceBatches:
 
     def __call__(self, plan: dict[str, Any]) -> dict[str, Tensor]:
         self._to(plan["face"].device)
-        if self.profile:
-            _sync(self.device)
-            started = time.perf_counter()
+        if not self.profile:
+            return self.make(plan)
+        from .timing import Marks
+
+        marks = Marks(self.device)
+        started = marks.now()
         batch = self.make(plan)
-        if self.profile:
-            _sync(self.device)
-            self.prep_s += time.perf_counter() - started
+        self.prep_marks.append((started, marks.now()))
         return batch
 
     def make(self, plan: dict[str, Any]) -> dict[str, Tensor]:
@@ -205,11 +205,6 @@ class DeviceBatches:
         return out
 
 
-def _sync(device: torch.device | None) -> None:
-    if device is not None and device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class DevicePipeline:
     """What ``FaceData`` needs for ``data.pipeline: device``: the decoded faces, the host's
     plans (the loader's dataset) and the device step that makes the batch."""
@@ -230,9 +225,10 @@ class DevicePipeline:
         return StepPlans(steps, self.faces)
 
     def workers(self) -> int:
-        """Loader processes: only the JPEG-bearing LR inputs need them."""
-        needs_cpu = self.cfg["data"]["degradation"] != "bicubic"
-        return int(self.cfg["data"]["num_workers"] or 0) if needs_cpu else 0
+        """Loader processes: the JPEG-bearing LR inputs need them all; bicubic data only
+        plans (two keep the plans ahead of the device, off the training process)."""
+        workers = int(self.cfg["data"]["num_workers"] or 0)
+        return workers if self.cfg["data"]["degradation"] != "bicubic" else min(workers, 2)
 
     def make(self, plan: dict[str, Any]) -> dict[str, Tensor]:
         return self.batches(plan)

@@ -42,7 +42,7 @@ def lr_factor(step: int, total: int, cfg: dict[str, Any]) -> float:
     """The learning rate at optimiser step ``step`` of ``total``, as a fraction of ``lr``:
     a linear warm-up over ``warmup`` steps, then ``step`` (x ``lr_gamma`` from
     ``lr_decay_at`` of the run on) or ``cosine`` (from there down to ``lr_gamma``)."""
-    warmup = int(cfg.get("warmup") or 0)
+    warmup = min(int(cfg.get("warmup") or 0), total // 4)  # a short run still gets its decay
     factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
     start = max(1, int(total * cfg["lr_decay_at"]))
     if cfg.get("lr_schedule", "step") == "cosine":

@@ -218,6 +218,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*infinite.*")
+        warnings.filterwarnings("ignore", message=".*module.* in eval mode.*")  # the EMA copy, on purpose
         started = time.time()
         trainer.fit(task, datamodule=data, ckpt_path=str(resume_path) if resume_path else None)
         if task.last_psnr is None or trainer.global_step % cfg["train"]["val_every"]:
