@@ -346,18 +346,28 @@ def ship(files_at: Path, weights_dir: Path, results_dir: Path, force: bool = Fal
 
 # -- the benchmark of issue 9 item 1 ----------------------------------------------------------
 def benchmark(args: argparse.Namespace) -> int:
-    """Today's trainer against the device path on paper/A-arasfsr and paper/P-arasfsr, same call."""
+    """Item 1 of issue 9 in one call: today's trainer (the workers path, no EMA) against the
+    device path with the speed switches, on paper/A-arasfsr (also compiled) and paper/P-arasfsr."""
     data_root = unpack_shards(Path(args.devdata), Log(None)) or Path(args.data_root or default_data_root())
     out = Path(args.out or os.environ.get("OUT") or "session-out")
     out.mkdir(parents=True, exist_ok=True)
     fast = "device+train.fused_adam=true+train.channels_last=true"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "train_speed.py"), "--device", "cuda",
-           "--data-root", str(data_root), "--configs", args.benchmark_configs,
-           "--iterations", str(args.benchmark_iterations), "--iterations-of", f"today={args.baseline_iterations}",
-           "--variants", "today=workers", f"device={fast}", f"compiled={fast}+train.compile=true",
-           "--json", str(out / "benchmark.json")]
-    print(" ".join(cmd), flush=True)
-    return subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT / "src"))).returncode
+    variants = {"paper/A-arasfsr": ["today=workers+train.ema_decay=null", f"device={fast}",
+                                    f"compiled={fast}+train.compile=true"],
+                "paper/P-arasfsr": ["today=workers+train.ema_decay=null", f"device={fast}"]}
+    code = 0
+    for config in args.benchmark_configs.split(","):
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "train_speed.py"), "--device", device,
+               "--data-root", str(data_root), "--configs", config, "--iterations", str(args.benchmark_iterations),
+               "--iterations-of", f"today={args.baseline_iterations}",
+               "--variants", *variants.get(config, variants["paper/P-arasfsr"]),
+               "--json", str(out / f"benchmark-{config.replace('/', '-')}.json")]
+        print(" ".join(cmd), flush=True)
+        code |= subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT / "src"))).returncode
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry", action="store_true", help="print the plan only")
     p.add_argument("--benchmark", action="store_true", help="item 1: today's trainer vs the device path")
     p.add_argument("--benchmark-configs", default="paper/A-arasfsr,paper/P-arasfsr")
-    p.add_argument("--benchmark-iterations", type=int, default=1500)
-    p.add_argument("--baseline-iterations", type=int, default=300)
+    p.add_argument("--benchmark-iterations", type=int, default=1000)
+    p.add_argument("--baseline-iterations", type=int, default=200)
     p.add_argument("--ship", type=Path, default=None, metavar="FILES_AT", help="here: ship what a session improved")
     p.add_argument("--ship-all", action="store_true", help="with --ship: also the models that did not improve")
     p.add_argument("--results-dir", type=Path, default=ROOT / "results", help="with --ship: eval results and logs go here")

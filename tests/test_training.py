@@ -222,3 +222,11 @@ def test_profile_and_time_budget_and_totals(shared_data, tmp_path):
     assert card2["iterations"] < 100000 and card2["time_budget_s"] == 3
     assert card2["totals"]["iterations"] == 10 + card2["iterations"]
     assert card2["totals"]["samples"] == 20 + 2 * card2["iterations"]
+
+
+def test_speed_switches_train(shared_data, tmp_path):
+    """Fused Adam and channels-last convolutions (GPU switches) run on the CPU too."""
+    sets = ["train.iterations=2", "train.val_every=2", "data.pipeline=device", "train.fused_adam=true",
+            "train.channels_last=true"]
+    path = train("smoke/A-arasfsr", out=tmp_path / "fast", data_root=shared_data, overrides=sets)
+    assert json.loads(path.with_suffix(".json").read_text())["val_psnr_final"] > 10

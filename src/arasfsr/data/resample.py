@@ -18,6 +18,7 @@ Pillow-made ones evaluation uses (``benchmarks/degrade_parity.py`` measures both
 
 from __future__ import annotations
 
+import functools
 import math
 
 import PIL
@@ -118,17 +119,20 @@ def resample(images: Tensor, wy: Tensor, wx: Tensor, vfirst: Tensor | None = Non
 
 
 class WeightTable:
-    """Resize matrices from a ``full``-pixel axis to every size up to ``out_max``, made once.
+    """Resize matrices from a ``full``-pixel axis to every size from ``out_min`` to
+    ``out_max``, made once (the smallest sizes have the longest filters: leave them out
+    when no batch asks for them).
 
     ``table.rows(sizes)`` gathers (B, out_max, full) on the table's device; ``flip`` reverses
     the input axis of the chosen samples (a horizontal flip of the source).
     """
 
-    def __init__(self, full: int, out_max: int, device: torch.device | str = "cpu", kind: str = "bicubic") -> None:
-        self.full, self.out_max = full, out_max
+    def __init__(self, full: int, out_max: int, device: torch.device | str = "cpu", kind: str = "bicubic",
+                 out_min: int = 1) -> None:
+        self.full, self.out_min, self.out_max = full, out_min, out_max
         # One size at a time (each with its own filter length), on the CPU, then moved.
         self.table = torch.zeros(out_max, out_max, full, dtype=torch.float64)
-        for n in range(1, out_max + 1):
+        for n in range(out_min, out_max + 1):
             self.table[n - 1, :n] = pillow_weights(n, full, full, n, kind=kind)[0]
         self.table = self.table.to(device)
 
@@ -137,3 +141,9 @@ class WeightTable:
         if flip is not None:
             w = torch.where(flip.to(w.device).view(-1, 1, 1), w.flip(-1), w)
         return w
+
+
+@functools.lru_cache(maxsize=4)
+def weight_table(full: int, out_max: int, device: str = "cpu", out_min: int = 1) -> WeightTable:
+    """A :class:`WeightTable` of bicubic matrices, made once per process and device."""
+    return WeightTable(full, out_max, device, out_min=out_min)

@@ -32,7 +32,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..data.resample import WeightTable, pillow_weights, resample, vertical_first
+from ..data.resample import pillow_weights, resample, vertical_first, weight_table
 from ..errors import InputError
 from ..imageio import read_image
 from .data import StepBatches, draw_augment, make_lr
@@ -131,7 +131,7 @@ class DeviceBatches:
         self.device = device
         faces = torch.from_numpy(self.faces_host)
         self.faces = faces if device.type == "cpu" else faces.to(device)  # once, ~2.4 GB for all faces
-        self.table = WeightTable(self.side, self._largest(), device)
+        self.table = weight_table(self.side, self._largest(), str(device), self._smallest())
         self.gen = torch.Generator(device=device)
 
     def _largest(self) -> int:
@@ -145,6 +145,12 @@ class DeviceBatches:
         if d["max_hr"]:
             most = min(most, int(d["max_hr"]))
         return max(1, int(most))
+
+    def _smallest(self) -> int:
+        """The smallest output side any batch can ask for (the LR side, or a smaller HR)."""
+        d = self.data
+        lows = [min(v) if isinstance(v, (list, tuple)) else v for v in (d["lr_size"], d["hr_size"]) if v is not None]
+        return max(1, int(min(lows)))
 
     def _weights(self, size: Tensor, pad: int, plan: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """(wy, wx): each face's resize matrices to ``size`` (B,), padded to ``pad`` rows."""

@@ -68,10 +68,11 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 class SRTask(L.LightningModule):
-    def __init__(self, model: SuperResolver, train_cfg: dict[str, Any]) -> None:
+    def __init__(self, model: SuperResolver, train_cfg: dict[str, Any], varying_shapes: bool = False) -> None:
         super().__init__()
         self.model = model
         self.cfg = train_cfg
+        self.varying_shapes = varying_shapes  # LR sizes change per batch: compile for dynamic shapes
         # The exported weights: an EMA of the trained ones (a sub-module, so checkpoints keep it).
         self.ema = make_ema(model) if train_cfg.get("ema_decay") else None
         self.total_iterations = int(train_cfg["iterations"])  # a time budget may lower it
@@ -96,7 +97,8 @@ class SRTask(L.LightningModule):
             self.model.to(memory_format=torch.channels_last)
         mode = self.cfg.get("compile")
         if mode:
-            self._loss_fn = torch.compile(self.pixels_loss, mode=None if mode is True else mode)
+            self._loss_fn = torch.compile(self.pixels_loss, mode=None if mode is True else mode,
+                                          dynamic=True if self.varying_shapes else None)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         torch.manual_seed(step_seed(self.cfg["seed"], self.global_step, self.global_rank))

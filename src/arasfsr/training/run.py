@@ -177,7 +177,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     init_card = _load_init(model, init) if init is not None else None
     if not any(p.requires_grad for p in model.parameters()):
         raise InputError(f"{arch} has no trainable parameters: there is nothing to train")
-    task = SRTask(model, cfg["train"])
+    task = SRTask(model, cfg["train"], varying_shapes=isinstance(cfg["data"]["lr_size"], list))
     data = FaceData(cfg, train_files, val_files)
 
     checkpoints = ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False,
