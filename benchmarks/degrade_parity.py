@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -27,10 +26,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from arasfsr.data import resolve_data_root  # noqa: E402
 from arasfsr.data.resample import WeightTable, resample  # noqa: E402
 from arasfsr.imageio import image_files  # noqa: E402
-
-DEFAULT_DATA = Path(os.environ.get("ARASFSR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -40,7 +38,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--data", type=Path, default=resolve_data_root(),
+                   help="the folder holding utkface/ (default: $ARASFSR_DATA, else shared/data beside the checkout)")
     p.add_argument("--faces", type=int, default=200)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", type=Path, default=None)

@@ -30,19 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from arasfsr.api import load_model  # noqa: E402
 from arasfsr.models.reference import reference_render  # noqa: E402
-from arasfsr.registry import PRESETS, shipped_weights  # noqa: E402
+from arasfsr.registry import resolve  # noqa: E402
 
 ENGINES = ("reference", "fast-fp32", "fast-bf16", "onnx")
 
 
 def build(name: str, device: str):
-    """A model by name; architecture names fall back to the EDSR preset with random weights."""
+    """A model by name or path (:func:`arasfsr.registry.resolve`); presets and architecture
+    names (their default config: the EDSR-baseline one) get random weights."""
     torch.manual_seed(0)
-    if shipped_weights(name) is None and f"e-{name}" in PRESETS:
-        name = f"e-{name}"
-    trained = shipped_weights(name) is not None
+    trained = resolve(name).trained
     up = load_model(name, device=device, pretrained=trained, precision="fp32")
-    return up.model.eval(), name, trained
+    return up.model.eval(), up.name, trained
 
 
 def runner(model, engine: str, device: str, chunk: int | None):

@@ -32,7 +32,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "src"))
+
+from arasfsr.data import resolve_data_root  # noqa: E402
 
 
 def _env(threads: int | None) -> dict[str, str]:
@@ -108,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=60)
     p.add_argument("--iterations-of", nargs="*", default=[], metavar="NAME=N", help="another length for a variant")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--data-root", type=Path, default=Path(os.environ.get("ARASFSR_DATA", DEFAULT_DATA)))
+    p.add_argument("--data-root", type=Path, default=resolve_data_root(),
+                   help="the folder holding utkface/ (default: $ARASFSR_DATA, else shared/data beside the checkout)")
     p.add_argument("--num-workers", type=int, default=None, help="loader processes (default: the tier's)")
     p.add_argument("--threads", type=int, default=None, help="OMP/MKL threads of each run")
     p.add_argument("--busy-core", action="store_true", help="keep one core busy while measuring")

@@ -55,7 +55,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from arasfsr.checkpoint import load_checkpoint, read_card, read_metadata, save_checkpoint  # noqa: E402
+from arasfsr.checkpoint import load_checkpoint, read_card, read_header, save_checkpoint  # noqa: E402
+from arasfsr.data import resolve_data_root  # noqa: E402
 from arasfsr.registry import WEIGHTS_DIR  # noqa: E402
 
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20  # what a device call can bring back
@@ -101,11 +102,6 @@ def unpack_shards(devdata: Path, log: Log) -> Path | None:
     return root
 
 
-def default_data_root() -> Path:
-    env = os.environ.get("ARASFSR_DATA")
-    return Path(env) if env else ROOT.parent / "shared" / "data"
-
-
 # -- the plan ---------------------------------------------------------------------------------
 def config_for(card: dict[str, Any], tier: str | None) -> str:
     """The config that trained a shipped model (``tier/protocol-model``), at ``tier`` if given."""
@@ -127,7 +123,8 @@ def plan_models(names: list[str], shares: list[float], weights_dir: Path, tier: 
         card = read_card(weights)
         config = config_for(card, tier)
         arch, args = model_spec(load_config(config))
-        resumable = (arch, create_model(arch, **args).config) == read_metadata(weights)
+        header = read_header(weights)
+        resumable = (arch, create_model(arch, **args).config) == (header.arch, header.config)
         plans.append({"name": name, "share": share, "weights": weights, "card": card, "config": config,
                       "protocol": card["protocol"], "tier": tier or card["tier"], "init": weights if resumable else None})
     return plans
@@ -217,7 +214,7 @@ def session(args: argparse.Namespace) -> int:
     shares = [float(s) for s in args.shares.split(",")] if args.shares else [2.0] + [1.0] * (len(names) - 1)
     shares = (shares + [1.0] * len(names))[:len(names)]
     plans = plan_models(names, shares, Path(args.weights_dir), args.tier)
-    data_root = (unpack_shards(Path(args.devdata), log) if not args.dry else None) or Path(args.data_root or default_data_root())
+    data_root = (unpack_shards(Path(args.devdata), log) if not args.dry else None) or Path(args.data_root or resolve_data_root())
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -348,7 +345,7 @@ def ship(files_at: Path, weights_dir: Path, results_dir: Path, force: bool = Fal
 def benchmark(args: argparse.Namespace) -> int:
     """Item 1 of issue 9 in one call: today's trainer (the workers path, no EMA) against the
     device path with the speed switches, on paper/A-arasfsr (also compiled) and paper/P-arasfsr."""
-    data_root = unpack_shards(Path(args.devdata), Log(None)) or Path(args.data_root or default_data_root())
+    data_root = unpack_shards(Path(args.devdata), Log(None)) or Path(args.data_root or resolve_data_root())
     out = Path(args.out or os.environ.get("OUT") or "session-out")
     out.mkdir(parents=True, exist_ok=True)
     fast = "device+train.fused_adam=true+train.channels_last=true"

@@ -30,6 +30,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from arasfsr.data import resolve_data_root  # noqa: E402
 from arasfsr.faces.align import TEMPLATE  # noqa: E402
 from arasfsr.faces.detect import Face, load_detector  # noqa: E402
 
@@ -176,8 +177,8 @@ def run_photo(detector, path: Path, args) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
-                    help="the shared data folder (default ../shared/data beside the checkout)")
+    ap.add_argument("--data", type=Path, default=resolve_data_root(),
+                    help="the data folder (default: $ARASFSR_DATA, else shared/data beside the checkout)")
     ap.add_argument("--faces", type=int, default=60, help="UTKFace test faces per size")
     ap.add_argument("--sizes", type=float, nargs="+", default=[7, 10, 14, 20, 28, 40, 80],
                     help="eye-centre distances in pixels")

@@ -5,7 +5,7 @@ from the template), cropped aligned at ZOOM x its own resolution, and warped bac
 measured on the face region (the crop's footprint less 10 % at each side); 100 dB means
 identical.
 
-    python scripts/face_roundtrip.py --data ../shared/data --faces 50
+    python scripts/face_roundtrip.py --faces 50          # --data DIR, default $ARASFSR_DATA or ../shared/data
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from arasfsr.data import resolve_data_root  # noqa: E402
 from arasfsr.faces.align import TEMPLATE, alignment_matrix, natural_size, paste, warp  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=resolve_data_root())
     ap.add_argument("--faces", type=int, default=50)
     ap.add_argument("--angles", type=float, nargs="+", default=[0, 15, 40])
     ap.add_argument("--zooms", type=float, nargs="+", default=[1.0, 2.0])

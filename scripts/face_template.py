@@ -4,7 +4,7 @@ Runs the face detector on every crop of a split (default utkface/val) and prints
 landmark positions as fractions of the crop side: the numbers of
 ``arasfsr.faces.align.TEMPLATE``.
 
-    python scripts/face_template.py --data ../shared/data --split val
+    python scripts/face_template.py --split val         # --data DIR, default $ARASFSR_DATA or ../shared/data
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from arasfsr.data import resolve_data_root  # noqa: E402
 from arasfsr.faces.detect import load_detector  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=resolve_data_root())
     ap.add_argument("--split", default="val", choices=["train", "val"], help="never the test split")
     ap.add_argument("--limit", type=int, default=None)
     args = ap.parse_args()

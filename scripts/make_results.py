@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from arasfsr.protocols import PROTOCOLS, TestRow
+
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "results" / "eval"
 LIMIT = 50  # UTKFace test faces per row (evenly spaced); all 10 FFHQ faces
@@ -84,6 +86,15 @@ class Results:
         return self.data["rows"]
 
 
+def test_rows(protocol: str, keep=lambda row: True) -> list[TestRow]:
+    """The protocol's test rows (its record in arasfsr.protocols), in its order."""
+    return [row for row in PROTOCOLS[protocol].rows if keep(row)]
+
+
+def set_name(row: TestRow) -> str:
+    return "UTK" if row.dataset.startswith("utk") else "FFHQ"
+
+
 def card(name: str) -> dict:
     return json.loads((ROOT / "src" / "arasfsr" / "weights" / f"{name}.json").read_text())
 
@@ -132,13 +143,11 @@ def section_budget() -> list[str]:
 
 
 def section_a(res: Results) -> tuple[list[str], dict]:
-    labels = [("utkface/test", "x1.5 64-96"), ("utkface/test", "x2 64-128"), ("utkface/test", "x3 64-192"),
-              ("ffhq/test", "x1.5 64-96"), ("ffhq/test", "x2 64-128"), ("ffhq/test", "x4 64-256"),
-              ("ffhq/test", "x8 64-512")]
-    header = ["method", *[f"{'UTK' if d.startswith('utk') else 'FFHQ'} {lab}" for d, lab in labels]]
+    cols = test_rows("A")
+    header = ["method", *[f"{set_name(r)} {r.label}" for r in cols]]
     models = ["bicubic", "liif-a", "arasfsr-a", "liif-a-cpu", "lte-a-cpu", "diinn-a-cpu", "arasfsr-a-cpu"]
-    rows = [[m, *[res.get(m, d, lab) for d, lab in labels]] for m in models]
-    facts = {"labels": labels, "res": res}
+    rows = [[m, *[res.get(m, r.dataset, r.label, r.degradation) for r in cols]] for m in models]
+    facts = {"labels": [(r.dataset, r.label) for r in cols], "res": res}
     lines = ["## Protocol A: scales (paper Table 1)", "",
              "Trained at LR 64 with HR drawn in [64, 128] (x1-x2). x3 and above are out of distribution. "
              "PSNR (dB) on Y; our data, not the paper's. Paper tier: `liif-a`, `arasfsr-a`; cpu tier: the rest.", "",
@@ -151,16 +160,16 @@ def section_a(res: Results) -> tuple[list[str], dict]:
 
 
 def section_b(res: Results) -> list[str]:
-    labels = [("utkface/test", "x8 12-96"), ("utkface/test", "x8 16-128"), ("utkface/test", "x8 24-192"),
-              ("ffhq/test", "x8 32-256")]
+    cols = test_rows("B")
     header = ["method"]
-    for d, lab in labels:
-        header += [f"{'UTK' if d.startswith('utk') else 'FFHQ'} {lab} PSNR", "SSIM"]
+    for r in cols:
+        header += [f"{set_name(r)} {r.label} PSNR", "SSIM"]
     rows = []
     for m in ["bicubic", "liif-b-cpu", "sparnet-b-cpu", "arasfsr-b-cpu"]:
         row = [m]
-        for d, lab in labels:
-            row += [res.get(m, d, lab), res.get(m, d, lab, key="ssim")]
+        for r in cols:
+            row += [res.get(m, r.dataset, r.label, r.degradation),
+                    res.get(m, r.dataset, r.label, r.degradation, "ssim")]
         rows.append(row)
     return ["## Protocol B: input sizes (paper Table 2)", "",
             "Trained at x8, 16 -> 128 only; 12 -> 96, 24 -> 192 and 32 -> 256 are input sizes never seen. "
@@ -173,27 +182,27 @@ def section_b(res: Results) -> list[str]:
 
 
 def section_c(res: Results) -> list[str]:
-    labels = [("utkface/test", "x2 32-64"), ("utkface/test", "x2 64-128")]
-    rows = [[m, *[v for d, lab in labels for v in (res.get(m, d, lab, "nn-jpeg"),
-                                                   res.get(m, d, lab, "nn-jpeg", "ssim"))]]
+    cols = test_rows("C")
+    rows = [[m, *[v for r in cols for v in (res.get(m, r.dataset, r.label, r.degradation),
+                                            res.get(m, r.dataset, r.label, r.degradation, "ssim"))]]
             for m in ["bicubic", "liif-c-cpu", "arasfsr-c-cpu"]]
     return ["## Protocol C: real-world degradation (paper Fig. 4)", "",
             "Trained at LR 32, HR in [32, 64], nearest-neighbour + JPEG (q 65) inputs; tested at x2 from 32 "
             "(seen) and from 64 (an input size never seen). cpu tier. The paper shows this protocol only as "
             "pictures.", "",
-            *table(["method", "32-64 PSNR", "SSIM", "64-128 PSNR", "SSIM"], rows), ""]
+            *table(["method", *[h for r in cols for h in (f"{r.lr}-{r.hr} PSNR", "SSIM")]], rows), ""]
 
 
 def section_d(res: Results) -> list[str]:
-    labels = [("utkface/test", "x1.5 64-96"), ("utkface/test", "x2 64-128"), ("utkface/test", "x3 64-192"),
-              ("ffhq/test", "x4 64-256"), ("ffhq/test", "x8 64-512")]
+    # Every UTK scale; on FFHQ the out-of-distribution scales, where the paper's modules matter most.
+    cols = test_rows("D", lambda r: r.dataset.startswith("utk") or r.note == "out-of-distribution")
     names = {"arasfsr-a-cpu": "ARASFSR", "arasfsr-L-a-cpu": "ARASFSR(-L)", "arasfsr-G-a-cpu": "ARASFSR(-G)",
              "arasfsr-S-a-cpu": "ARASFSR(-S)"}
-    rows = [[f"{label} `{m}`", *[res.get(m, d, lab) for d, lab in labels]] for m, label in names.items()]
+    rows = [[f"{label} `{m}`", *[res.get(m, r.dataset, r.label, r.degradation) for r in cols]]
+            for m, label in names.items()]
     return ["## Protocol D: ablation (paper Table 3)", "",
             "Protocol A, cpu tier, the same budget for all four.", "",
-            *table(["method", "UTK x1.5 64-96", "UTK x2 64-128", "UTK x3 64-192", "FFHQ x4 64-256",
-                    "FFHQ x8 64-512"], rows), "",
+            *table(["method", *[f"{set_name(r)} {r.label}" for r in cols]], rows), "",
             "The paper's Table 3 (CelebA-HQ, EDSR encoder; for reference only):", "",
             *table(["method", "x1.5 64-96", "x2 64-128", "x4 64-256", "x8 64-512"],
                    [[k, *v] for k, v in PAPER_T3.items()]), ""]

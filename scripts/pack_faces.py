@@ -34,10 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from arasfsr.data import resolve_data_root  # noqa: E402
 from arasfsr.training.data import SUBSET_SEED, list_images  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SOURCE = ROOT.parent / "shared" / "data"
 CALL_LIMIT = 64 * 2**20  # the device tool's working-tree limit per call
 TAR_END = 10240          # at most what a tar adds after its members (closing blocks, record padding)
 
@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dest", type=Path, nargs="?", help="folder to create (DEST/utkface/{train,val})")
     ap.add_argument("--device-calls", type=Path, metavar="DIR", help="write per-call tar shards into DIR instead")
-    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="data root holding utkface/ and ffhq/")
+    ap.add_argument("--source", type=Path, default=resolve_data_root(),
+                    help="data root holding utkface/ and ffhq/ (default: $ARASFSR_DATA, else shared/data beside the checkout)")
     ap.add_argument("--count", type=int, help="training faces to copy (default: as many as fit / all)")
     ap.add_argument("--max-mb", type=float, default=40.0, help="flat layout: size budget in MB (10^6 bytes)")
     ap.add_argument("--margin-mb", type=float, default=1.0, help="device calls: MiB left free in each call")

@@ -7,11 +7,13 @@ import torch
 # Two cores: keep tests from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from arasfsr.data import resolve_data_root
+
+SHARED_DATA = resolve_data_root()
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not beside the checkout")
+        pytest.skip(f"test data not found at {SHARED_DATA}; set ARASFSR_DATA")
     return SHARED_DATA

@@ -65,7 +65,8 @@ def test_unknown_and_untrained_names_are_clear_errors():
     assert untrained.model.arch == "liif"
 
 
-def test_default_model_without_its_weights_says_so(monkeypatch):
-    monkeypatch.setattr("arasfsr.api.shipped_weights", lambda name: None)
+def test_default_model_without_its_weights_says_so(monkeypatch, tmp_path):
+    monkeypatch.setattr("arasfsr.registry.WEIGHTS_DIR", tmp_path)  # an installation without weights
     with pytest.raises(ModelError, match="default model 'arasfsr' has no trained weights"):
         arasfsr.load_model()
+    assert arasfsr.load_model("bicubic").upscale(np.zeros((4, 4, 3), np.uint8), scale=2).shape == (8, 8, 3)

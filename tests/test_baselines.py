@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from arasfsr.models import create_model
 from arasfsr.models.core import make_coord, scale_ratio
-from arasfsr.registry import PRESETS
+from arasfsr.registry import resolve
 from test_core import small_model
 
 
@@ -47,7 +47,7 @@ def test_diinn_local_ensemble_switch_uses_the_core_ensemble():
     lr = torch.rand(1, 3, 6, 6)
     with torch.no_grad():
         assert (nearest.render(lr, (18, 18)) - ensemble.render(lr, (18, 18))).abs().max() > 1e-4
-    assert create_model("diinn", **PRESETS["e-diinn"].config).config["local_ensemble"] is False
+    assert create_model("diinn", **resolve("e-diinn").config).config["local_ensemble"] is False
 
 
 def test_sparnet_is_8x_natively_and_resizes_its_output_otherwise():
@@ -69,7 +69,7 @@ def test_sparnet_is_8x_natively_and_resizes_its_output_otherwise():
 @pytest.mark.parametrize("name, low, high", [("e-lte", 1.6e6, 1.8e6), ("e-diinn", 2.0e6, 2.4e6),
                                              ("sparnet", 10.0e6, 11.0e6), ("e-liif", 1.5e6, 1.6e6)])
 def test_paper_default_parameter_counts(name, low, high):
-    preset = PRESETS[name]
+    preset = resolve(name)
     assert low < n_params(create_model(preset.arch, **preset.config)) < high
 
 

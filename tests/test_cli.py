@@ -264,11 +264,12 @@ def _odd_image(kind: str, path: Path) -> None:
          "LA": rgb.convert("LA")}[kind].save(path)
 
 
-@pytest.mark.parametrize("kind,said", [("L", "converted L to RGB"), ("RGBA", "converted RGBA to RGB"),
-                                       ("LA", "converted LA to RGB"), ("P", "converted P to RGB"),
-                                       ("1", "converted 1 to RGB"), ("I;16", "converted I;16"),
-                                       ("rgb16", "16-bit channels")])
-def test_odd_modes_are_converted_and_said(capsys, tmp_path, kind, said, tiny):
+@pytest.mark.parametrize("kind,said,mode", [
+    ("L", "grayscale: super-resolved on its luminance, written as grayscale", "L"),
+    ("RGBA", "transparency kept", "RGBA"), ("LA", "transparency kept", "LA"),
+    ("P", "converted P (palette) to RGB", "RGB"), ("1", "converted 1 (black and white) to 8-bit grayscale", "L"),
+    ("I;16", "converted I;16", "L"), ("rgb16", "16-bit channels", "RGB")])
+def test_odd_modes_are_converted_and_said(capsys, tmp_path, kind, said, mode, tiny):
     path = tmp_path / "odd.png"
     _odd_image(kind, path)
     before = path.read_bytes()
@@ -277,7 +278,7 @@ def test_odd_modes_are_converted_and_said(capsys, tmp_path, kind, said, tiny):
     assert code == 0, err
     assert f"arasfsr: {path}: " in err and said in err
     with Image.open(out) as img:
-        assert img.mode == "RGB" and img.size == (2 * W, 2 * H)
+        assert img.mode == mode and img.size == (2 * W, 2 * H)
     assert path.read_bytes() == before
 
 

@@ -11,15 +11,15 @@ from PIL import Image
 
 from arasfsr.cli import main
 from arasfsr.evaluation.metrics import face_metrics, rgb_to_y
-from arasfsr.protocols import (FFHQ_CROP, PROTOCOLS, default_data_root, ffhq_crop_box, list_faces,
-                               utkface_groups)
+from arasfsr.data import resolve_data_root
+from arasfsr.protocols import FFHQ_CROP, PROTOCOLS, ffhq_crop_box, list_faces, utkface_groups
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.fixture(scope="module")
 def data_root() -> Path:
-    root = default_data_root()
+    root = resolve_data_root()
     if not (root / "utkface" / "test").is_dir():
         pytest.skip(f"test data not found at {root}; set ARASFSR_DATA")
     return root
@@ -46,14 +46,14 @@ def test_metrics_behave():
 
 
 def test_protocol_rows_match_the_issue():
-    sizes = lambda p: {(r.dataset.split("/")[0], r.degradation, r.lr, r.hr) for r in PROTOCOLS[p]}
+    sizes = lambda p: {(r.dataset.split("/")[0], r.degradation, r.lr, r.hr) for r in PROTOCOLS[p].rows}
     assert sizes("A") == {("utkface", "bicubic", 64, h) for h in (96, 128, 192)} | \
         {("ffhq", "bicubic", 64, h) for h in (96, 128, 256, 512)}
     assert sizes("B") == {("utkface", "bicubic", 12, 96), ("utkface", "bicubic", 16, 128),
                           ("utkface", "bicubic", 24, 192), ("ffhq", "bicubic", 32, 256)}
     assert sizes("C") == {("utkface", "nn-jpeg", 32, 64), ("utkface", "nn-jpeg", 64, 128)}
-    assert PROTOCOLS["D"] == PROTOCOLS["A"]
-    assert sizes("P") == sizes("A") | sizes("B") | sizes("C") and len(PROTOCOLS["P"]) == 13
+    assert PROTOCOLS["D"].rows == PROTOCOLS["A"].rows
+    assert sizes("P") == sizes("A") | sizes("B") | sizes("C") and len(PROTOCOLS["P"].rows) == 13
     assert ffhq_crop_box((1024, 1024)) == FFHQ_CROP and ffhq_crop_box((512, 512)) == (96, 150, 416, 470)
 
 

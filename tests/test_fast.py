@@ -7,8 +7,9 @@ import torch
 
 from arasfsr.cli import main
 from arasfsr.models import ImplicitSR, create_model
-from arasfsr.models.core import auto_chunk_size, coord_range, make_coord
+from arasfsr.models.core import coord_range, make_coord
 from arasfsr.models.reference import reference_render
+from arasfsr.runtime import auto_chunk_size
 
 SMALL = {"encoder_args": {"n_resblocks": 2, "n_feats": 16}, "hidden": [32, 32]}
 CONFIGS = {

@@ -11,10 +11,10 @@ from PIL import Image
 
 from .checkpoint import load_checkpoint
 from .errors import InputError, ModelError
-from .imageio import to_rgb
-from .models import ImplicitSR, SuperResolver, create_model
-from .models.core import resolve_precision
-from .registry import DEFAULT_MODEL, PRESETS, shipped_weights
+from .imageio import carry_metadata, fill_transparent, normalise_mode, resize_alpha, split_alpha
+from .models import SuperResolver, create_model
+from .registry import DEFAULT_MODEL, resolve
+from .runtime import check_chunk_size, resolve_precision
 
 # Outputs above this many pixels are refused unless the caller raises the limit.
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -61,15 +61,14 @@ class Upscaler:
     def __init__(self, model: SuperResolver, name: str, device: str | torch.device = "cpu",
                  precision: str = "auto") -> None:
         self.device = torch.device(device)
+        # Reduced precision for the implicit decoder where the hardware has it (see README "Speed").
+        self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.name = name
-        # Reduced precision for the implicit decoder where the hardware has it (see README "Speed").
-        if isinstance(model, ImplicitSR):
-            model.precision = resolve_precision(precision, self.device)
 
     def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
         """(B,3,h,w) in [0,1] -> (B,3,H,W); the ONNX engine overrides this."""
-        return self.model.render(lr, size, chunk_size=chunk_size)
+        return self.model.render(lr, size, chunk_size=chunk_size, precision=self.precision)
 
     @torch.inference_mode()
     def upscale(self, image: ImageLike, *, scale: Scale | None = None,
@@ -77,28 +76,50 @@ class Upscaler:
                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageLike:
         """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``.
 
-        Takes a PIL image or an HxWx3 uint8 array and returns the same kind.
+        Takes a PIL image or a uint8 array (HxW grayscale, HxWx3 RGB, HxWx4 RGBA) and returns
+        the same kind: grayscale stays grayscale (super-resolved on its luminance), alpha is
+        kept (resized apart from the colour), RGB stays RGB. A PIL image comes back as L,
+        LA, RGB or RGBA with the ICC profile and EXIF of ``image.info``.
         """
-        as_array = isinstance(image, np.ndarray)
-        if as_array:
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                raise InputError(f"array input must be HxWx3 uint8, got {image.shape} {image.dtype}")
-            arr = image
+        if isinstance(image, np.ndarray):
+            mode = {(2,): "L", (3, 3): "RGB", (3, 4): "RGBA"}.get((image.ndim, *image.shape[2:]))
+            if image.dtype != np.uint8 or mode is None:
+                raise InputError(f"array input must be uint8 HxW, HxWx3 or HxWx4, got {image.shape} {image.dtype}")
+            if 0 in image.shape:
+                raise InputError("input image is empty")
+            pil = Image.fromarray(image)  # L, RGB or RGBA from the shape
         elif isinstance(image, Image.Image):
-            arr = np.asarray(to_rgb(image)[0])
+            pil = normalise_mode(image)[0]
         else:
             raise InputError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
-        h, w = arr.shape[:2]
-        if h < 1 or w < 1:
+        if pil.width < 1 or pil.height < 1:
             raise InputError("input image is empty")
-        out_w, out_h = output_size((w, h), scale, size, max_pixels)
-        out = self.upscale_batch(arr[None], (out_h, out_w), chunk_size)[0]
-        return out if as_array else Image.fromarray(out)
+        out_w, out_h = output_size(pil.size, scale, size, max_pixels)
+        chunk_size = check_chunk_size(chunk_size)
+        colour, alpha = split_alpha(pil)
+        rgb = np.asarray(colour.convert("RGB"))
+        if alpha is not None:
+            rgb = fill_transparent(rgb, np.asarray(alpha))
+        sr = self.render(images_to_tensor(rgb[None], self.device), (out_h, out_w), chunk_size)
+        # One luminance for a grayscale input: the model's three channels differ by a few levels.
+        gray = colour.mode == "L" or bool((rgb[..., :1] == rgb[..., 1:]).all())
+        if gray:
+            sr = sr.mean(1, keepdim=True).expand_as(sr)
+        out = Image.fromarray(tensor_to_images(sr)[0]).convert(colour.mode)
+        if alpha is not None:
+            out.putalpha(resize_alpha(alpha, (out_w, out_h)))
+        if isinstance(image, np.ndarray):
+            return np.asarray(out)
+        return carry_metadata(image, out)
 
     @torch.inference_mode()
     def upscale_batch(self, images: np.ndarray, size_hw: tuple[int, int],
                       chunk_size: int | None = None) -> np.ndarray:
-        """(B,h,w,3) uint8 -> (B,H,W,3) uint8 at ``size_hw = (H, W)``, without upscale()'s checks."""
+        """(B,h,w,3) uint8 -> (B,H,W,3) uint8 at ``size_hw = (H, W)``, without upscale()'s size checks.
+
+        ``chunk_size``: queries per forward pass, a positive integer (None: automatic).
+        """
+        chunk_size = check_chunk_size(chunk_size)
         sr = self.render(images_to_tensor(images, self.device), tuple(size_hw), chunk_size)
         return tensor_to_images(sr)
 
@@ -121,7 +142,8 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
                pretrained: bool = True, precision: str = "auto", engine: str = "torch") -> Upscaler:
     """A named model (see ``arasfsr models``) or a ``.safetensors`` checkpoint path.
 
-    ``pretrained=False`` builds a named preset with random weights (for training).
+    The name is resolved by :func:`arasfsr.registry.resolve`. ``pretrained=False``
+    builds the named architecture and config with random weights (for training).
     ``precision`` ("auto", "fp32", "bf16") is the implicit decoder's; ``engine="onnx"``
     runs the model with onnxruntime (an ``.onnx`` file from ``arasfsr export``, or a
     model exported on the fly).
@@ -136,24 +158,13 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
     if engine != "torch":
         raise ModelError(f"unknown engine {engine!r}; use torch or onnx")
     device = _check_device(device)
-    name = str(name_or_path)
-    weights = shipped_weights(name)
-    if weights is not None and pretrained:
-        return Upscaler(load_checkpoint(weights), name, device, precision)
-    if name in PRESETS:
-        preset = PRESETS[name]
-        if pretrained and preset.arch != "bicubic":
-            raise ModelError(f"no trained weights for {name!r} are shipped in this installation; "
-                             "use a trained name from `arasfsr models` or a .safetensors path")
-        return Upscaler(create_model(preset.arch, **preset.config), name, device, precision)
-    path = Path(name)
-    if path.suffix or path.exists() or "/" in name:
-        return Upscaler(load_checkpoint(path), path.stem, device, precision)
-    if name == DEFAULT_MODEL:  # an installation without the shipped weights
-        raise ModelError(f"the default model {name!r} has no trained weights in this installation; "
-                         "pass --model with a trained name from `arasfsr models` (e.g. bicubic) "
-                         "or a .safetensors checkpoint")
-    raise ModelError(f"unknown model {name!r}; `arasfsr models` lists the names")
+    resolve_precision(precision, device)  # a bad precision fails before the model is built
+    entry = resolve(name_or_path, trained=pretrained)
+    if pretrained and entry.weights is not None:
+        model = load_checkpoint(entry.weights)
+    else:
+        model = create_model(entry.arch, **entry.config)
+    return Upscaler(model, entry.name, device, precision)
 
 
 def _check_device(device: str | torch.device) -> torch.device:

@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the named models")
     models.add_argument("--info", metavar="NAME", help="show one model's card (a name or .safetensors path)")
+    models.add_argument("--all", action="store_true", help="also list the untrained architecture presets")
 
     demo = sub.add_parser("demo", help="super-resolve the astronaut face from scikit-image at x2, x3.5 and x8")
     demo.add_argument("-o", "--out-dir", type=Path, default=Path("arasfsr-demo"), metavar="DIR",

@@ -15,8 +15,9 @@ from .api import load_model, output_size
 from .atomic import atomic_write
 from .errors import InputError, ModelError
 from .evaluation.commands import cmd_compare, cmd_eval  # noqa: F401  (dispatched by name)
-from .imageio import (IMAGE_SUFFIXES, check_output_dir, check_output_path, image_files, make_output_dir,
-                      one_line, read_image, refuse_existing, remove_empty_dirs, write_image)
+from .imageio import (IMAGE_SUFFIXES, check_output_dir, check_output_path, image_files, input_path_problem,
+                      make_output_dir, one_line, output_notes, read_image, refuse_existing, remove_empty_dirs,
+                      write_image)
 
 
 def note(message: str) -> None:
@@ -33,19 +34,20 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
             if not found:
                 raise InputError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.extend(found)
-        elif path.exists():
+        elif (problem := input_path_problem(path)) is None:
             files.append(path)
         else:
-            raise InputError(f"{path}: no such file or folder")
+            raise InputError(f"{path}: {problem}")
     return files
 
 
-def read_inputs(files: list[Path], check: Callable[[Path, Image.Image], None] | None = None) -> list[Image.Image]:
+def read_inputs(files: list[Path], check: Callable[[Path, Image.Image], None] | None = None,
+                rgb: bool = True) -> list[Image.Image]:
     """Every input read (and ``check``-ed), its conversion notes printed, before any work,
-    so that a bad input fails before anything is written."""
+    so that a bad input fails before anything is written. ``rgb=False`` keeps grayscale and alpha."""
     images = []
     for f in files:
-        img, notes = read_image(f)
+        img, notes = read_image(f, rgb=rgb)
         for text in notes:
             note(f"{f}: {text}")
         if check is not None:
@@ -76,14 +78,18 @@ def plan_outputs(files: list[Path], output: Path | None, out_dir: Path | None, o
 def cmd_upscale(args: argparse.Namespace) -> int:
     files = collect_inputs(args.inputs)
     targets = plan_outputs(files, args.output, args.out_dir, args.overwrite)
+    target_of = dict(zip(files, targets))
+
     # Read and size-check every input before loading the model, so bad input fails fast.
     def check_size(f: Path, img: Image.Image) -> None:
         try:
             output_size(img.size, args.scale, args.size, args.max_pixels)
         except InputError as exc:
             raise InputError(f"{f}: {exc}") from None
+        for text in output_notes(img, target_of[f]):
+            note(f"{f}: {text}")
 
-    images = read_inputs(files, check_size)
+    images = read_inputs(files, check_size, rgb=False)
     out_dir = args.out_dir if args.out_dir is not None else targets[0].parent
     created = make_output_dir(out_dir)
     written = 0
@@ -129,23 +135,12 @@ def known_problem(exc: BaseException) -> str | None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .checkpoint import read_card, read_metadata
-    from .registry import DEFAULT_MODEL, list_models, shipped_weights
+    from .registry import DEFAULT_MODEL, list_models, resolve
 
-    rows = list_models()
     if args.info:
-        if args.info in rows:
-            weights = shipped_weights(args.info)
-            card = read_card(weights) if weights else {}
-            info = {"name": args.info, **rows[args.info], **card}
-        elif Path(args.info).suffix == ".safetensors" or Path(args.info).exists():
-            arch, config = read_metadata(args.info)
-            info = {"name": Path(args.info).stem, "path": args.info, "arch": arch, "config": config,
-                    **read_card(args.info)}
-        else:
-            raise InputError(f"unknown model {args.info!r}; `arasfsr models` lists the names")
-        print(json.dumps(info, indent=2))
+        print(json.dumps(resolve(args.info).check().info(), indent=2))
         return 0
+    rows = list_models(include_presets=args.all)
     width = max(len(n) for n in rows)
     for name, row in rows.items():
         mark = "*" if name == DEFAULT_MODEL else " "

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from .errors import InputError, ModelError
-from .models.core import (ImplicitSR, SuperResolver, auto_chunk_size, coord_range, denormalise,
-                          normalise, scale_ratio)
+from .models.core import Encoded, ImplicitSR, SuperResolver, coord_range, denormalise, normalise, scale_ratio
+from .runtime import auto_chunk_size
 
 OPSET = 17
 META_STATE = "arasfsr_state"
@@ -45,7 +45,7 @@ class _Encode(nn.Module):
     def forward(self, lr: Tensor) -> tuple[Tensor, ...]:
         state = self.model.encode(normalise(lr))
         self.model.project(state)
-        return tuple(state[k] for k in self.keys)
+        return tuple(getattr(state, k) for k in self.keys)
 
 
 class _Query(nn.Module):
@@ -55,9 +55,7 @@ class _Query(nn.Module):
         self.register_buffer("proj_extra", proj_extra)  # None where the model has no extras part
 
     def forward(self, coord: Tensor, ratio: Tensor, *tensors: Tensor) -> Tensor:
-        state = dict(zip(self.keys, tensors))
-        if self.proj_extra is not None:
-            state["proj_extra"] = self.proj_extra
+        state = Encoded(**dict(zip(self.keys, tensors)), proj_extra=self.proj_extra)
         return denormalise(self.model.query_fast(state, coord, ratio))
 
 
@@ -81,8 +79,7 @@ def export_onnx(model: SuperResolver, path: str | Path | None = None, lr_hw: tup
     from onnx import compose
 
     if not isinstance(model, ImplicitSR) or not model.has_fast_path:
-        raise ModelError(f"ONNX export supports the implicit models with the fast path "
-                         f"(arasfsr, liif, lte, diinn), not {model.arch!r}")
+        raise ModelError(f"ONNX export supports the implicit models with a fast path, not {model.arch!r}")
     model = model.eval().float()
     keys = ("proj", *model.query_state())
     names = [f"state_{k}" for k in keys]
@@ -94,9 +91,9 @@ def export_onnx(model: SuperResolver, path: str | Path | None = None, lr_hw: tup
         ratio = scale_ratio(lr_hw, (lr_hw[0] * 3, lr_hw[1] * 3), 1)
         axes = {"lr": {0: "batch", 2: "h", 3: "w"}, "proj": {0: "bhw"}}
         for k, n in zip(keys, names):
-            axes[n] = {i: f"{n}_{i}" for i in range(state[k].dim())}
+            axes[n] = {i: f"{n}_{i}" for i in range(getattr(state, k).dim())}
         enc = _export(_Encode(model, keys).eval(), (lr,), ["lr"], names, axes)
-        qry = _export(_Query(model, keys, state.get("proj_extra")).eval(), (coord, ratio, *(state[k] for k in keys)),
+        qry = _export(_Query(model, keys, state.proj_extra).eval(), (coord, ratio, *(getattr(state, k) for k in keys)),
                       ["coord", "ratio", *names], ["rgb"],
                       {"coord": {0: "batch", 1: "queries"}, "ratio": {0: "batch"},
                        "rgb": {0: "batch", 1: "queries"}, **{n: axes[n] for n in names}})

@@ -1,8 +1,14 @@
-"""The test rows of every evaluation protocol, and how a test face becomes an (LR, HR) pair.
+"""Every protocol as one record: its training data, validation, test rows and table layout.
+
+A :class:`Protocol` is all that defines a protocol: training configs
+(:mod:`arasfsr.training.config`), evaluation (:mod:`arasfsr.evaluation.runner`), the
+results tables (:mod:`arasfsr.evaluation.report`) and ``scripts/make_results.py`` read it.
+Adding a protocol is one :func:`register_protocol` call (or one entry in
+:data:`PROTOCOLS`).
 
 A sample is the whole face (as in the paper): the ground truth is resized to the HR size
 (bicubic, Pillow, anti-aliased) and, separately, to the LR size by the row's degradation
-(``bicubic`` or ``nn-jpeg``, see :mod:`arasfsr.data.degrade`).
+(see :mod:`arasfsr.data.degrade`).
 
 Protocols (the paper's tables, on our data):
 
@@ -12,7 +18,7 @@ Protocols (the paper's tables, on our data):
   ``utkface/test``; mismatch 32 -> 256 on ``ffhq/test``.
 - ``C`` real-world degradation (Fig. 4): x2 at 32 -> 64 and 64 -> 128 with NN-JPEG inputs
   on ``utkface/test``.
-- ``D`` ablation (Table 3): the rows of ``A``.
+- ``D`` ablation (Table 3): trained and tested as ``A``.
 - ``P`` practical: every row of ``A``, ``B`` and ``C``.
 
 FFHQ framing. FFHQ's aligned 1024x1024 faces show hair and background; UTKFace's 200x200
@@ -28,21 +34,20 @@ aligned the same way). HR sizes up to 512 are therefore still reductions of real
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from .data.degrade import degrade, resize
+from .data.degrade import DEGRADATIONS, degrade, resize
 from .errors import InputError
 from .imageio import image_files, read_image
 
 FFHQ_CROP = (192, 300, 832, 940)  # (left, top, right, bottom) on the 1024x1024 aligned face
 FFHQ_SIDE = 1024
-DATASETS = ("utkface/test", "ffhq/test")
-PROTOCOL_NAMES = ("A", "B", "C", "D", "P")
 
 
 @dataclass(frozen=True)
@@ -83,56 +88,127 @@ class TestRow:
                 "scale": self.scale, "label": self.label, "note": self.note}
 
 
-def _rows_a() -> tuple[TestRow, ...]:
-    ffhq = [TestRow("ffhq/test", 64, hr, note=note) for hr, note in
-            ((96, "in-distribution"), (128, "in-distribution"), (256, "out-of-distribution"),
-             (512, "out-of-distribution"))]
-    utk = [TestRow("utkface/test", 64, hr, note=note) for hr, note in
-           ((96, "in-distribution"), (128, "in-distribution"), (192, "out-of-distribution"))]
-    return tuple(utk + ffhq)
+Span = int | tuple[int, int]  # a size, or [min, max] drawn from
 
 
-def _rows_b() -> tuple[TestRow, ...]:
-    return (TestRow("utkface/test", 12, 96, note="mismatch"),
-            TestRow("utkface/test", 16, 128, note="match"),
-            TestRow("utkface/test", 24, 192, note="mismatch"),
-            TestRow("ffhq/test", 32, 256, note="mismatch"))
+@dataclass(frozen=True)
+class TrainSpec:
+    """A protocol's training data: what a training config's ``data`` section takes from it."""
+
+    lr_size: Span                          # one LR size per batch
+    hr_size: Span | None = None            # drawn per sample...
+    scale: tuple[float, float] | None = None  # ...or HR = LR x s, s drawn per sample
+    max_hr: int | None = None              # never above the ground truth's size
+    degradation: str = "bicubic"           # a name of arasfsr.data.degrade.DEGRADATIONS
 
 
-def _rows_c() -> tuple[TestRow, ...]:
-    return (TestRow("utkface/test", 32, 64, "nn-jpeg", note="real-world"),
-            TestRow("utkface/test", 64, 128, "nn-jpeg", note="real-world"))
+@dataclass(frozen=True)
+class ValSpec:
+    """A protocol's validation during training: its central size and degradation."""
+
+    lr_size: int
+    hr_size: int
+    degradation: str = "bicubic"
 
 
-PROTOCOLS: dict[str, tuple[TestRow, ...]] = {
-    "A": _rows_a(),
-    "B": _rows_b(),
-    "C": _rows_c(),
-    "D": _rows_a(),
-    "P": tuple(dict.fromkeys(_rows_a() + _rows_b() + _rows_c())),
-}
-TITLES = {
-    "A": "Table 1 (protocol A): up-sampling scales, LR 64",
-    "B": "Table 2 (protocol B): input sizes, x8",
-    "C": "Fig. 4 (protocol C): real-world NN-JPEG inputs, x2",
-    "D": "Table 3 (protocol D): ablation, LR 64",
-    "P": "Protocol P (practical): every row of A, B and C",
-}
+METRIC_COLUMNS = (("psnr",), ("ssim",), ("ssim_matlab",))
 
 
-def protocol_rows(name: str) -> tuple[TestRow, ...]:
+@dataclass(frozen=True)
+class TableLayout:
+    """How ``results.md`` lays out a protocol's results (read by :mod:`arasfsr.evaluation.report`).
+
+    ``by_set``: one block per (dataset, degradation), headed ``## utkface/test, bicubic LR``,
+    with columns named by the row (``x2 64-128 (in-distribution)``), as the paper's Tables 1
+    and 3; otherwise one block for all rows, columns naming the set too (``utkface x8 16-128
+    match``), as Table 2. ``tables``: the tables of a block, each a tuple of the metrics
+    shown side by side per row; a table of one metric is titled by it.
+    """
+
+    by_set: bool = True
+    tables: tuple[tuple[str, ...], ...] = METRIC_COLUMNS
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One protocol, everything about it. ``models`` name the shipped training configs:
+    ``TIER/NAME-MODEL`` for every tier and every listed model."""
+
+    name: str                       # a short name without "-" (configs are NAME-MODEL)
+    title: str                      # the results' title, e.g. "Table 1 (protocol A): ..."
+    summary: str                    # a few words for the command line's help
+    train: TrainSpec
+    val: ValSpec
+    rows: tuple[TestRow, ...]       # the test rows, in the order of the results table
+    layout: TableLayout = field(default_factory=TableLayout)
+    models: tuple[str, ...] = ()
+
+    def config(self) -> dict[str, Any]:
+        """The part of a training config the protocol gives."""
+        return {"protocol": self.name, "data": _as_config(self.train), "val": _as_config(self.val)}
+
+
+def _as_config(spec: TrainSpec | ValSpec) -> dict[str, Any]:
+    # Lists, not tuples: configs are YAML, and the run's config.yaml and card are written back.
+    return {f.name: list(v) if isinstance(v, tuple) else v
+            for f in fields(spec) for v in (getattr(spec, f.name),)}
+
+
+_A_ROWS = (*(TestRow("utkface/test", 64, hr, note=note) for hr, note in
+             ((96, "in-distribution"), (128, "in-distribution"), (192, "out-of-distribution"))),
+           *(TestRow("ffhq/test", 64, hr, note=note) for hr, note in
+             ((96, "in-distribution"), (128, "in-distribution"), (256, "out-of-distribution"),
+              (512, "out-of-distribution"))))
+_B_ROWS = (TestRow("utkface/test", 12, 96, note="mismatch"),
+           TestRow("utkface/test", 16, 128, note="match"),
+           TestRow("utkface/test", 24, 192, note="mismatch"),
+           TestRow("ffhq/test", 32, 256, note="mismatch"))
+_C_ROWS = (TestRow("utkface/test", 32, 64, "nn-jpeg", note="real-world"),
+           TestRow("utkface/test", 64, 128, "nn-jpeg", note="real-world"))
+# Paper Sec. 4.3.1: LR 64, HR drawn per face in [64, 128] (x1 to x2); validated at x1.5.
+_A_TRAIN, _A_VAL = TrainSpec(64, hr_size=(64, 128)), ValSpec(64, 96)
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
+    Protocol("A", "Table 1 (protocol A): up-sampling scales, LR 64", "scales",
+             _A_TRAIN, _A_VAL, _A_ROWS,
+             models=("arasfsr", "liif", "lte", "diinn", "arasfsr-L", "arasfsr-G", "arasfsr-S")),
+    # Paper Sec. 4.3.2: fixed x8 pairs 16 -> 128; tested on input sizes never seen.
+    Protocol("B", "Table 2 (protocol B): input sizes, x8", "input sizes",
+             TrainSpec(16, hr_size=128), ValSpec(16, 128), _B_ROWS,
+             TableLayout(by_set=False, tables=(("psnr", "ssim"), ("ssim_matlab",))),
+             models=("arasfsr", "liif", "sparnet")),
+    # Paper Sec. 4.3.1, Fig. 4: LR 32, HR in [32, 64], the authors' NN-JPEG inputs.
+    Protocol("C", "Fig. 4 (protocol C): real-world NN-JPEG inputs, x2", "NN-JPEG",
+             TrainSpec(32, hr_size=(32, 64), degradation="nn-jpeg"), ValSpec(32, 48, "nn-jpeg"),
+             _C_ROWS, models=("arasfsr", "liif")),
+    # Paper Table 3: the ablation is trained and tested as Table 1 (its models: A-arasfsr-L ...).
+    Protocol("D", "Table 3 (protocol D): ablation, LR 64", "ablation", _A_TRAIN, _A_VAL, _A_ROWS),
+    # Ours: faces of 12 to 96 px (one LR size per batch), x1 to x8 per face with HR never
+    # above the 200 px ground truth, the random degradation mixture; validated at x4.
+    Protocol("P", "Protocol P (practical): every row of A, B and C", "all of A-C",
+             TrainSpec((12, 96), scale=(1, 8), max_hr=200, degradation="mixture"),
+             ValSpec(32, 128, "mixture"), tuple(dict.fromkeys(_A_ROWS + _B_ROWS + _C_ROWS)),
+             models=("arasfsr",)),
+)}
+
+
+def register_protocol(protocol: Protocol) -> Protocol:
+    """Add a protocol: training configs, ``arasfsr eval`` and the reports then know it."""
+    if not protocol.name or any(c in protocol.name for c in "-/ "):
+        raise ValueError(f"protocol name {protocol.name!r}: give a short name without '-', '/' or spaces")
+    if protocol.name in PROTOCOLS:
+        raise ValueError(f"protocol {protocol.name!r} is already registered")
+    kinds = {protocol.train.degradation, protocol.val.degradation} | {r.degradation for r in protocol.rows}
+    if not kinds <= set(DEGRADATIONS):
+        raise ValueError(f"protocol {protocol.name!r}: unknown degradation(s) {', '.join(sorted(kinds - set(DEGRADATIONS)))}")
+    PROTOCOLS[protocol.name] = protocol
+    return protocol
+
+
+def get_protocol(name: str) -> Protocol:
     if name not in PROTOCOLS:
-        raise InputError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOL_NAMES)}")
+        raise InputError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)}")
     return PROTOCOLS[name]
-
-
-def default_data_root() -> Path:
-    """``$ARASFSR_DATA``, else ``shared/data`` beside the checkout, else ``./shared/data``."""
-    env = os.environ.get("ARASFSR_DATA")
-    if env:
-        return Path(env)
-    beside = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    return beside if beside.is_dir() else Path("shared") / "data"
 
 
 def list_faces(data_root: Path, dataset: str, limit: int | None = None) -> list[Path]:
@@ -172,9 +248,14 @@ def load_ground_truth(path: Path, dataset: str) -> Image.Image:
 
 
 def make_pair(gt: Image.Image, row: TestRow) -> tuple[np.ndarray, np.ndarray]:
-    """(LR, HR) uint8 HxWx3 arrays of one ground-truth face for ``row``."""
+    """(LR, HR) uint8 HxWx3 arrays of one ground-truth face for ``row``.
+
+    A random degradation (``mixture``) draws from a seed made of the face's pixels and the
+    row, so a face gets the same LR input in every run, on every rank, in any order.
+    """
     hr = resize(gt, row.hr_size)
-    lr = degrade(gt, row.lr_size, row.degradation)
+    rng = np.random.default_rng([zlib.crc32(gt.tobytes()), row.lr, row.hr])
+    lr = degrade(gt, row.lr_size, row.degradation, rng)
     return np.asarray(lr), np.asarray(hr)
 
 

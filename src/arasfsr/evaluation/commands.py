@@ -6,22 +6,23 @@ import argparse
 from pathlib import Path
 
 from ..data.degrade import DEGRADATIONS
-from ..protocols import PROTOCOL_NAMES
+from ..protocols import PROTOCOLS
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     from ..cli import parse_count
 
     ev = sub.add_parser("eval", help="evaluate models on a test protocol (PSNR/SSIM tables, pictures)")
-    ev.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES,
-                    help="A scales, B input sizes, C NN-JPEG, D ablation, P all of A-C")
+    ev.add_argument("--protocol", required=True, choices=list(PROTOCOLS),
+                    help=", ".join(f"{p.name} {p.summary}" for p in PROTOCOLS.values()))
     ev.add_argument("--model", nargs="+", default=[], metavar="NAME|PATH",
                     help="models to evaluate (bicubic is always added); default: every trained model")
     ev.add_argument("--out", type=Path, required=True, help="folder for results.json, results.md, PNGs")
     ev.add_argument("--tier", default="custom", help="a label recorded in the results")
     ev.add_argument("--limit", type=int, default=None, help="only N faces of each set, evenly spaced in name order")
     ev.add_argument("--data", type=Path, default=None,
-                    help="folder holding utkface/, ffhq/, realworld/ (default: $ARASFSR_DATA or shared/data)")
+                    help="folder holding utkface/, ffhq/, realworld/ (default: $ARASFSR_DATA, else shared/data "
+                         "beside the checkout, else ../shared/data)")
     ev.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ev.add_argument("--only", nargs="+", metavar="LR-HR",
                     help="evaluate only these rows, e.g. 16-128 (default: every row of the protocol)")
@@ -39,7 +40,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("--out", type=Path, required=True, help="the grid, e.g. grid.png")
     cmp.add_argument("--lr", type=int, default=32, help="LR side in pixels (default 32)")
     cmp.add_argument("--hr", type=int, default=128, help="output side in pixels (default 128)")
-    cmp.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS)
+    cmp.add_argument("--degradation", default="bicubic", choices=list(DEGRADATIONS))
     cmp.add_argument("--ffhq-framing", action="store_true",
                      help="crop FFHQ-aligned faces to the UTKFace framing first")
     cmp.add_argument("--no-ground-truth", action="store_true",

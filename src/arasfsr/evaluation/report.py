@@ -1,4 +1,4 @@
-"""results.json and results.md (tables laid out like the paper's Tables 1-3)."""
+"""results.json and results.md (tables laid out as the protocol's record says, like the paper's)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..errors import InputError
+from ..protocols import TableLayout, get_protocol
 
 METRIC_TITLES = {"psnr": "PSNR (dB)", "ssim": "SSIM (scikit-image defaults)",
                  "ssim_matlab": "SSIM (MATLAB-style: Gaussian sigma 1.5, population covariance)"}
+METRIC_SHORT = {"psnr": "PSNR", "ssim": "SSIM", "ssim_matlab": "SSIM (MATLAB)"}
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -83,26 +85,34 @@ def render_markdown(results: dict) -> str:
              f"{results['elapsed_s']} s.", "",
              "Metrics on the Y channel (BT.601, truncated to uint8) of the whole image; "
              "each value is the mean over faces. Best per column in bold.", ""]
-    if results["protocol"] == "B":  # Table 2: PSNR and SSIM side by side per setting
-        short = {r["key"]: f"{r['dataset'].split('/')[0]} {r['label']} {r['note']}".strip() for r in rows}
-        columns = [(r, m) for r in rows for m in ("psnr", "ssim")]
-        headers = [f"{short[r['key']]} {'PSNR' if m == 'psnr' else 'SSIM'}" for r, m in columns]
-        lines += _table(models, rows, cells, columns, headers) + [""]
-        lines += [f"{METRIC_TITLES['ssim_matlab']}:", ""]
-        lines += _table(models, rows, cells, [(r, "ssim_matlab") for r in rows],
-                        [short[r["key"]] for r in rows]) + [""]
-    else:  # Tables 1 and 3: methods x settings, one table per metric and set
+    lines += _layout_tables(get_protocol(results["protocol"]).layout, models, rows, cells)
+    lines += _group_tables(results, models, rows, cells)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _layout_tables(layout: TableLayout, models: list[str], rows: list[dict], cells: dict) -> list[str]:
+    """The result tables: per block of rows, one table per entry of ``layout.tables``."""
+    if layout.by_set:  # Tables 1 and 3: a block per set, columns named by the row
         blocks: dict[tuple[str, str], list[dict]] = {}
         for r in rows:
             blocks.setdefault((r["dataset"], r["degradation"]), []).append(r)
-        for (dataset, degradation), block in blocks.items():
-            lines += [f"## {dataset}, {degradation} LR", ""]
-            for metric in ("psnr", "ssim", "ssim_matlab"):
-                lines += [f"{METRIC_TITLES[metric]}:", ""]
-                lines += _table(models, block, cells, [(r, metric) for r in block],
-                                [_header(r) for r in block]) + [""]
-    lines += _group_tables(results, models, rows, cells)
-    return "\n".join(lines).rstrip() + "\n"
+        named = [([f"## {dataset}, {degradation} LR", ""], block, {r["key"]: _header(r) for r in block})
+                 for (dataset, degradation), block in blocks.items()]
+    else:  # Table 2: one block, columns naming the set too
+        named = [([], rows, {r["key"]: f"{r['dataset'].split('/')[0]} {r['label']} {r['note']}".strip()
+                             for r in rows})]
+    lines: list[str] = []
+    for heading, block, header in named:
+        lines += heading
+        for metrics in layout.tables:
+            columns = [(r, m) for r in block for m in metrics]
+            if len(metrics) == 1:
+                lines += [f"{METRIC_TITLES[metrics[0]]}:", ""]
+                headers = [header[r["key"]] for r, _ in columns]
+            else:
+                headers = [f"{header[r['key']]} {METRIC_SHORT[m]}" for r, m in columns]
+            lines += _table(models, block, cells, columns, headers) + [""]
+    return lines
 
 
 def _group_tables(results: dict, models: list[str], rows: list[dict], cells: dict) -> list[str]:

@@ -20,10 +20,11 @@ import torch
 from tqdm import tqdm
 
 from ..api import Upscaler, load_model
+from ..data import resolve_data_root
 from ..errors import InputError
 from ..imageio import make_folder, refuse_existing
-from ..protocols import (FFHQ_CROP, TITLES, TestRow, list_faces, load_ground_truth, make_pair,
-                         protocol_rows, utkface_groups)
+from ..protocols import (FFHQ_CROP, TestRow, get_protocol, list_faces, load_ground_truth, make_pair,
+                         utkface_groups)
 from .metrics import DEFINITIONS, METRICS, face_metrics
 
 BASELINE = "bicubic"
@@ -165,10 +166,10 @@ def run_eval(cfg: EvalConfig) -> dict | None:
 
     Returns the results on rank 0, ``None`` on other ranks.
     """
-    from ..protocols import default_data_root
     from . import report
 
-    rows = protocol_rows(cfg.protocol)
+    protocol = get_protocol(cfg.protocol)
+    rows = protocol.rows
     if cfg.only:
         rows = [r for r in rows if f"{r.lr}-{r.hr}" in cfg.only or r.key in cfg.only]
         if not rows:
@@ -178,7 +179,7 @@ def run_eval(cfg: EvalConfig) -> dict | None:
         raise InputError(f"--limit must be at least 1, got {cfg.limit}")
     if cfg.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {cfg.batch_size}")
-    data_root = Path(cfg.data_root) if cfg.data_root else default_data_root()
+    data_root = resolve_data_root(cfg.data_root)
     faces = {ds: list_faces(data_root, ds, cfg.limit) for ds in dict.fromkeys(r.dataset for r in rows)}
     rank, world = dist_info()
     device = cfg.device
@@ -207,7 +208,7 @@ def run_eval(cfg: EvalConfig) -> dict | None:
     if records is None:
         return None
     results = {
-        "protocol": cfg.protocol, "title": TITLES[cfg.protocol], "tier": cfg.tier,
+        "protocol": cfg.protocol, "title": protocol.title, "tier": cfg.tier,
         "limit": cfg.limit, "world_size": world, "device": str(models[0].device), "precision": cfg.precision,
         "data_root": str(data_root), "face_counts": {ds: len(f) for ds, f in faces.items()},
         "ffhq_crop": {"box_ltrb_on_1024": list(FFHQ_CROP),

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..api import DEFAULT_MAX_PIXELS, Scale, Upscaler, load_model, output_size
 from ..errors import InputError
+from ..imageio import carry_metadata
 from .align import aligned_crop, compose, feather_mask, natural_size, paste
 from .detect import Detector, Face
 
@@ -90,7 +91,7 @@ def restore(photo: Image.Image, face_model: Upscaler, *, scale: Scale | None = N
     for rf in restored:
         paste(canvas, rf.crop.astype(np.float32), rf.to_crop_out)
     out = Image.fromarray(np.clip(np.round(canvas), 0, 255).astype(np.uint8))
-    return RestoreResult(out, restored, (out_w, out_h))
+    return RestoreResult(carry_metadata(photo, out), restored, (out_w, out_h))  # ICC profile, EXIF
 
 
 def side_by_side_picture(photo: Image.Image, result: RestoreResult,

@@ -13,29 +13,50 @@ the authors' choices: 8 frequency tokens, MLP hidden widths 256 x 4. See
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from .core import ImplicitSR, Neighbour, bilinear_at
-from .encoders import make_encoder
+from ..architectures import preset, register_model
+from .core import Encoded, ImplicitSR, Neighbour, Queries, bilinear_at
+from .encoders import TIER_ENCODERS, encoder_presets, make_encoder
 from .frequency import FrequencyEstimator
 from .mlp import MLP
 from .modulation import ModulatedMLP, PositionalEncoding
 
 
+@dataclass
+class ModulatedQueries(Queries):
+    g: Tensor | None = None            # positional encoding of the query (Eq. 6); None for -G
+    mods: list[Tensor] | None = None   # fast path: every layer's sine modulation of g
+
+
+@register_model(
+    presets={**encoder_presets("arasfsr", "ARASFSR", " (paper)"),
+             "e-arasfsr-L": preset("ARASFSR(-L) ablation: without local frequency estimation",
+                                   encoder="edsr-baseline", frequency=False),
+             "e-arasfsr-G": preset("ARASFSR(-G) ablation: without global coordinate modulation",
+                                   encoder="edsr-baseline", modulation=False),
+             "e-arasfsr-S": preset("ARASFSR(-S) ablation: without skip connection",
+                                   encoder="edsr-baseline", skip=False)},
+    tiers={"cpu": {"encoder_args": TIER_ENCODERS["cpu"], "hidden": [64, 64, 64],
+                   "frequency_width": 16, "frequency_blocks": 1},
+           "smoke": {"encoder_args": TIER_ENCODERS["smoke"], "hidden": [16, 16], "tokens": 2,
+                     "frequency_width": 8, "frequency_blocks": 1, "pe_freqs": 2}},
+)
 class ARASFSR(ImplicitSR):
     arch = "arasfsr"
 
-    def __init__(self, encoder: str = "edsr-baseline", encoder_args: dict | None = None,
-                 hidden: list[int] | None = None, frequency: bool = True, tokens: int = 8,
+    def __init__(self, encoder: str = "edsr-baseline", encoder_args: Mapping[str, Any] = MappingProxyType({}),
+                 hidden: Sequence[int] = (256, 256, 256, 256), frequency: bool = True, tokens: int = 8,
                  frequency_width: int = 64, frequency_blocks: int = 4, modulation: bool = True,
                  pe_freqs: int = 10, skip: bool = True, sample: bool = False) -> None:
-        hidden = list(hidden or [256, 256, 256, 256])
-        super().__init__(encoder=encoder, encoder_args=dict(encoder_args or {}), hidden=hidden,
-                         frequency=frequency, tokens=tokens, frequency_width=frequency_width,
-                         frequency_blocks=frequency_blocks, modulation=modulation,
-                         pe_freqs=pe_freqs, skip=skip)
-        self.encoder = make_encoder(encoder, **(encoder_args or {}))
+        super().__init__()
+        self.encoder = make_encoder(encoder, encoder_args)
         feat_dim = self.encoder.out_dim
         self.frequency = FrequencyEstimator(tokens, frequency_width, frequency_blocks) if frequency else None
         if frequency:
@@ -51,45 +72,38 @@ class ARASFSR(ImplicitSR):
         # Draw the frequency latent instead of using its mean (set at inference on request).
         self.sample = sample
 
-    def encode(self, lr: Tensor) -> dict[str, Tensor]:
+    def encode(self, lr: Tensor) -> Encoded:
         feat = self.encoder(lr)
-        state = {"inp": lr}
-        if self.frequency is not None:
-            tokens, mu, logvar = self.frequency(lr, sample=self.training or self.sample)
-            feat = torch.cat([feat, tokens], dim=1)
-            state.update(mu=mu, logvar=logvar)
-        state["feat"] = feat
-        return state
+        if self.frequency is None:
+            return Encoded(feat, inp=lr)
+        tokens, mu, logvar = self.frequency(lr, sample=self.training or self.sample)
+        return Encoded(torch.cat([feat, tokens], dim=1), inp=lr, mu=mu, logvar=logvar)
 
-    def query_context(self, state: dict[str, Tensor], coord: Tensor, ratio: Tensor) -> dict[str, Tensor]:
-        ctx = super().query_context(state, coord, ratio)
-        if self.pe is not None:
-            ctx["g"] = self.pe(coord)  # depends on the query only: once for all 4 neighbours
-        return ctx
+    def query_context(self, state: Encoded, coord: Tensor, ratio: Tensor) -> ModulatedQueries:
+        # g depends on the query only: once for all 4 neighbours
+        return ModulatedQueries(coord, ratio, g=None if self.pe is None else self.pe(coord))
 
-    def neighbour_inputs(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
-        return torch.cat([nb.rel_coord, ctx["ratio"].expand_as(nb.rel_coord)], dim=-1)
+    def neighbour_inputs(self, state: Encoded, nb: Neighbour, ctx: Queries) -> Tensor:
+        return torch.cat([nb.rel_coord, ctx.ratio.expand_as(nb.rel_coord)], dim=-1)
 
-    def decode(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
+    def decode(self, state: Encoded, nb: Neighbour, ctx: ModulatedQueries) -> Tensor:
         x = torch.cat([nb.feat, self.neighbour_inputs(state, nb, ctx)], dim=-1)
-        return self.imnet(x) if self.pe is None else self.imnet(x, ctx["g"])
+        return self.imnet(x) if self.pe is None else self.imnet(x, ctx.g)
 
     # Fast path: the first layer's code part becomes a conv; the sine layers run once per query.
     def first_layer(self) -> nn.Linear:
         return self.imnet.layers[0]
 
-    def fast_context(self, state: dict[str, Tensor], ctx: dict[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:
-        if self.pe is not None:
-            ctx["mods"] = self.imnet.modulations(ctx["g"], dtype)
-        return ctx
+    def fast_context(self, state: Encoded, ctx: ModulatedQueries, dtype: torch.dtype) -> ModulatedQueries:
+        return ctx if self.pe is None else replace(ctx, mods=self.imnet.modulations(ctx.g, dtype))
 
-    def decode_hidden(self, state: dict[str, Tensor], hidden: Tensor, ctx: dict[str, Tensor]) -> Tensor:
+    def decode_hidden(self, state: Encoded, hidden: Tensor, nb: Neighbour, ctx: ModulatedQueries) -> Tensor:
         if self.pe is None:
             return self.imnet.forward_hidden(hidden)
-        return self.imnet.forward_hidden(hidden, ctx["mods"])
+        return self.imnet.forward_hidden(hidden, ctx.mods)
 
     def query_state(self) -> tuple[str, ...]:
         return ("feat", "inp") if self.use_skip else ("feat",)
 
-    def skip(self, state: dict[str, Tensor], coord: Tensor) -> Tensor | None:
-        return bilinear_at(state["inp"], coord) if self.use_skip else None
+    def skip(self, state: Encoded, coord: Tensor) -> Tensor | None:
+        return bilinear_at(state.inp, coord) if self.use_skip else None

@@ -9,12 +9,20 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..architectures import register_model
 from .core import SuperResolver
 
 
+@register_model()
 class Bicubic(SuperResolver):
-    arch = "bicubic"
+    """Needs no weights. The package ships it as ``weights/bicubic.safetensors`` (no
+    tensors, the architecture in the metadata) so that the torch-free listing shows it
+    with the trained models; without that file the name still resolves to this class."""
 
-    def render(self, lr: Tensor, size: tuple[int, int], chunk_size: int | None = None) -> Tensor:
+    arch = "bicubic"
+    needs_weights = False
+
+    def render(self, lr: Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
+               precision: str | None = None, fast: bool = True) -> Tensor:
         out = F.interpolate(lr, size=tuple(size), mode="bicubic", align_corners=False, antialias=True)
         return out.clamp(0, 1)

@@ -19,6 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..architectures import record_config
+from ..runtime import auto_chunk_size, autocast, compute_dtype
+
 
 def make_coord(shape: tuple[int, int], device: torch.device | str | None = None,
                dtype: torch.dtype = torch.float32) -> Tensor:
@@ -63,6 +66,30 @@ class Neighbour:
     rel_coord: Tensor  # (B, Q, 2) query minus code centre, in units of half an LR pixel
     code_coord: Tensor  # (B, Q, 2) global coordinate of the code centre
     index: Tensor      # (B, Q) flat index of the code in the h*w grid
+
+
+@dataclass
+class Encoded:
+    """What :meth:`ImplicitSR.encode` computes once per image, read by every query."""
+
+    feat: Tensor                      # (B,C,h,w) the map the queries gather codes from
+    inp: Tensor | None = None         # (B,3,h,w) the normalised input (models with a bilinear skip)
+    mu: Tensor | None = None          # ARASFSR: the frequency latent's mean and log-variance,
+    logvar: Tensor | None = None      # for training's KL term
+    qfeat: Tensor | None = None       # plain path: ``feat`` unfolded, once per image
+    proj: Tensor | None = None        # fast path: what a neighbour gathers, (B*h*w, H)
+    proj_extra: Tensor | None = None  # fast path: the first layer's weights for the extras
+
+
+@dataclass
+class Queries:
+    """Per-query inputs shared by the 4 neighbours (computed once per chunk).
+
+    Models that add per-query terms subclass it (ARASFSR's positional encoding).
+    """
+
+    coord: Tensor  # (B,Q,2)
+    ratio: Tensor  # (B,Q,2) the paper's r, broadcast to every query
 
 
 def locate_codes(coord: Tensor, h: int, w: int, local_ensemble: bool = True) -> Neighbour:
@@ -120,18 +147,32 @@ def ensemble_weights(neighbours: list[Neighbour]) -> list[Tensor]:
 class SuperResolver(nn.Module):
     """Anything that turns a batch of LR images into images of a requested size.
 
-    ``config`` holds the keyword arguments that rebuild the model, so a checkpoint is
-    its weights plus this dictionary.
+    ``config`` holds the constructor's arguments (defaults applied), recorded from its
+    signature when the model is built (:func:`arasfsr.architectures.record_config`), so
+    a checkpoint is its weights plus this dictionary. A model file registers its class
+    with :func:`arasfsr.architectures.register_model`.
     """
 
     arch: str = ""
+    needs_weights: bool = True  # False: usable without a checkpoint (bicubic)
+    config: dict[str, Any]
 
-    def __init__(self, **config: Any) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.config = dict(config)
+        self.config = {}
 
-    def render(self, lr: Tensor, size: tuple[int, int], chunk_size: int | None = None) -> Tensor:
-        """Super-resolve ``lr`` (B,3,h,w in [0,1]) to ``size = (H, W)``; returns (B,3,H,W)."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not getattr(cls.__init__, "records_config", False):
+            cls.__init__ = record_config(cls.__init__)
+
+    def render(self, lr: Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
+               precision: str | None = None, fast: bool = True) -> Tensor:
+        """Super-resolve ``lr`` (B,3,h,w in [0,1]) to ``size = (H, W)``; returns (B,3,H,W).
+
+        ``chunk_size``, ``precision`` and ``fast`` concern the implicit models' query
+        rendering; other models may ignore them.
+        """
         raise NotImplementedError
 
     def forward(self, lr: Tensor, coord: Tensor, ratio: Tensor) -> Tensor:
@@ -154,8 +195,8 @@ class ImplicitSR(SuperResolver):
     """A local implicit image function: encode once, then query any coordinate.
 
     Subclasses set :attr:`feat_unfold` and :attr:`local_ensemble`, implement
-    :meth:`encode` (returning at least ``feat``) and :meth:`decode`, and may add a
-    per-query term in :meth:`skip` (the bilinear skip of ARASFSR and LTE).
+    :meth:`encode` (an :class:`Encoded` with at least ``feat``) and :meth:`decode`, and
+    may add a per-query term in :meth:`skip` (the bilinear skip of ARASFSR and LTE).
 
     Fast inference (:meth:`render`) is opt-in, through hooks: a model whose
     decoder starts with a linear layer over ``[unfolded code, per-neighbour extras]``
@@ -170,26 +211,20 @@ class ImplicitSR(SuperResolver):
 
     feat_unfold: bool = True
     local_ensemble: bool = True
-    # "fp32", "bf16" or "auto": the dtype of the fast path's hidden layers (render's
-    # default; fp32 keeps render equal to forward, the API picks "auto").
-    precision: str = "fp32"
 
-    def encode(self, lr: Tensor) -> dict[str, Tensor]:
+    def encode(self, lr: Tensor) -> Encoded:
         raise NotImplementedError
 
-    def query_context(self, state: dict[str, Tensor], coord: Tensor, ratio: Tensor) -> dict[str, Tensor]:
-        """Per-query inputs shared by the 4 neighbours (computed once per chunk).
+    def query_context(self, state: Encoded, coord: Tensor, ratio: Tensor) -> Queries:
+        """Per-query inputs shared by the 4 neighbours: ``coord`` (B,Q,2) and ``ratio``
+        broadcast to (B,Q,2); models return a subclass with what depends on the query only."""
+        return Queries(coord, ratio)
 
-        ``coord`` (B,Q,2) and ``ratio`` broadcast to (B,Q,2) are always there; models add
-        what depends on the query only (ARASFSR's positional encoding).
-        """
-        return {"coord": coord, "ratio": ratio}
-
-    def decode(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
+    def decode(self, state: Encoded, nb: Neighbour, ctx: Queries) -> Tensor:
         """Prediction (B,Q,3) from one neighbour."""
         raise NotImplementedError
 
-    def skip(self, state: dict[str, Tensor], coord: Tensor) -> Tensor | None:
+    def skip(self, state: Encoded, coord: Tensor) -> Tensor | None:
         return None
 
     # -- fast-path hooks (optional) -------------------------------------------------
@@ -202,35 +237,35 @@ class ImplicitSR(SuperResolver):
         """
         return None
 
-    def neighbour_inputs(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
+    def neighbour_inputs(self, state: Encoded, nb: Neighbour, ctx: Queries) -> Tensor:
         """The first layer's inputs after the code (relative coordinate, scale...).
 
         ``nb`` fields may carry a leading neighbour axis that ``ctx`` lacks: expand.
         """
         raise NotImplementedError
 
-    def fast_context(self, state: dict[str, Tensor], ctx: dict[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:
+    def fast_context(self, state: Encoded, ctx: Queries, dtype: torch.dtype) -> Queries:
         """Per-query terms of :meth:`decode_hidden`, computed once per query (in ``dtype``)."""
         return ctx
 
-    def neighbour_hidden(self, state: dict[str, Tensor], rows: Tensor, nb: Neighbour, ctx: dict[str, Tensor],
+    def neighbour_hidden(self, state: Encoded, rows: Tensor, nb: Neighbour, ctx: Queries,
                          dtype: torch.dtype) -> Tensor:
         """What :meth:`decode_hidden` reads, (K*B*Q, H), from the rows of ``proj`` gathered
-        at the stacked neighbours ``nb`` (a fresh tensor: may be overwritten). Per-neighbour
-        terms that :meth:`decode_hidden` needs besides may go into ``ctx``.
+        at the stacked neighbours ``nb`` (a fresh tensor: may be overwritten).
 
         Default: the first layer's pre-activation, code part plus extras part.
         """
         extra = self.neighbour_inputs(state, nb, ctx)
-        rows.addmm_(extra.reshape(rows.shape[0], -1).to(dtype), state["proj_extra"])
+        rows.addmm_(extra.reshape(rows.shape[0], -1).to(dtype), state.proj_extra)
         return rows
 
-    def decode_hidden(self, state: dict[str, Tensor], hidden: Tensor, ctx: dict[str, Tensor]) -> Tensor:
-        """Prediction (K,B,Q,3) from :meth:`neighbour_hidden`'s output viewed (K,B,Q,H)."""
+    def decode_hidden(self, state: Encoded, hidden: Tensor, nb: Neighbour, ctx: Queries) -> Tensor:
+        """Prediction (K,B,Q,3) from :meth:`neighbour_hidden`'s output viewed (K,B,Q,H), for
+        the stacked neighbours ``nb``; runs under the hidden layers' autocast."""
         raise NotImplementedError
 
     def query_state(self) -> tuple[str, ...]:
-        """State entries the fast query reads besides ``proj`` (exported ONNX graph inputs)."""
+        """:class:`Encoded` fields the fast query reads besides ``proj`` (exported ONNX graph inputs)."""
         return ("feat",)
 
     @property
@@ -238,13 +273,13 @@ class ImplicitSR(SuperResolver):
         return self.first_layer() is not None
 
     # -- the plain path (training, and models without the hooks) ----------------------
-    def query_features(self, state: dict[str, Tensor]) -> Tensor:
+    def query_features(self, state: Encoded) -> Tensor:
         """The map the ensemble gathers from (unfolded once per image, cached)."""
-        if "qfeat" not in state:
-            state["qfeat"] = unfold3x3(state["feat"]) if self.feat_unfold else state["feat"]
-        return state["qfeat"]
+        if state.qfeat is None:
+            state.qfeat = unfold3x3(state.feat) if self.feat_unfold else state.feat
+        return state.qfeat
 
-    def query(self, state: dict[str, Tensor], coord: Tensor, ratio: Tensor) -> Tensor:
+    def query(self, state: Encoded, coord: Tensor, ratio: Tensor) -> Tensor:
         """Normalised RGB ([-1, 1] scale) at ``coord`` (B,Q,2)."""
         feat = self.query_features(state)
         ratio_q = ratio[:, None, :].expand(-1, coord.shape[1], -1).to(coord.dtype)
@@ -258,16 +293,16 @@ class ImplicitSR(SuperResolver):
         return out if extra is None else out + extra
 
     # -- the fast path (inference) ----------------------------------------------------
-    def project(self, state: dict[str, Tensor], dtype: torch.dtype = torch.float32) -> None:
-        """What the fast path gathers per neighbour, once per image: ``proj`` (B*h*w, H).
+    def project(self, state: Encoded, dtype: torch.dtype = torch.float32) -> None:
+        """What the fast path gathers per neighbour, once per image: ``state.proj`` (B*h*w, H).
 
         Default: the first layer's code part at every LR position (its bias folded in)
         as ``proj``, and the weights of its extras part as ``proj_extra``.
         """
         layer = self.first_layer()
-        n_code = self.code_dim(state["feat"])
-        state["proj"] = self.project_codes(state["feat"], layer.weight[:, :n_code], layer.bias).to(dtype)
-        state["proj_extra"] = layer.weight[:, n_code:].t().to(dtype)
+        n_code = self.code_dim(state.feat)
+        state.proj = self.project_codes(state.feat, layer.weight[:, :n_code], layer.bias).to(dtype)
+        state.proj_extra = layer.weight[:, n_code:].t().to(dtype)
 
     def code_dim(self, feat: Tensor) -> int:
         """Width of the code one query reads: C, or 9C with unfolding."""
@@ -280,21 +315,21 @@ class ImplicitSR(SuperResolver):
         proj = F.conv2d(feat, weight.reshape(weight.shape[0], feat.shape[1], k, k), bias, padding=k // 2)
         return rows_of(proj)
 
-    def query_fast(self, state: dict[str, Tensor], coord: Tensor, ratio: Tensor,
+    def query_fast(self, state: Encoded, coord: Tensor, ratio: Tensor,
                    dtype: torch.dtype = torch.float32) -> Tensor:
         """Same as :meth:`query` (after :meth:`project`), the 4 neighbours in one pass;
         ``dtype`` is the hidden layers' (the one given to :meth:`project`)."""
         b, q = coord.shape[:2]
-        h, w = state["feat"].shape[-2:]
+        h, w = state.feat.shape[-2:]
         ratio_q = ratio[:, None, :].expand(-1, q, -1).to(coord.dtype)
         ctx = self.fast_context(state, self.query_context(state, coord, ratio_q), dtype)
         nb = locate_codes(coord, h, w, self.local_ensemble)
         k = nb.index.shape[0]
         index = nb.index + (torch.arange(b, device=coord.device) * (h * w)).view(1, b, 1)
-        rows = state["proj"].index_select(0, index.reshape(-1))  # (K*B*Q, H): no unfolded code per query
+        rows = state.proj.index_select(0, index.reshape(-1))  # (K*B*Q, H): no unfolded code per query
         hidden = self.neighbour_hidden(state, rows, nb, ctx, dtype)
-        with _autocast(coord.device, dtype):
-            pred = self.decode_hidden(state, hidden.view(k, b, q, -1), ctx)
+        with autocast(coord.device, dtype):
+            pred = self.decode_hidden(state, hidden.view(k, b, q, -1), nb, ctx)
         weights = area_weights(nb.rel_coord)
         out = (pred.to(coord.dtype) * weights.unsqueeze(-1)).sum(dim=0)
         extra = self.skip(state, coord)
@@ -318,14 +353,15 @@ class ImplicitSR(SuperResolver):
         """Super-resolve ``lr`` (B,3,h,w in [0,1]) to ``size = (H, W)``.
 
         ``chunk_size`` counts queries per pass over the whole batch (automatic from the
-        free memory when None), so memory is bounded whatever the output size.
-        ``fast=False`` forces the plain path; ``precision`` ("fp32" or "bf16") sets
-        the fast path's hidden-layer dtype.
+        free memory when None: :func:`arasfsr.runtime.auto_chunk_size`), so memory is
+        bounded whatever the output size. ``fast=False`` forces the plain path;
+        ``precision`` ("fp32", the default, keeps render equal to forward; "bf16";
+        "auto") sets the fast path's hidden-layer dtype.
         """
         b = lr.shape[0]
         out_h, out_w = size
         fast = fast and self.has_fast_path
-        dtype = _DTYPES[resolve_precision(precision or self.precision, lr.device)] if fast else torch.float32
+        dtype = compute_dtype(precision or "fp32", lr.device) if fast else torch.float32
         chunk = chunk_size or auto_chunk_size(self.bytes_per_query(fast, dtype.itemsize), lr.device)
         per_image = max(1, chunk // b)
         state = self.encode(normalise(lr))
@@ -341,64 +377,12 @@ class ImplicitSR(SuperResolver):
         return out.view(b, 3, out_h, out_w)
 
 
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    """``auto`` -> ``bf16`` where the device multiplies bf16 matrices natively (CPUs with
-    AMX, GPUs with bf16), else ``fp32``."""
-    if precision != "auto":
-        if precision not in _DTYPES:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        return precision
-    device = torch.device(device)
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    return "bf16" if device.type == "cpu" and amx() else "fp32"
-
-
-def _autocast(device: torch.device, dtype: torch.dtype):
-    """Reduced-precision matrix products for the hidden layers (a no-op in fp32)."""
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-
-
 def coord_range(h: int, w: int, start: int, stop: int, device: torch.device | str | None = None,
                 dtype: torch.dtype = torch.float32) -> Tensor:
     """Rows ``start:stop`` of ``make_coord((h, w))`` without building the whole grid."""
     idx = torch.arange(start, stop, device=device)
     iy, ix = idx // w, idx % w
     return torch.stack([-1 + 1.0 / h + (2.0 / h) * iy.to(dtype), -1 + 1.0 / w + (2.0 / w) * ix.to(dtype)], dim=-1)
-
-
-def available_memory(device: torch.device | str = "cpu") -> int:
-    """Bytes free for a chunk: CUDA's free memory, or MemAvailable from /proc/meminfo."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 2 << 30  # unknown: assume 2 GiB
-
-
-# On a CPU a chunk whose activations stay in cache (about 2 MB per 256-wide layer in
-# fp32) runs fastest: measured 1.5-2x faster than 16k queries. GPUs want big chunks.
-PREFERRED_CHUNK = {"cpu": 2048, "cuda": 65536}
-MIN_CHUNK = 256
-
-
-def auto_chunk_size(bytes_per_query: int, device: torch.device | str = "cpu") -> int:
-    """Queries per pass: the device's preferred size, less if a chunk's working set would
-    take more than an eighth of the free memory."""
-    device = torch.device(device)
-    fits = available_memory(device) // 8 // max(1, bytes_per_query)
-    return int(max(MIN_CHUNK, min(PREFERRED_CHUNK.get(device.type, 8192), fits)))
 
 
 def normalise(img: Tensor) -> Tensor:

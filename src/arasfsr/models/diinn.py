@@ -21,23 +21,35 @@ code only (``local_ensemble=False``); ``local_ensemble=True`` uses the core's
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import ImplicitSR, Neighbour
-from .encoders import make_encoder
+from ..architectures import register_model
+from .core import Encoded, ImplicitSR, Neighbour, Queries
+from .encoders import TIER_ENCODERS, encoder_presets, make_encoder
 
 
+@dataclass
+class AreaQueries(Queries):
+    area: Tensor | None = None  # (B,Q,1) the LR-to-output area ratio (h w) / (H W)
+
+
+@register_model(presets=encoder_presets("diinn", "DIINN"),
+                tiers={"cpu": {"encoder_args": TIER_ENCODERS["cpu"], "hidden": [64, 64, 64]},
+                       "smoke": {"encoder_args": TIER_ENCODERS["smoke"], "hidden": [16, 16]}})
 class DIINN(ImplicitSR):
     arch = "diinn"
 
-    def __init__(self, encoder: str = "edsr-baseline", encoder_args: dict | None = None,
-                 hidden: list[int] | None = None, local_ensemble: bool = False) -> None:
-        hidden = list(hidden or [256, 256, 256, 256])
-        super().__init__(encoder=encoder, encoder_args=dict(encoder_args or {}), hidden=hidden,
-                         local_ensemble=local_ensemble)
-        self.encoder = make_encoder(encoder, **(encoder_args or {}))
+    def __init__(self, encoder: str = "edsr-baseline", encoder_args: Mapping[str, Any] = MappingProxyType({}),
+                 hidden: Sequence[int] = (256, 256, 256, 256), local_ensemble: bool = False) -> None:
+        super().__init__()
+        self.encoder = make_encoder(encoder, encoder_args)
         self.local_ensemble = local_ensemble
         code_dim = self.encoder.out_dim * 9
         self.content = nn.ModuleList()
@@ -49,19 +61,17 @@ class DIINN(ImplicitSR):
             k_in, q_in = width + code_dim, width
         self.out = nn.Linear(hidden[-1], 3)
 
-    def encode(self, lr: Tensor) -> dict[str, Tensor]:
-        return {"feat": self.encoder(lr)}
+    def encode(self, lr: Tensor) -> Encoded:
+        return Encoded(self.encoder(lr))
 
-    def query_context(self, state: dict[str, Tensor], coord: Tensor, ratio: Tensor) -> dict[str, Tensor]:
-        ctx = super().query_context(state, coord, ratio)
-        ctx["area"] = ratio.prod(dim=-1, keepdim=True)  # (h w) / (H W)
-        return ctx
+    def query_context(self, state: Encoded, coord: Tensor, ratio: Tensor) -> AreaQueries:
+        return AreaQueries(coord, ratio, area=ratio.prod(dim=-1, keepdim=True))
 
-    def neighbour_inputs(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
+    def neighbour_inputs(self, state: Encoded, nb: Neighbour, ctx: AreaQueries) -> Tensor:
         """The synthesis branch's input ``p``."""
-        return torch.cat([nb.rel_coord, ctx["area"].expand(*nb.rel_coord.shape[:-1], 1)], dim=-1)
+        return torch.cat([nb.rel_coord, ctx.area.expand(*nb.rel_coord.shape[:-1], 1)], dim=-1)
 
-    def decode(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
+    def decode(self, state: Encoded, nb: Neighbour, ctx: AreaQueries) -> Tensor:
         z = nb.feat
         p = self.neighbour_inputs(state, nb, ctx)
         s = None
@@ -80,22 +90,23 @@ class DIINN(ImplicitSR):
     def first_layer(self) -> nn.Linear:
         return self.content[0]
 
-    def project(self, state: dict[str, Tensor], dtype: torch.dtype = torch.float32) -> None:
-        n_code = self.code_dim(state["feat"])
+    def project(self, state: Encoded, dtype: torch.dtype = torch.float32) -> None:
+        n_code = self.code_dim(state.feat)
         weight = torch.cat([layer.weight[:, layer.in_features - n_code:] for layer in self.content])
         first = self.content[0].bias  # later biases go with their s part (decode_hidden)
         bias = torch.cat([first, first.new_zeros(weight.shape[0] - first.shape[0])])
-        state["proj"] = self.project_codes(state["feat"], weight, bias).to(dtype)
+        state.proj = self.project_codes(state.feat, weight, bias).to(dtype)
 
-    def neighbour_hidden(self, state: dict[str, Tensor], rows: Tensor, nb: Neighbour, ctx: dict[str, Tensor],
+    def neighbour_hidden(self, state: Encoded, rows: Tensor, nb: Neighbour, ctx: AreaQueries,
                          dtype: torch.dtype) -> Tensor:
-        # sin(Q_0 p), per neighbour, its argument in fp32; decode_hidden reads it from ctx.
-        ctx["sin0"] = torch.sin(self.position[0](self.neighbour_inputs(state, nb, ctx))).to(dtype)
         return rows
 
-    def decode_hidden(self, state: dict[str, Tensor], hidden: Tensor, ctx: dict[str, Tensor]) -> Tensor:
+    def decode_hidden(self, state: Encoded, hidden: Tensor, nb: Neighbour, ctx: AreaQueries) -> Tensor:
+        # sin(Q_0 p) per neighbour, its argument in fp32 whatever the hidden layers' dtype.
+        with torch.autocast(hidden.device.type, enabled=False):
+            sin0 = torch.sin(self.position[0](self.neighbour_inputs(state, nb, ctx))).to(hidden.dtype)
         k0, *codes = hidden.split([layer.out_features for layer in self.content], dim=-1)
-        s = k0.relu() * ctx["sin0"]
+        s = k0.relu() * sin0
         for k_layer, q_layer, code in zip(self.content[1:], self.position[1:], codes):
             weight = torch.cat([k_layer.weight[:, :s.shape[-1]], q_layer.weight])
             pre = F.linear(s, weight, torch.cat([k_layer.bias, q_layer.bias]))

@@ -6,8 +6,14 @@ same size, as in LIIF and the ARASFSR paper.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Annotated, Any
+
 import torch
 from torch import Tensor, nn
+
+from ..architectures import AtLeast, Preset, bind_config, preset
+from ..errors import ModelError
 
 
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:
@@ -30,8 +36,8 @@ class ResBlock(nn.Module):
 class EDSR(nn.Module):
     """EDSR (Lim et al. 2017); the defaults are the "baseline": 16 blocks, 64 channels."""
 
-    def __init__(self, n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1.0,
-                 in_channels: int = 3) -> None:
+    def __init__(self, n_resblocks: Annotated[int, AtLeast(0)] = 16, n_feats: int = 64,
+                 res_scale: float = 1.0, in_channels: int = 3) -> None:
         super().__init__()
         self.head = conv3x3(in_channels, n_feats)
         self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)],
@@ -67,7 +73,7 @@ class RDB(nn.Module):
 class RDN(nn.Module):
     """RDN (Zhang et al. 2018); defaults are configuration B: D=16 blocks, C=8 layers, G=64."""
 
-    def __init__(self, n_blocks: int = 16, n_layers: int = 8, growth: int = 64,
+    def __init__(self, n_blocks: int = 16, n_layers: Annotated[int, AtLeast(0)] = 8, growth: int = 64,
                  n_feats: int = 64, in_channels: int = 3) -> None:
         super().__init__()
         self.sfe1 = conv3x3(in_channels, n_feats)
@@ -87,11 +93,21 @@ class RDN(nn.Module):
 
 
 ENCODERS = {"edsr-baseline": EDSR, "rdn": RDN}
+ENCODER_TITLES = {"e": ("edsr-baseline", "EDSR-baseline"), "r": ("rdn", "RDN")}
+
+# Encoder sizes of the budget tiers, shared by the implicit models (their tier sizes).
+TIER_ENCODERS = {"cpu": {"n_resblocks": 4, "n_feats": 32}, "smoke": {"n_resblocks": 1, "n_feats": 8}}
 
 
-def make_encoder(name: str, **kwargs) -> nn.Module:
-    """An encoder by name (``edsr-baseline`` or ``rdn``) with optional size overrides."""
-    try:
-        return ENCODERS[name](**kwargs)
-    except KeyError:
-        raise ValueError(f"unknown encoder {name!r}; choose from {sorted(ENCODERS)}") from None
+def make_encoder(name: str, args: Mapping[str, Any] | None = None) -> nn.Module:
+    """An encoder by name (a key of :data:`ENCODERS`) with size overrides ``args``,
+    checked against its constructor like a model's config."""
+    if name not in ENCODERS:
+        raise ModelError(f"unknown encoder {name!r}; choose from {', '.join(sorted(ENCODERS))}")
+    return ENCODERS[name](**bind_config(ENCODERS[name].__init__, args or {}, f"encoder_args of {name!r}"))
+
+
+def encoder_presets(arch: str, title: str, note: str = "") -> dict[str, Preset]:
+    """The ``e-ARCH`` and ``r-ARCH`` presets: the model with each encoder."""
+    return {f"{key}-{arch}": preset(f"{title}, {label} encoder{note}", encoder=name)
+            for key, (name, label) in ENCODER_TITLES.items()}

@@ -7,36 +7,43 @@ LR-pixel units times 2, i.e. ``2 r`` with the paper's ``r``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from .core import ImplicitSR, Neighbour
-from .encoders import make_encoder
+from ..architectures import register_model
+from .core import Encoded, ImplicitSR, Neighbour, Queries
+from .encoders import TIER_ENCODERS, encoder_presets, make_encoder
 from .mlp import MLP
 
 
+@register_model(presets=encoder_presets("liif", "LIIF"),
+                tiers={"cpu": {"encoder_args": TIER_ENCODERS["cpu"], "hidden": [64, 64, 64]},
+                       "smoke": {"encoder_args": TIER_ENCODERS["smoke"], "hidden": [16, 16]}})
 class LIIF(ImplicitSR):
     arch = "liif"
 
-    def __init__(self, encoder: str = "edsr-baseline", encoder_args: dict | None = None,
-                 hidden: list[int] | None = None) -> None:
-        hidden = list(hidden or [256, 256, 256, 256])
-        super().__init__(encoder=encoder, encoder_args=dict(encoder_args or {}), hidden=hidden)
-        self.encoder = make_encoder(encoder, **(encoder_args or {}))
+    def __init__(self, encoder: str = "edsr-baseline", encoder_args: Mapping[str, Any] = MappingProxyType({}),
+                 hidden: Sequence[int] = (256, 256, 256, 256)) -> None:
+        super().__init__()
+        self.encoder = make_encoder(encoder, encoder_args)
         self.imnet = MLP(self.encoder.out_dim * 9 + 2 + 2, 3, hidden)
 
-    def encode(self, lr: Tensor) -> dict[str, Tensor]:
-        return {"feat": self.encoder(lr)}
+    def encode(self, lr: Tensor) -> Encoded:
+        return Encoded(self.encoder(lr))
 
-    def neighbour_inputs(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
-        return torch.cat([nb.rel_coord, 2 * ctx["ratio"].expand_as(nb.rel_coord)], dim=-1)
+    def neighbour_inputs(self, state: Encoded, nb: Neighbour, ctx: Queries) -> Tensor:
+        return torch.cat([nb.rel_coord, 2 * ctx.ratio.expand_as(nb.rel_coord)], dim=-1)
 
-    def decode(self, state: dict[str, Tensor], nb: Neighbour, ctx: dict[str, Tensor]) -> Tensor:
+    def decode(self, state: Encoded, nb: Neighbour, ctx: Queries) -> Tensor:
         return self.imnet(torch.cat([nb.feat, self.neighbour_inputs(state, nb, ctx)], dim=-1))
 
     # Fast path: the first layer's code part becomes a 3x3 conv over the LR features.
     def first_layer(self) -> nn.Linear:
         return self.imnet.layers[0]
 
-    def decode_hidden(self, state: dict[str, Tensor], hidden: Tensor, ctx: dict[str, Tensor]) -> Tensor:
+    def decode_hidden(self, state: Encoded, hidden: Tensor, nb: Neighbour, ctx: Queries) -> Tensor:
         return self.imnet.forward_hidden(hidden)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import ImplicitSR, Neighbour, denormalise, ensemble_weights, make_coord, normalise, scale_ratio
+from .core import Encoded, ImplicitSR, Neighbour, denormalise, ensemble_weights, make_coord, normalise, scale_ratio
 
 AUTHORS_CHUNK = 30000
 
@@ -26,9 +26,9 @@ def _nearest(img: Tensor, coord: Tensor) -> Tensor:
                          align_corners=False)[:, :, 0, :].permute(0, 2, 1)
 
 
-def reference_query(model: ImplicitSR, state: dict[str, Tensor], coord: Tensor, ratio: Tensor) -> Tensor:
+def reference_query(model: ImplicitSR, state: Encoded, coord: Tensor, ratio: Tensor) -> Tensor:
     """Normalised RGB at ``coord`` (B,Q,2), as the authors' ``query_rgb`` computes it."""
-    feat = state["feat"]
+    feat = state.feat
     if model.feat_unfold:
         feat = F.unfold(feat, 3, padding=1).view(feat.shape[0], feat.shape[1] * 9, *feat.shape[-2:])
     b, _, h, w = feat.shape

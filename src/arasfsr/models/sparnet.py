@@ -11,7 +11,7 @@ feature channel for "spar3d").
 ``render(lr, size)`` runs the network at its native 8x. When ``size`` is not 8x the
 input, the 8x output is resized to ``size`` with anti-aliased bicubic: that is how a
 fixed-scale network answers the arbitrary-scale protocol (ARASFSR's "mismatch" cases).
-``chunk_size`` is ignored (the network is convolutional).
+``chunk_size``, ``precision`` and ``fast`` are ignored (the network is convolutional, fp32).
 
 Defaults are their public code's for 16->128 (``res_depth=10``, channels clipped to
 [32, 128], hourglass width 64 and 4x4 bottleneck, batch norm, LeakyReLU 0.2,
@@ -24,11 +24,13 @@ PIL's for the input up-sampling; LR images smaller than the hourglasses can take
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..architectures import AtLeast, preset, register_model
 from ..errors import ModelError
 from .core import SuperResolver, denormalise, normalise
 
@@ -107,15 +109,16 @@ class FAU(nn.Module):
         return self.shortcut(x) + out
 
 
+@register_model(presets={"sparnet": preset("SPARNet, fixed x8 face SR (other sizes: resized output)")},
+                tiers={"cpu": {"min_ch": 16, "max_ch": 64, "res_depth": 2, "attention_ch": 32},
+                       "smoke": {"min_ch": 4, "max_ch": 8, "res_depth": 1, "attention_ch": 4}})
 class SPARNet(SuperResolver):
     arch = "sparnet"
 
-    def __init__(self, scale: int = 8, min_ch: int = 32, max_ch: int = 128, res_depth: int = 10,
-                 attention: str = "spar", attention_ch: int = 64, bottleneck_size: int = 4,
-                 norm: str = "bn", act: str = "leakyrelu") -> None:
-        super().__init__(scale=scale, min_ch=min_ch, max_ch=max_ch, res_depth=res_depth,
-                         attention=attention, attention_ch=attention_ch,
-                         bottleneck_size=bottleneck_size, norm=norm, act=act)
+    def __init__(self, scale: int = 8, min_ch: int = 32, max_ch: int = 128,
+                 res_depth: Annotated[int, AtLeast(0)] = 10, attention: str = "spar", attention_ch: int = 64,
+                 bottleneck_size: int = 4, norm: str = "bn", act: str = "leakyrelu") -> None:
+        super().__init__()
         if scale < 2 or scale & (scale - 1):
             raise ModelError(f"SPARNet scale must be a power of two >= 2, got {scale}")
         if attention not in ("spar", "spar3d"):
@@ -166,7 +169,8 @@ class SPARNet(SuperResolver):
         """The network on a normalised, already up-sampled image (their ``SPARNet.forward``)."""
         return self.out_conv(self.decoder(self.body(self.encoder(x))))
 
-    def render(self, lr: Tensor, size: tuple[int, int], chunk_size: int | None = None) -> Tensor:
+    def render(self, lr: Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
+               precision: str | None = None, fast: bool = True) -> Tensor:
         h, w = lr.shape[-2:]
         pad_h, pad_w = max(0, self.min_lr_side - h), max(0, self.min_lr_side - w)
         if pad_h or pad_w:

@@ -1,13 +1,16 @@
-"""Training configurations: YAML files with ``include``s, short names and ``--set`` overrides.
+"""Training configurations: short names, YAML files with ``include``s, ``--set`` overrides.
 
-A config names its protocol, its model (a preset of :data:`arasfsr.registry.PRESETS`,
-with optional ``model_args`` overrides) and its data, training and validation settings.
-``include: [a.yaml, b.yaml]`` merges other files first (paths relative to the including
-file; later files and the file itself win). A tier file may give network sizes per
-architecture in ``tier_model_args: {arch: {...}}``.
+A config names its protocol (a record of :data:`arasfsr.protocols.PROTOCOLS`, which gives
+the data sizes, degradation and validation), its model (a name :func:`arasfsr.registry.resolve`
+knows: usually a preset, with optional ``model_args`` overrides) and its tier's data,
+training and validation settings. ``include: [a.yaml, b.yaml]`` merges other files first
+(paths relative to the including file; later files and the file itself win). The network
+sizes of a tier are declared by each model beside its class (``tiers=`` of
+``@register_model``); ``tier_model_args: {arch: {...}}`` may still override them.
 
-Short names such as ``paper/A-arasfsr`` resolve to the configs shipped in
-``arasfsr/configs/<tier>/<protocol>-<model>.yaml``.
+A short name ``TIER/PROTOCOL-MODEL`` (e.g. ``paper/A-arasfsr``) is made from the tier file
+``arasfsr/configs/TIER/_tier.yaml``, the protocol record and the model; a file
+``arasfsr/configs/TIER/PROTOCOL-MODEL.yaml`` is kept only for a config that differs.
 """
 
 from __future__ import annotations
@@ -18,19 +21,22 @@ from typing import Any
 
 import yaml
 
+from ..data.degrade import DEGRADATIONS
 from ..errors import InputError
+from ..protocols import PROTOCOLS, get_protocol
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+TIER_FILE = "_tier.yaml"
 
 DEFAULTS: dict[str, Any] = {
     "name": None,
     "protocol": None,
     "tier": None,
-    "model": None,            # preset name (or an architecture name)
+    "model": None,            # a model name: preset, architecture, shipped model or checkpoint
     "model_args": {},         # overrides of the preset's config
-    "tier_model_args": {},    # per-architecture sizes of a budget tier
+    "tier_model_args": {},    # overrides of the tier sizes the models declare, per architecture
     "data": {
-        "root": "../shared/data",  # relative to the working directory; --data-root overrides
+        "root": None,              # null: arasfsr.data.resolve_data_root (--data-root overrides)
         "train": "utkface/train",
         "val": "utkface/val",
         "limit": None,             # use only this many training faces (a fixed subset)
@@ -80,22 +86,51 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def resolve_path(name: str | Path) -> Path:
-    """A config file path, or a short name like ``paper/A-arasfsr``."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    shipped = CONFIG_DIR / (str(name) if str(name).endswith(".yaml") else f"{name}.yaml")
-    if shipped.is_file():
-        return shipped
-    raise InputError(f"{name}: no such config file or shipped config (shipped: {', '.join(list_configs())})")
+def tiers() -> list[str]:
+    """The shipped tiers: folders of ``configs/`` with a tier file."""
+    return sorted(p.parent.name for p in CONFIG_DIR.glob(f"*/{TIER_FILE}"))
 
 
 def list_configs() -> list[str]:
     """Every shipped config as a short name, ``tier/protocol-model``."""
-    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix(""))
-                  for p in CONFIG_DIR.glob("*/*.yaml")
-                  if not p.name.startswith("_") and p.parent.name != "protocols")
+    made = {f"{tier}/{p.name}-{model}" for tier in tiers() for p in PROTOCOLS.values() for model in p.models}
+    files = {str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.glob("*/*.yaml")
+             if not p.name.startswith("_")}
+    return sorted(made | files)
+
+
+def preset_of(model: str) -> str:
+    """The preset a config name's model means: the configs use the EDSR-baseline encoder
+    (the paper's E- models), so ``arasfsr`` is ``e-arasfsr``; other names are presets as given."""
+    from ..registry import presets
+
+    return f"e-{model}" if f"e-{model}" in presets() else model
+
+
+def _made(name: str) -> dict[str, Any] | None:
+    """The config a short name ``tier/protocol-model`` stands for, or None."""
+    tier, _, rest = name.removesuffix(".yaml").partition("/")
+    protocol, _, model = rest.partition("-")
+    if not model or tier not in tiers() or protocol not in PROTOCOLS:
+        return None
+    return {"include": [TIER_FILE], "name": rest, "protocol": protocol, "model": preset_of(model)}
+
+
+def _source(name: str | Path) -> dict[str, Any]:
+    """A config file (a path, or shipped under ``configs/``) or a made short name, includes merged."""
+    path = Path(name)
+    shipped = CONFIG_DIR / (str(name) if str(name).endswith(".yaml") else f"{name}.yaml")
+    for candidate in (path, shipped):
+        if candidate.is_file():
+            raw = _read(candidate)
+            if raw.get("name") is None:
+                raw["name"] = candidate.stem
+            return raw
+    made = _made(str(name))
+    if made is not None:
+        tier_dir = CONFIG_DIR / str(name).partition("/")[0]
+        return _include(made, tier_dir, ())
+    raise InputError(f"{name}: no such config file or shipped config (shipped: {', '.join(list_configs())})")
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -119,9 +154,15 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise InputError(f"{path}: cannot read config ({exc})") from None
     if not isinstance(raw, dict):
         raise InputError(f"{path}: a config must be a mapping")
+    return _include(raw, path.parent, seen + (path,))
+
+
+def _include(raw: dict[str, Any], folder: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """``raw`` over the files it includes (paths relative to ``folder``)."""
+    raw = dict(raw)
     out: dict[str, Any] = {}
     for inc in raw.pop("include", None) or []:
-        out = merge(out, _read(path.parent / inc, seen + (path,)))
+        out = merge(out, _read(folder / inc, seen))
     return merge(out, raw)
 
 
@@ -146,15 +187,18 @@ def apply_override(cfg: dict[str, Any], assignment: str) -> dict[str, Any]:
 
 
 def load_config(name: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """The full config: defaults, then the file (and its includes), then ``overrides``."""
+    """The full config: defaults, its protocol's record, then the file (with its includes) or
+    the short name's tier file and model, then the model's recipe (training/recipes.py),
+    then ``overrides``."""
     from .recipes import apply_recipe
 
-    path = resolve_path(name)
-    cfg = merge(DEFAULTS, _read(path))
+    raw = _source(name)
+    base = DEFAULTS
+    if raw.get("protocol") is not None:
+        base = merge(DEFAULTS, get_protocol(raw["protocol"]).config())
+    cfg = merge(base, raw)
     if cfg["recipe"] is None:  # a written config.yaml already holds its recipe
         cfg = apply_recipe(cfg, _arch_of(cfg["model"]))
-    if cfg["name"] is None:
-        cfg["name"] = path.stem
     for item in overrides or []:
         apply_override(cfg, item)
     validate(cfg)
@@ -162,9 +206,15 @@ def load_config(name: str | Path, overrides: list[str] | None = None) -> dict[st
 
 
 def _arch_of(model: Any) -> Any:
-    from ..registry import PRESETS
+    """The architecture of a config's model name (the name itself if it is not known:
+    validation says so)."""
+    from ..errors import ArasfsrError
+    from ..registry import resolve
 
-    return PRESETS[model].arch if model in PRESETS else model
+    try:
+        return resolve(model).arch if isinstance(model, str) else model
+    except ArasfsrError:
+        return model
 
 
 def _range(value: Any, what: str) -> tuple[int, int] | None:
@@ -177,13 +227,13 @@ def _range(value: Any, what: str) -> tuple[int, int] | None:
 
 
 def validate(cfg: dict[str, Any]) -> None:
-    from ..data.degrade import DEGRADATIONS
-    from ..models import ARCHITECTURES
-    from ..registry import PRESETS
+    from ..errors import ModelError
+    from ..registry import check_config
 
-    if cfg["model"] not in PRESETS and cfg["model"] not in ARCHITECTURES:
-        raise InputError(f"config model {cfg['model']!r} is not a known preset or architecture "
-                         f"(known: {', '.join(sorted(set(PRESETS) | set(ARCHITECTURES)))})")
+    try:
+        check_config(*model_spec(cfg))
+    except ModelError as exc:
+        raise InputError(f"config model {cfg['model']!r}: {exc}") from None
     data, train, val = cfg["data"], cfg["train"], cfg["val"]
     _range(data["lr_size"], "data.lr_size")
     if (data["hr_size"] is None) == (data["scale"] is None):
@@ -191,9 +241,8 @@ def validate(cfg: dict[str, Any]) -> None:
     _range(data["hr_size"], "data.hr_size")
     _range(data["scale"], "data.scale")
     for section, kind in (("data", data["degradation"]), ("val", val["degradation"])):
-        if kind not in DEGRADATIONS + ("mixture",):
-            raise InputError(f"config {section}.degradation {kind!r}: choose from "
-                             f"{', '.join(DEGRADATIONS + ('mixture',))}")
+        if kind not in DEGRADATIONS:
+            raise InputError(f"config {section}.degradation {kind!r}: choose from {', '.join(DEGRADATIONS)}")
     for key in ("iterations", "batch_size", "val_every"):
         if not isinstance(train[key], int) or train[key] < 1:
             raise InputError(f"config train.{key} must be a positive integer, got {train[key]!r}")
@@ -212,9 +261,19 @@ def validate(cfg: dict[str, Any]) -> None:
 
 
 def model_spec(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(arch, kwargs) of the configured model: preset, then tier sizes, then ``model_args``."""
-    from ..registry import PRESETS, Preset
+    """(arch, kwargs) of the configured model: its config (a preset's, or a checkpoint's),
+    then the sizes the architecture declares for the tier, then ``model_args``."""
+    from ..registry import resolve, tier_sizes
 
-    preset = PRESETS.get(cfg["model"]) or Preset(cfg["model"])
-    args = merge(preset.config, (cfg.get("tier_model_args") or {}).get(preset.arch, {}) or {})
-    return preset.arch, merge(args, cfg.get("model_args") or {})
+    if not isinstance(cfg["model"], str):
+        raise InputError(f"config model must be a model name, got {cfg['model']!r}")
+    for key in ("model_args", "tier_model_args"):
+        if not isinstance(cfg.get(key) or {}, dict):
+            raise InputError(f"config {key} must be a mapping, got {cfg[key]!r}")
+    entry = resolve(cfg["model"])
+    args = merge(entry.config, tier_sizes(entry.arch, cfg.get("tier")))
+    tier_args = (cfg.get("tier_model_args") or {}).get(entry.arch) or {}
+    if not isinstance(tier_args, dict):
+        raise InputError(f"config tier_model_args.{entry.arch} must be a mapping, got {tier_args!r}")
+    args = merge(args, tier_args)
+    return entry.arch, merge(args, cfg.get("model_args") or {})

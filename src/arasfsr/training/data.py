@@ -26,7 +26,6 @@ from torch.utils.data import Dataset, Sampler
 
 from ..api import images_to_tensor
 from ..data.degrade import degrade, resize
-from ..data.mixture import random_degradation
 from ..errors import InputError
 from ..imageio import image_files, read_image
 from ..models.core import make_coord
@@ -37,7 +36,7 @@ SUBSET_SEED = 0  # fixed: a ``limit`` always names the same faces
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"{folder}: no such data folder (set data.root or --data-root)")
+        raise InputError(f"{folder}: no such data folder (pass --data-root DIR, the folder holding utkface/, or set ARASFSR_DATA)")
     files = image_files(folder)
     if not files:
         raise InputError(f"{folder}: folder holds no images")
@@ -58,11 +57,6 @@ def subset(files: list[Path], limit: int | None) -> list[Path]:
 
 def to_tensor(img: Image.Image) -> Tensor:
     return images_to_tensor(np.asarray(img)[None])[0]
-
-
-def make_lr(img: Image.Image, size: tuple[int, int], kind: str, rng: np.random.Generator) -> Image.Image:
-    """LR input at ``size = (w, h)`` by a named degradation or the random mixture."""
-    return random_degradation(img, size, rng) if kind == "mixture" else degrade(img, size, kind)
 
 
 def _draw(rng: np.random.Generator, span: Any) -> int:
@@ -116,7 +110,7 @@ class StepBatches(Dataset):
         rng = np.random.default_rng([self.seed, position, 3])
         img = augment(self.source(position), self.data, rng)
         hr_img = to_tensor(resize(img, (hr, hr)))
-        lr_img = to_tensor(make_lr(img, (lr, lr), self.data["degradation"], rng))
+        lr_img = to_tensor(degrade(img, (lr, lr), self.data["degradation"], rng))
         pixels = hr_img.flatten(1).t()
         coord = make_coord((hr, hr))
         if q < hr * hr:
@@ -225,5 +219,5 @@ class ValFaces(Dataset):
         img, _ = read_image(path)
         lr, hr = self.val["lr_size"], self.val["hr_size"]
         rng = np.random.default_rng([index, 4])  # the mixture draws the same for every run
-        return {"lr": to_tensor(make_lr(img, (lr, lr), self.val["degradation"], rng)),
+        return {"lr": to_tensor(degrade(img, (lr, lr), self.val["degradation"], rng)),
                 "hr": to_tensor(resize(img, (hr, hr)))}

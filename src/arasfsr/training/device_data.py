@@ -35,7 +35,8 @@ from torch.utils.data import Dataset
 from ..data.resample import pillow_weights, resample, vertical_first, weight_table
 from ..errors import InputError
 from ..imageio import read_image
-from .data import StepBatches, draw_augment, make_lr
+from ..data.degrade import degrade
+from .data import StepBatches, draw_augment
 
 _DECODED: dict[tuple[str, ...], np.ndarray] = {}
 
@@ -96,7 +97,7 @@ class StepPlans(Dataset):
                 img = ImageOps.mirror(img) if f else img
                 if b is not None:
                     img = img.crop((b[0], b[1], b[0] + b[2], b[1] + b[3]))
-                lr_cpu.append(np.asarray(make_lr(img, (lr, lr), st.data["degradation"], rng)))
+                lr_cpu.append(np.asarray(degrade(img, (lr, lr), st.data["degradation"], rng)))
         mine = slice(first, first + st.per_rank)
         out: dict[str, Any] = {
             "face": torch.tensor(face), "flip": torch.tensor(flip), "box": torch.tensor(box),

@@ -119,7 +119,7 @@ class SRTask(L.LightningModule):
         if isinstance(self.model, ImplicitSR):
             state = self.model.encode(normalise(batch["lr"]))
             pred = denormalise(self.model.query(state, batch["coord"], batch["ratio"]))
-            kl = kl_divergence(state["mu"].float(), state["logvar"].float()) if "mu" in state else None
+            kl = kl_divergence(state.mu.float(), state.logvar.float()) if state.mu is not None else None
             return pred, kl
         return self.model(batch["lr"], batch["coord"], batch["ratio"]), None
 

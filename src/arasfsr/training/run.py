@@ -25,6 +25,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from ..checkpoint import save_checkpoint
+from ..data import resolve_data_root
 from ..errors import InputError
 from ..models import create_model
 from .checkpoint_io import SafetensorsCheckpointIO
@@ -143,8 +144,8 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     config (fine-tuning) instead of a random initialisation.
     """
     cfg = load_config(config, overrides)
-    if data_root is not None:
-        cfg["data"]["root"] = str(data_root)
+    root = resolve_data_root(data_root if data_root is not None else cfg["data"]["root"])
+    cfg["data"]["root"] = str(root)  # config.yaml records the folder used
     if num_workers is not None:
         cfg["data"]["num_workers"] = num_workers
     arch, model_args = model_spec(cfg)
@@ -158,7 +159,6 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     if resume_path is None and ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
         raise InputError(f"{out}: holds checkpoints of a run; pass --resume {out} or choose another --out")
 
-    root = Path(cfg["data"]["root"])
     train_files = subset(list_images(root / cfg["data"]["train"]), cfg["data"]["limit"])
     val_files = list_images(root / cfg["data"]["val"])
 

@@ -1,0 +1,40 @@
+"""The ``ui`` sub-command: ``arasfsr ui [--host 127.0.0.1] [--port N] [--model NAME|PATH]``."""
+
+from __future__ import annotations
+
+import argparse
+
+INSTALL_HINT = "the web app needs the ui extra: pip install 'arasfsr[ui]'"
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    from ..registry import DEFAULT_MODEL
+
+    parser = subparsers.add_parser("ui", help="serve the local web app (upscale, restore, compare) in a browser")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default 127.0.0.1: this computer only)")
+    parser.add_argument("--port", type=int, default=None, metavar="N",
+                        help="port (default: Gradio's, 7860 or the next free one)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                        help=f"model preselected in the page (default {DEFAULT_MODEL})")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ArasfsrError
+
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise ArasfsrError(f"--port {args.port}: give a port between 1 and 65535")
+    from .jobs import ModelCache
+
+    cache = ModelCache()
+    cache.model(args.model)  # a wrong name fails before the (slow) import of Gradio
+    try:
+        from .app import serve
+    except ImportError as exc:
+        if getattr(exc, "name", "") and exc.name.split(".")[0] in ("gradio", "gradio_client"):
+            raise ArasfsrError(INSTALL_HINT) from None
+        raise
+    serve(args.host, args.port, args.model, cache)
+    return 0
