@@ -53,7 +53,7 @@ def test_session_resumes_trains_evaluates_and_ships(shared_data, tmp_path):
         (weights / f"{name}.json").write_text(json.dumps(card))
     out = tmp_path / "OUT"
     cmd = [sys.executable, str(ROOT / "scripts" / "device_session.py"), "--models", "arasfsr,liif-a",
-           "--weights-dir", str(weights), "--budget-s", "36", "--eval-limit", "2", "--eval-reserve-s", "8",
+           "--weights-dir", str(weights), "--budget-s", "28", "--eval-limit", "2", "--eval-reserve-s", "6",
            "--overhead-s", "3", "--min-slice-s", "2", "--eval-ranks", "1", "--train-workers", "1",
            "--data-root", str(shared_data), "--devdata", str(tmp_path / "none"), "--out", str(out)]
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
