@@ -72,7 +72,7 @@ def test_atomic_write_interrupted_and_unwritable(tmp_path):
 KILLED_MID_WRITE = r"""
 import os, signal, sys
 from PIL import Image
-from arasfsr.cli import main
+from arasfsr.cli.main import main
 
 save = Image.Image.save
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from arasfsr.cli import main
+from arasfsr.cli.main import main
 from arasfsr.evaluation.metrics import face_metrics, rgb_to_y
 from arasfsr.data import resolve_data_root
 from arasfsr.protocols import FFHQ_CROP, PROTOCOLS, ffhq_crop_box, list_faces, utkface_groups

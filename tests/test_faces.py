@@ -9,7 +9,7 @@ from PIL import Image
 
 import arasfsr
 from arasfsr.checkpoint import save_checkpoint
-from arasfsr.cli import main
+from arasfsr.cli.main import main
 from arasfsr.faces import Face, alignment_matrix, feather_mask, paste, restore, similarity, warp
 from arasfsr.faces.align import TEMPLATE, invert, natural_size
 from arasfsr.models import create_model
@@ -152,7 +152,7 @@ def test_tiny_face_is_handled(astronaut):
 
 
 def test_matrices_are_consistent(astronaut, tiny_model):
-    res = restore(Image.fromarray(astronaut), arasfsr.load_model("bicubic"), scale=(2, 3),
+    res = restore(Image.fromarray(astronaut), arasfsr.load_model("bicubic"), scale=(3, 2),  # (sx, sy)
                   faces=[Face(np.zeros(4), ASTRONAUT_MARKS)])
     rf = res.faces[0]
     # A landmark maps to the same crop point from the input and from the output photo.

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from arasfsr.cli import main
+from arasfsr.cli.main import main
 from arasfsr.models import ImplicitSR, create_model
 from arasfsr.models.core import coord_range, make_coord
 from arasfsr.models.reference import reference_render

@@ -15,7 +15,7 @@ from PIL import ExifTags, Image, ImageCms
 
 import arasfsr
 from arasfsr.checkpoint import save_checkpoint
-from arasfsr.cli import main
+from arasfsr.cli.main import main
 from arasfsr.imageio import fill_transparent, read_image, write_image
 from arasfsr.models import create_model
 

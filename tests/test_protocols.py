@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 import arasfsr.data
-from arasfsr.cli import main
+from arasfsr.cli.main import main
 from arasfsr.data import resolve_data_root
 from arasfsr.data.degrade import DEGRADATIONS, degrade
 from arasfsr.errors import InputError

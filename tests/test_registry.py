@@ -23,7 +23,7 @@ import arasfsr
 from arasfsr import InputError, ModelError
 from arasfsr.architectures import ARCHITECTURES, PRESETS, TIERS, preset, register_model
 from arasfsr.checkpoint import load_checkpoint, save_checkpoint
-from arasfsr.cli import main
+from arasfsr.cli.main import main
 from arasfsr.models import create_model
 from arasfsr.models.liif import LIIF
 from arasfsr.registry import DEFAULT_MODEL, check_config, list_models, resolve, tier_sizes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 from typing import Union
 
@@ -10,14 +12,12 @@ import torch
 from PIL import Image
 
 from .checkpoint import load_checkpoint
+from .defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
 from .errors import InputError, ModelError
 from .imageio import carry_metadata, fill_transparent, normalise_mode, resize_alpha, split_alpha
 from .models import SuperResolver, create_model
-from .registry import DEFAULT_MODEL, resolve
+from .registry import resolve
 from .runtime import check_chunk_size, resolve_precision
-
-# Outputs above this many pixels are refused unless the caller raises the limit.
-DEFAULT_MAX_PIXELS = 4096 * 4096
 
 ImageLike = Union[Image.Image, np.ndarray]
 Scale = Union[float, tuple[float, float]]
@@ -26,16 +26,17 @@ Scale = Union[float, tuple[float, float]]
 def output_size(in_wh: tuple[int, int], scale: Scale | None = None,
                 size: tuple[int, int] | None = None,
                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) of the output for a ``scale`` (s or (sy, sx)) or a ``size`` (w, h)."""
+    """(width, height) of the output for a ``scale`` (s, or (sx, sy) width first) or a
+    ``size`` (w, h)."""
     if (scale is None) == (size is None):
         raise InputError("give exactly one of scale or size")
     w, h = in_wh
     if size is not None:
-        out_w, out_h = (int(v) for v in size)
+        out_w, out_h = _whole_pair(size)
     else:
-        sy, sx = (scale, scale) if np.isscalar(scale) else tuple(scale)
-        if not all(np.isfinite(v) and v > 0 for v in (sy, sx)):
-            raise InputError(f"scale must be positive and finite, got {scale}")
+        sx, sy = _factors(scale)
+        if not (math.isfinite(w * sx) and math.isfinite(h * sy)):
+            raise InputError(f"scale {scale} is too large: the output size is not a finite number")
         out_w, out_h = round(w * sx), round(h * sy)
     if out_w < 1 or out_h < 1:
         raise InputError(f"output size {out_w}x{out_h} is empty; each side must be at least 1 pixel")
@@ -43,6 +44,38 @@ def output_size(in_wh: tuple[int, int], scale: Scale | None = None,
         raise InputError(f"output {out_w}x{out_h} has {out_w * out_h:,} pixels, above the limit of "
                          f"{max_pixels:,}; raise it with max_pixels (--max-pixels)")
     return out_w, out_h
+
+
+def _pair(value: object) -> tuple | None:
+    """``value`` as a 2-tuple if it is a pair (tuple, list or 1-D array of 2), else None."""
+    if isinstance(value, (tuple, list)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        return tuple(value) if len(value) == 2 else None
+    return None
+
+
+def _is_number(value: object, kind: type = numbers.Real) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _factors(scale: object) -> tuple[float, float]:
+    """(sx, sy) of a scale given as one number or a pair, refused unless positive and finite."""
+    pair = _pair(scale)
+    if pair is None and _is_number(scale):
+        pair = (scale, scale)
+    if pair is None or not all(_is_number(v) for v in pair):
+        raise InputError(f"scale must be a number or a pair of numbers (sx, sy), got {scale!r}")
+    sx, sy = (float(v) for v in pair)
+    if not all(math.isfinite(v) and v > 0 for v in (sx, sy)):
+        raise InputError(f"scale must be positive and finite, got {scale}")
+    return sx, sy
+
+
+def _whole_pair(size: object) -> tuple[int, int]:
+    """(w, h) of a size given as two whole numbers; a float such as 10.7 is refused, not cut."""
+    pair = _pair(size)
+    if pair is None or not all(_is_number(v, numbers.Integral) for v in pair):
+        raise InputError(f"size must be two whole numbers (width, height), got {size!r}")
+    return int(pair[0]), int(pair[1])
 
 
 def images_to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -74,7 +107,8 @@ class Upscaler:
     def upscale(self, image: ImageLike, *, scale: Scale | None = None,
                 size: tuple[int, int] | None = None, chunk_size: int | None = None,
                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageLike:
-        """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``.
+        """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``;
+        ``scale`` is one factor or ``(sx, sy)``, width first like ``size``.
 
         Takes a PIL image or a uint8 array (HxW grayscale, HxWx3 RGB, HxWx4 RGBA) and returns
         the same kind: grayscale stays grayscale (super-resolved on its luminance), alpha is

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..api import DEFAULT_MAX_PIXELS, Scale, Upscaler, load_model, output_size
+from ..api import Scale, Upscaler, load_model, output_size
+from ..defaults import DEFAULT_MAX_PIXELS
 from ..errors import InputError
 from ..imageio import carry_metadata
 from .align import aligned_crop, compose, feather_mask, natural_size, paste
@@ -56,7 +57,8 @@ def restore(photo: Image.Image, face_model: Upscaler, *, scale: Scale | None = N
             faces: list[Face] | None = None, background: Upscaler | None = None,
             faces_only: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
             chunk_size: int | None = None) -> RestoreResult:
-    """Up-scale ``photo`` to ``scale`` or ``size`` (w, h), faces by ``face_model``.
+    """Up-scale ``photo`` to ``scale`` (s, or (sx, sy) width first) or ``size`` (w, h), faces
+    by ``face_model``.
 
     ``faces`` skips detection (landmarks given); otherwise ``detector`` finds them.
     """

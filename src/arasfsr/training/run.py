@@ -291,23 +291,3 @@ def _load_init(model: torch.nn.Module, init: str | Path) -> dict[str, Any]:
         raise InputError(f"{init}: its architecture/config differs from the config being trained")
     model.load_state_dict(source.state_dict())
     return read_card(init)
-
-
-def retrain_command(args: Any) -> str:
-    """The ``arasfsr train`` command line that reruns this training (without --resume)."""
-    import shlex
-
-    parts = ["arasfsr", "train", str(args.config)]
-    for flag, value in (("--data-root", args.data_root), ("--out", args.out), ("--devices", args.devices),
-                        ("--init", getattr(args, "init", None)),
-                        ("--precision", args.precision), ("--num-workers", args.num_workers)):
-        if value is not None:
-            parts += [flag, str(value)]
-    if args.accelerator != "auto":
-        parts += ["--accelerator", args.accelerator]
-    for item in args.overrides:
-        parts += ["--set", item]
-    if "LOCAL_WORLD_SIZE" in os.environ:  # launched by torchrun
-        parts = ["torchrun", f"--nproc_per_node={os.environ['LOCAL_WORLD_SIZE']}", "-m", "arasfsr.cli",
-                 *parts[1:]]
-    return shlex.join(parts)

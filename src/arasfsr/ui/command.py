@@ -8,7 +8,7 @@ INSTALL_HINT = "the web app needs the ui extra: pip install 'arasfsr[ui]'"
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from ..registry import DEFAULT_MODEL
+    from ..defaults import DEFAULT_MODEL  # not registry: building the parser stays light
 
     parser = subparsers.add_parser("ui", help="serve the local web app (upscale, restore, compare) in a browser")
     parser.add_argument("--host", default="127.0.0.1",

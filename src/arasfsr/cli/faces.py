@@ -1,52 +1,44 @@
-"""The ``align`` and ``restore`` sub-commands (faces in whole photos)."""
+"""``arasfsr align`` and ``arasfsr restore``: faces in whole photos."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image
+from ..errors import InputError
+from .common import (add_amount_options, add_output_options, add_overwrite_option, add_rendering_options,
+                     collect_inputs, load_renderer, note, output_size_check, parse_count, plan_outputs,
+                     read_inputs)
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
-def add_parsers(sub) -> None:
-    """``align`` and ``restore``, with the same option parsers as ``upscale``."""
-    from ..api import DEFAULT_MAX_PIXELS as default_max_pixels
-    from ..cli import parse_count, parse_scale, parse_size
-    from ..registry import DEFAULT_MODEL as default_model
-
+def register(sub: argparse._SubParsersAction) -> None:
     al = sub.add_parser("align", help="detect faces in photos and write aligned crops + a JSON of transforms")
     al.add_argument("inputs", nargs="+", metavar="INPUT", help="photos or folders of photos")
     al.add_argument("--out-dir", type=Path, required=True, metavar="DIR", help="folder for crops and faces.json")
     al.add_argument("--size", type=parse_count, default=200, metavar="N", help="crop side in pixels (default 200, as UTKFace)")
-    al.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    add_overwrite_option(al)
+    al.set_defaults(func=run_align)
 
     rs = sub.add_parser("restore", help="up-scale whole photos, super-resolving each face aligned")
     rs.add_argument("inputs", nargs="+", metavar="PHOTO", help="photos or folders of photos")
-    dest = rs.add_mutually_exclusive_group(required=True)
-    dest.add_argument("-o", "--output", type=Path, metavar="OUT", help="output file (one photo)")
-    dest.add_argument("--out-dir", type=Path, metavar="DIR", help="output folder (any number of photos)")
-    amount = rs.add_mutually_exclusive_group(required=True)
-    amount.add_argument("--scale", type=parse_scale, metavar="S|SYxSX", help="factor, e.g. 4 or 2x3")
-    amount.add_argument("--size", type=parse_size, metavar="WxH", help="exact output size, e.g. 1920x1080")
-    rs.add_argument("--model", default=default_model, metavar="NAME|PATH", help=f"face model (default {default_model})")
+    add_output_options(rs, file_help="output file (one photo)", dir_help="output folder (any number of photos)")
+    add_amount_options(rs, size_example="1920x1080")
+    add_rendering_options(rs, model_help="face model")
     rs.add_argument("--background", default="bicubic", metavar="NAME|PATH",
                     help="model for the rest of the photo (default bicubic)")
     rs.add_argument("--faces-only", action="store_true", help="write the super-resolved face crops alone (--out-dir)")
     rs.add_argument("--side-by-side", action="store_true",
                     help="also write NAME_compare.png: input, bicubic up-scale, restored")
     rs.add_argument("--json", action="store_true", help="also write NAME.json: faces, landmarks, transforms")
-    rs.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    rs.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
-    rs.add_argument("--max-pixels", type=parse_count, default=default_max_pixels, metavar="N",
-                    help=f"refuse outputs larger than this (default {default_max_pixels:,})")
-    rs.add_argument("--chunk-size", type=parse_count, default=None, metavar="N",
-                    help="pixels queried per forward pass (default: automatic, from free memory)")
+    rs.set_defaults(func=run_restore)
 
 
 def _check_new(paths: list[Path], overwrite: bool) -> None:
-    from ..errors import InputError
     from ..imageio import refuse_existing
 
     if len(set(paths)) != len(paths):
@@ -63,19 +55,20 @@ def write_json(data: dict, path: Path) -> None:
 
 
 def _no_face_note(path: Path, img: Image.Image) -> str:
-    from .detect import MIN_FACE
+    from ..faces.detect import MIN_FACE
 
     if min(img.size) < MIN_FACE:
         return f"{path}: {img.width}x{img.height} pixels is too small to hold a face"
     return f"{path}: no face found"
 
 
-def cmd_align(args: argparse.Namespace) -> int:
-    from ..commands import collect_inputs, note, read_inputs
-    from ..errors import InputError
+def run_align(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from ..faces.align import TEMPLATE, aligned_crop
+    from ..faces.detect import load_detector
     from ..imageio import make_folder, write_image
-    from .align import TEMPLATE, aligned_crop
-    from .detect import load_detector
 
     if not 8 <= args.size <= 4096:
         raise InputError(f"--size {args.size}: give a crop side between 8 and 4096 pixels")
@@ -107,13 +100,12 @@ def cmd_align(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
-    from ..api import load_model, output_size
-    from ..commands import collect_inputs, note, plan_outputs, read_inputs
-    from ..errors import InputError
+def run_restore(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from ..faces.detect import load_detector
+    from ..faces.restore import restore, side_by_side_picture
     from ..imageio import make_folder, refuse_existing, write_image
-    from .detect import load_detector
-    from .restore import restore, side_by_side_picture
 
     files = collect_inputs(args.inputs)
     if args.faces_only and args.out_dir is None:
@@ -123,12 +115,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     for t in targets:
         extra += [t.with_name(f"{t.stem}_compare.png")] * args.side_by_side + [t.with_suffix(".json")] * args.json
     _check_new(extra, args.overwrite)
-    images = read_inputs(files)
-    for img in images:  # sizes are checked before any work
-        output_size(img.size, args.scale, args.size, args.max_pixels)
+    images = read_inputs(files, output_size_check(args))  # sizes are checked before any work
     detector = load_detector()
-    model = load_model(args.model, device=args.device)
-    background = None if args.background == "bicubic" else load_model(args.background, device=args.device)
+    model = load_renderer(args)
+    background = None if args.background == "bicubic" else load_renderer(args, args.background)
     if args.out_dir is not None:
         make_folder(args.out_dir)
     for f, img, dst in zip(files, images, targets):
