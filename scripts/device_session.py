@@ -123,8 +123,9 @@ def plan_models(names: list[str], shares: list[float], weights_dir: Path, tier: 
         card = read_card(weights)
         config = config_for(card, tier)
         arch, args = model_spec(load_config(config))
-        header = read_header(weights)
-        resumable = (arch, create_model(arch, **args).config) == (header.arch, header.config)
+        # The check train --init makes: the same architecture and (defaults filled in) config.
+        resumable = read_header(weights).arch == arch and \
+            load_checkpoint(weights).config == create_model(arch, **args).config
         plans.append({"name": name, "share": share, "weights": weights, "card": card, "config": config,
                       "protocol": card["protocol"], "tier": tier or card["tier"], "init": weights if resumable else None})
     return plans

@@ -53,13 +53,13 @@ def test_session_resumes_trains_evaluates_and_ships(shared_data, tmp_path):
         (weights / f"{name}.json").write_text(json.dumps(card))
     out = tmp_path / "OUT"
     cmd = [sys.executable, str(ROOT / "scripts" / "device_session.py"), "--models", "arasfsr,liif-a",
-           "--weights-dir", str(weights), "--budget-s", "28", "--eval-limit", "2", "--eval-reserve-s", "6",
-           "--overhead-s", "3", "--min-slice-s", "2", "--eval-ranks", "1", "--train-workers", "1",
+           "--weights-dir", str(weights), "--budget-s", "45", "--eval-limit", "2", "--eval-reserve-s", "6",
+           "--overhead-s", "3", "--min-slice-s", "1", "--eval-ranks", "1", "--train-workers", "1",
            "--data-root", str(shared_data), "--devdata", str(tmp_path / "none"), "--out", str(out)]
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["arasfsr.tar", "liif-a.tar", "session.json", "session.log"]
+    assert files == ["arasfsr.tar", "liif-a.tar", "session.json", "session.log"], (out / "session.log").read_text()
     summary = json.loads((out / "session.json").read_text())
     slices = {n: m["time_slice_s"] for n, m in summary["models"].items()}
     assert slices["arasfsr"] > slices["liif-a"]  # the first model's share is twice the other's

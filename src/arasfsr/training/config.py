@@ -190,15 +190,19 @@ def load_config(name: str | Path, overrides: list[str] | None = None) -> dict[st
     """The full config: defaults, its protocol's record, then the file (with its includes) or
     the short name's tier file and model, then the model's recipe (training/recipes.py),
     then ``overrides``."""
-    from .recipes import apply_recipe
+    from .recipes import recipe_for
 
     raw = _source(name)
     base = DEFAULTS
     if raw.get("protocol") is not None:
         base = merge(DEFAULTS, get_protocol(raw["protocol"]).config())
     cfg = merge(base, raw)
-    if cfg["recipe"] is None:  # a written config.yaml already holds its recipe
-        cfg = apply_recipe(cfg, _arch_of(cfg["model"]))
+    arch = _arch_of(cfg["model"])
+    recipe = recipe_for(arch) if cfg["recipe"] is None else None  # a written config.yaml holds its own
+    if recipe is not None:
+        values = {k: v for k, v in recipe.items() if k != "source"}
+        cfg = merge(cfg, values)
+        cfg["recipe"] = {"arch": arch, "source": recipe["source"], "values": values}
     for item in overrides or []:
         apply_override(cfg, item)
     validate(cfg)

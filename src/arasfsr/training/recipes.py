@@ -1,8 +1,9 @@
 """Per-architecture training recipes: where a model's authors trained it differently.
 
 A recipe is data beside the model, not a branch in the trainer: a set of config values
-keyed by architecture, applied over the protocol and tier (``load_config`` merges it after
-the config file, before ``--set`` overrides, so a command line can still change it).
+keyed by architecture, applied over the protocol and tier (``training.config.load_config``
+merges it after the config file, before ``--set`` overrides, so a command line can still
+change it).
 The resolved config and the model card record which recipe was applied.
 
 Architectures without a recipe train with the defaults: the ARASFSR/LIIF recipe of the
@@ -32,17 +33,5 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 def recipe_for(arch: str) -> dict[str, Any] | None:
+    """The recipe of an architecture (``source`` and config sections), or None."""
     return RECIPES.get(arch)
-
-
-def apply_recipe(cfg: dict[str, Any], arch: str) -> dict[str, Any]:
-    """``cfg`` with the recipe of ``arch`` merged in; ``cfg["recipe"]`` names it."""
-    from .config import merge
-
-    recipe = recipe_for(arch)
-    if recipe is None:
-        return cfg
-    values = {k: v for k, v in recipe.items() if k != "source"}
-    out = merge(cfg, values)
-    out["recipe"] = {"arch": arch, "source": recipe["source"], "values": values}
-    return out
