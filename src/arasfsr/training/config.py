@@ -48,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
         "sample_q": 2304,          # HR pixels queried per sample (null: all)
         "flip": True,              # horizontal flips only: faces are aligned
         "num_workers": 0,
+        "crop_aug": None,          # {scale: [lo, hi], ratio: [lo, hi]}: a random crop per face (recipes)
+        "pipeline": "workers",     # workers: Pillow per sample in loader processes | device: see device_data
     },
     "val": {
         "lr_size": 64,
@@ -69,7 +71,18 @@ DEFAULTS: dict[str, Any] = {
         "precision": "auto",       # auto: bf16-mixed on CUDA, 32-true on CPU
         "log_every": 10,
         "keep_checkpoints": "latest",  # latest | all
+        "loss": "charbonnier",     # charbonnier | l1
+        "betas": [0.9, 0.999],     # Adam's
+        "fused_adam": False,       # Adam as one fused kernel (same maths)
+        "warmup": 0,               # steps of linear learning-rate warm-up
+        "lr_schedule": "step",     # step: x lr_gamma at lr_decay_at | cosine: from lr_decay_at down to lr x lr_gamma
+        "ema_decay": 0.999,        # EMA of the weights (exported and validated); null: none
+        "compile": False,          # torch.compile the forward + loss: true or a mode ("reduce-overhead": CUDA graphs)
+        "channels_last": False,    # NHWC convolutions (tensor cores prefer them)
+        "time_budget_s": None,     # stop by this wall time, the schedule fitted to the steps that fit
+        "profile": False,          # time data wait / forward / backward / optimiser per step (syncs the device)
     },
+    "recipe": None,                # filled from training/recipes.py: the model's authors' recipe, if any
 }
 
 
@@ -175,16 +188,37 @@ def apply_override(cfg: dict[str, Any], assignment: str) -> dict[str, Any]:
 
 def load_config(name: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """The full config: defaults, its protocol's record, then the file (with its includes) or
-    the short name's tier file and model, then ``overrides``."""
+    the short name's tier file and model, then the model's recipe (training/recipes.py),
+    then ``overrides``."""
+    from .recipes import recipe_for
+
     raw = _source(name)
     base = DEFAULTS
     if raw.get("protocol") is not None:
         base = merge(DEFAULTS, get_protocol(raw["protocol"]).config())
     cfg = merge(base, raw)
+    arch = _arch_of(cfg["model"])
+    recipe = recipe_for(arch) if cfg["recipe"] is None else None  # a written config.yaml holds its own
+    if recipe is not None:
+        values = {k: v for k, v in recipe.items() if k != "source"}
+        cfg = merge(cfg, values)
+        cfg["recipe"] = {"arch": arch, "source": recipe["source"], "values": values}
     for item in overrides or []:
         apply_override(cfg, item)
     validate(cfg)
     return cfg
+
+
+def _arch_of(model: Any) -> Any:
+    """The architecture of a config's model name (the name itself if it is not known:
+    validation says so)."""
+    from ..errors import ArasfsrError
+    from ..registry import resolve
+
+    try:
+        return resolve(model).arch if isinstance(model, str) else model
+    except ArasfsrError:
+        return model
 
 
 def _range(value: Any, what: str) -> tuple[int, int] | None:
@@ -220,6 +254,14 @@ def validate(cfg: dict[str, Any]) -> None:
         raise InputError(f"config data.limit must be a positive integer or null, got {data['limit']!r}")
     if data["sample_q"] is not None and (not isinstance(data["sample_q"], int) or data["sample_q"] < 1):
         raise InputError(f"config data.sample_q must be a positive integer or null")
+    for key, allowed in (("data.pipeline", ("workers", "device")), ("train.loss", ("charbonnier", "l1")),
+                         ("train.lr_schedule", ("step", "cosine"))):
+        section, name = key.split(".")
+        if cfg[section][name] not in allowed:
+            raise InputError(f"config {key} {cfg[section][name]!r}: choose from {', '.join(allowed)}")
+    decay = train["ema_decay"]
+    if decay is not None and not (isinstance(decay, (int, float)) and 0 < decay < 1):
+        raise InputError(f"config train.ema_decay must be in (0, 1) or null, got {decay!r}")
 
 
 def model_spec(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
