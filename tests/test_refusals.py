@@ -1,0 +1,120 @@
+"""Bad requests refused before any work, with one line and exit status 2, and nothing left
+behind: ``train`` configs and settings, ``restore`` output planning, folders left empty,
+and the messages that say what went wrong (issue 11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from arasfsr.cli.main import main
+from arasfsr.errors import InputError
+from arasfsr.training import load_config, train
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code: int, err: str, *words: str) -> str:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line.startswith("arasfsr: error: ")]
+    assert len(lines) == 1, err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+# --- train: every value checked before anything is written ----------------------------
+
+
+def refused_train(capsys, tmp_path, *args, words=()) -> str:
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", *args, "--out", out, "--data-root", tmp_path / "no-data")
+    line = one_line_error(code, err, *words)
+    assert not out.exists(), "a refused training left its run folder behind"
+    return line
+
+
+def test_binary_config_file(capsys, tmp_path):
+    config = tmp_path / "model.yaml"
+    config.write_bytes(bytes(range(256)) * 4)
+    refused_train(capsys, tmp_path, config, words=("YAML text file",))
+
+
+@pytest.mark.parametrize("text,words", [
+    ("protocol: A\nmodel: e-arasfsr\ntrain: 5\n", ("config train must be a section", "iterations")),
+    ("protocol: A\nmodel: e-arasfsr\nbogus: {a: 1}\n", ("unknown section 'bogus'", "data, val, train")),
+    ("protocol: A\nmodel: e-arasfsr\ntrain: {iteration: 5}\n", ("unknown setting 'iteration'",)),
+    ("protocol: [A]\nmodel: e-arasfsr\n", ("config protocol",)),
+    ("include: 5\nmodel: e-arasfsr\n", ("include",)),
+    ("- just\n- a list\n", ("must be a mapping",)),
+])
+def test_malformed_config_files(capsys, tmp_path, text, words):
+    config = tmp_path / "mine.yaml"
+    config.write_text(text)
+    refused_train(capsys, tmp_path, config, words=words)
+
+
+@pytest.mark.parametrize("assignment,words", [
+    ("train.lr=fast", ("train.lr", "finite number above 0", "'fast'")),
+    ("train.lr=nan", ("train.lr",)),
+    ("train.lr=.nan", ("train.lr", "nan")),
+    ("train.lr=.inf", ("train.lr", "inf")),
+    ("train.lr=-1", ("train.lr", "-1")),
+    ("train.lr=0", ("train.lr",)),
+    ("data.limit=[1,2", ("--set", "not valid YAML")),
+    ("data.limit=0", ("data.limit",)),
+    ("data.lr_size=[64, 32]", ("data.lr_size", "[min, max]")),
+    ("data.flip=maybe", ("data.flip",)),
+    ("data.num_workers=-1", ("data.num_workers",)),
+    ("train.iterations=1.5", ("train.iterations", "whole number")),
+    ("train.batch_size=true", ("train.batch_size",)),
+    ("train.seed=-1", ("train.seed",)),
+    ("train.lr_decay_at=2", ("train.lr_decay_at", "at most 1")),
+    ("train.precision=fp7", ("train.precision", "bf16-mixed")),
+    ("train.keep_checkpoints=some", ("keep_checkpoints", "latest, all")),
+    ("val.degradation=blur", ("val.degradation", "bicubic")),
+    ("train=5", ("config train must be a section",)),
+    ("train.lr.x=1", ("'lr' is not a section",)),
+])
+def test_bad_set_values_write_nothing(capsys, tmp_path, assignment, words):
+    refused_train(capsys, tmp_path, "smoke/A-arasfsr", "--set", assignment, words=words)
+
+
+def test_yaml_exponents_are_numbers():
+    # PyYAML reads 1e-4 as a string (YAML 1.1 wants 1.0e-4): here it is the number users mean.
+    assert load_config("smoke/A-arasfsr", ["train.lr=1e-4", "train.lr_gamma=5E-1"])["train"]["lr"] == 1e-4
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--trainer-precision", "fp7"], ("precision 'fp7'", "bf16-mixed")),
+    (["--num-workers", "-1"], ("--num-workers",)),
+    (["--devices", "0"], ("--devices",)),
+])
+def test_bad_train_options(capsys, tmp_path, args, words):
+    refused_train(capsys, tmp_path, "smoke/A-arasfsr", *args, words=words)
+
+
+def test_api_devices_must_be_usable(tmp_path):
+    # Lightning takes devices=0 for "no accelerator" and would train on the CPU.
+    for devices in (0, -1, 10**6):
+        with pytest.raises(InputError, match="devices"):
+            train("smoke/A-arasfsr", out=tmp_path / "run", devices=devices)
+    with pytest.raises(InputError, match="num_workers"):
+        train("smoke/A-arasfsr", out=tmp_path / "run", num_workers=-1)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x02pickle", b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}      "])
+def test_resume_from_a_file_that_is_no_training_checkpoint(capsys, tmp_path, shared_data, content):
+    ckpt = tmp_path / "x.pth"
+    ckpt.write_bytes(content)
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "smoke/A-arasfsr", "--resume", ckpt, "--out", out, "--data-root", shared_data)
+    one_line_error(code, err, "x.pth", "training checkpoint")
+    assert not out.exists() and ckpt.read_bytes() == content
