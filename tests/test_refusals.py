@@ -199,3 +199,19 @@ def test_restore_full_disk_leaves_no_empty_folder(capsys, tmp_path, photos, monk
                        "--model", "bicubic")
     one_line_error(code, err, "No space left on device")
     assert tree(tmp_path) == before
+
+
+# --- leftovers ------------------------------------------------------------------------
+
+
+def test_eval_with_a_bad_data_image_leaves_no_empty_out_folder(capsys, tmp_path):
+    faces = tmp_path / "data" / "utkface" / "test"
+    faces.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((200, 200, 3)) * 255).astype(np.uint8)).save(faces / "20_0_0_1.png")
+    (faces / "30_1_0_2.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    before = tree(tmp_path)
+    code, _, err = run(capsys, "eval", "--protocol", "B", "--only", "16-128", "--model", "bicubic",
+                       "--data", tmp_path / "data", "--out", tmp_path / "results" / "b", "--no-pictures")
+    one_line_error(code, err, "30_1_0_2.jpg")
+    assert tree(tmp_path) == before
