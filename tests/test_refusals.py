@@ -215,3 +215,88 @@ def test_eval_with_a_bad_data_image_leaves_no_empty_out_folder(capsys, tmp_path)
                        "--data", tmp_path / "data", "--out", tmp_path / "results" / "b", "--no-pictures")
     one_line_error(code, err, "30_1_0_2.jpg")
     assert tree(tmp_path) == before
+
+
+# --- messages -------------------------------------------------------------------------
+
+ALLOCATOR = ("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
+             "you tried to allocate 123456789012345 bytes.")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    import torch
+
+    from arasfsr.checkpoint import save_checkpoint
+    from arasfsr.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
+                         frequency_width=8, frequency_blocks=1)
+    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.mark.parametrize("layer,advice,not_said", [
+    ("Conv2d", "the input image is too large", "smaller output"),  # the encoder
+    ("Linear", "lower --chunk-size", "input image is too large"),  # the implicit decoder
+    (None, "ask for a smaller output (--scale or --size)", "input image is too large"),  # the output canvas
+])
+def test_out_of_memory_advice_fits_where_it_ran_out(capsys, tmp_path, monkeypatch, tiny, layer, advice, not_said):
+    import torch
+
+    import arasfsr.api
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError(ALLOCATOR)
+
+    if layer is None:
+        monkeypatch.setattr(arasfsr.api.Upscaler, "render", out_of_memory)
+    else:
+        monkeypatch.setattr(getattr(torch.nn, layer), "forward", out_of_memory)
+    photo = tmp_path / "face.png"
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(photo)
+    before = tree(tmp_path)
+    code, _, err = run(capsys, "upscale", photo, "-o", tmp_path / "new" / "big.png", "--scale", "2", "--model", tiny)
+    line = one_line_error(code, err, "out of memory", advice, "123456789012345 bytes")
+    assert not_said not in line
+    assert tree(tmp_path) == before
+
+
+def test_comparison_label_counts_faces_in_english(monkeypatch):
+    import arasfsr.demo
+    from arasfsr.faces.restore import RestoreResult, side_by_side_picture
+
+    labels = []
+    monkeypatch.setattr(arasfsr.demo, "side_by_side", lambda columns, height: labels.extend(c[0] for c in columns))
+    photo = Image.new("RGB", (8, 6))
+    for faces, label in ((1, "restored (1 face)"), (2, "restored (2 faces)"), (0, "restored (0 faces)")):
+        labels.clear()
+        side_by_side_picture(photo, RestoreResult(photo.resize((16, 12)), [object()] * faces, (16, 12)))
+        assert labels[-1] == label
+
+
+def test_web_app_sizes_like_the_api():
+    from arasfsr.api import output_size
+    from arasfsr.ui import jobs
+
+    for scale in ("1e308", "1e308x1", "1e200"):
+        with pytest.raises(InputError, match="too large|limit"):
+            jobs.target_size((50, 40), jobs.BY_SCALE, scale)
+    with pytest.raises(InputError, match="limit"):
+        jobs.target_size((50, 40), jobs.BY_SIZE, width=1e308, height=1)
+    for scale, sxy in (("3.3", 3.3), ("0.7x2.25", (0.7, 2.25)), ("1.01", 1.01)):
+        assert jobs.target_size((51, 39), jobs.BY_SCALE, scale) == output_size((51, 39), sxy)
+
+
+@pytest.mark.parametrize("port,ok", [("8e3", True), ("8_000", True), ("0", False), ("70000", False),
+                                     ("1e308", False), ("nan", False), ("http", False)])
+def test_ui_port_is_read_like_every_whole_number(capsys, port, ok):
+    from arasfsr.cli.main import build_parser
+
+    if ok:
+        assert build_parser().parse_args(["ui", "--port", port]).port == 8000
+    else:
+        with pytest.raises(SystemExit) as stop:
+            build_parser().parse_args(["ui", "--port", port])
+        assert stop.value.code == 2
+        one_line_error(2, capsys.readouterr().err, "--port")
