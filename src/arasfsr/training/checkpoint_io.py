@@ -92,7 +92,7 @@ def check_state(path: str | Path) -> dict[str, str]:
         raise ModelError(f"{path}: not an arasfsr training checkpoint (no training state inside)")
     try:
         json.loads(meta[META_KEY])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ModelError(f"{path}: damaged training checkpoint (its state is not JSON: {exc})") from None
     return meta
 
