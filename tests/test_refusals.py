@@ -99,6 +99,8 @@ def test_yaml_exponents_are_numbers():
     (["--trainer-precision", "fp7"], ("precision 'fp7'", "bf16-mixed")),
     (["--num-workers", "-1"], ("--num-workers",)),
     (["--devices", "0"], ("--devices",)),
+    # one number: the sampler draws from a range
+    (["--set", "data.hr_size=null", "--set", "data.scale=2"], ("data.scale", "[min, max]")),
 ])
 def test_bad_train_options(capsys, tmp_path, args, words):
     refused_train(capsys, tmp_path, "smoke/A-arasfsr", *args, words=words)

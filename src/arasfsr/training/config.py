@@ -264,15 +264,15 @@ def _text(value: Any, what: str, none: bool = False) -> None:
 
 
 def _span(value: Any, what: str, whole: bool = True, none: bool = False) -> None:
-    """A size (or, not ``whole``, a scale factor) ``n``, or a range ``[min, max]`` of them."""
+    """A size ``n`` or a range ``[min, max]`` of sizes; not ``whole``: a range of scale factors."""
     if value is None and none:
         return
-    pair = value if isinstance(value, list) and len(value) == 2 else [value, value]
-    fits = [_is_whole(v, 1, MAX_SIDE) if whole else _is_real(v, 0, MAX_SCALE) for v in pair]
-    if not (all(fits) and pair[0] <= pair[1]):
-        kind = f"whole number from 1 to {MAX_SIDE}" if whole else f"number above 0 and at most {MAX_SCALE}"
-        raise InputError(f"config {what} must be a {kind} or [min, max] of them{' or null' if none else ''}, "
-                         f"got {value!r}")
+    pair = value if isinstance(value, list) and len(value) == 2 else [value, value] if whole else None
+    fits = pair is not None and all(_is_whole(v, 1, MAX_SIDE) if whole else _is_real(v, 0, MAX_SCALE) for v in pair)
+    if not (fits and pair[0] <= pair[1]):
+        kind = (f"whole number from 1 to {MAX_SIDE} or [min, max] of them" if whole
+                else f"[min, max] of numbers above 0 and at most {MAX_SCALE}")
+        raise InputError(f"config {what} must be a {kind}{' or null' if none else ''}, got {value!r}")
 
 
 def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:

@@ -122,8 +122,6 @@ def resolve_resume(resume: str | Path | None) -> Path | None:
 
 def _check_request(devices: int | None, accelerator: str, precision: str | None, num_workers: int | None) -> None:
     """Refuse the command-line settings no run could use, before anything is built or written."""
-    if accelerator not in ("auto", "cpu", "cuda"):
-        raise InputError(f"accelerator {accelerator!r}: choose from auto, cpu, cuda")
     if precision is not None and precision not in PRECISIONS:
         raise InputError(f"trainer precision {precision!r}: choose from {', '.join(PRECISIONS)}")
     if num_workers is not None and not (isinstance(num_workers, int) and 0 <= num_workers <= MAX_WORKERS):
