@@ -415,7 +415,7 @@ def test_port_numbers(capsys, value):
 CONFIG_VALUES = ["0", "-1", ".nan", ".inf", "-.inf", "1e308", "1e-308", str(10**30), "2.5", "abc", "''", "[1, 2",
                  "[]", "{}", "null", "true", "[1, 2]", "[2, 1]", "[0, 5]", "{a: 1}", "!!binary aGVsbG8=",
                  "2020-01-01", "'64'"]
-CONFIG_KEYS = (["name", "protocol", "tier", "model", "model_args", "tier_model_args", "model_args.hidden",
+CONFIG_KEYS = (["name", "protocol", "tier", "model", "model_args", "tier_model_args", "recipe", "model_args.hidden",
                 "model_args.encoder", "model_args.encoder_args", "tier_model_args.arasfsr"]
                + [f"{section}.{key}" for section in ("data", "val", "train") for key in DEFAULTS[section]])
 

@@ -196,13 +196,31 @@ def test_list_configs_still_lists_every_shipped_name():
     assert len(OLD_NAMES) == 39 and set(OLD_NAMES) <= set(list_configs())
 
 
+# Keys added since the YAML files (training/config.py DEFAULTS: the device path, EMA, schedules,
+# speed switches): the old configs had their default values.
+NEW_KEYS = {"data": ("crop_aug", "pipeline"),
+            "train": ("loss", "betas", "fused_adam", "warmup", "lr_schedule", "ema_decay", "compile",
+                      "channels_last", "time_budget_s", "profile")}
+
+
 @pytest.mark.parametrize("name", OLD_NAMES)
 def test_shipped_names_resolve_as_their_yaml_files_did(name):
+    from arasfsr.training.config import DEFAULTS, merge
+
     cfg = load_config(name)
     cfg.pop("tier_model_args")
     old = _old_config(name)
-    # The one intended change: no fixed root, so ARASFSR_DATA counts (resolve_data_root).
+    # The intended changes: no fixed root, so ARASFSR_DATA counts (resolve_data_root) ...
     assert old["data"].pop("root") == "../shared/data" and cfg["data"].pop("root") is None
+    # ... and a model's authors' recipe (training/recipes.py) over the protocol and tier.
+    recipe = cfg.pop("recipe")
+    if recipe is not None:
+        old = merge(old, recipe["values"])
+    for section, keys in NEW_KEYS.items():
+        for key in keys:
+            default = (recipe or {}).get("values", {}).get(section, {}).get(key, DEFAULTS[section][key])
+            assert cfg[section].pop(key) == default
+            old[section].pop(key, None)
     assert cfg == old
 
 

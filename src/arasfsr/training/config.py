@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
         "sample_q": 2304,          # HR pixels queried per sample (null: all)
         "flip": True,              # horizontal flips only: faces are aligned
         "num_workers": 0,
+        "crop_aug": None,          # {scale: [lo, hi], ratio: [lo, hi]}: a random crop per face (recipes)
+        "pipeline": "workers",     # workers: Pillow per sample in loader processes | device: see device_data
     },
     "val": {
         "lr_size": 64,
@@ -72,7 +74,18 @@ DEFAULTS: dict[str, Any] = {
         "precision": "auto",       # auto: bf16-mixed on CUDA, 32-true on CPU
         "log_every": 10,
         "keep_checkpoints": "latest",  # latest | all
+        "loss": "charbonnier",     # charbonnier | l1
+        "betas": [0.9, 0.999],     # Adam's
+        "fused_adam": False,       # Adam as one fused kernel (same maths)
+        "warmup": 0,               # steps of linear learning-rate warm-up
+        "lr_schedule": "step",     # step: x lr_gamma at lr_decay_at | cosine: from lr_decay_at down to lr x lr_gamma
+        "ema_decay": 0.999,        # EMA of the weights (exported and validated); null: none
+        "compile": False,          # torch.compile the forward + loss: true or a mode ("reduce-overhead": CUDA graphs)
+        "channels_last": False,    # NHWC convolutions (tensor cores prefer them)
+        "time_budget_s": None,     # stop by this wall time, the schedule fitted to the steps that fit
+        "profile": False,          # time data wait / forward / backward / optimiser per step (syncs the device)
     },
+    "recipe": None,                # filled from training/recipes.py: the model's authors' recipe, if any
 }
 
 
@@ -205,17 +218,38 @@ def apply_override(cfg: dict[str, Any], assignment: str) -> dict[str, Any]:
 
 def load_config(name: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """The full config: defaults, its protocol's record, then the file (with its includes) or
-    the short name's tier file and model, then ``overrides``."""
+    the short name's tier file and model, then the model's recipe (training/recipes.py),
+    then ``overrides``."""
+    from .recipes import recipe_for
+
     raw = _source(name)
     base = DEFAULTS
     if raw.get("protocol") is not None:
         _choice(raw["protocol"], "protocol", PROTOCOLS)
         base = merge(DEFAULTS, get_protocol(raw["protocol"]).config())
     cfg = merge(base, raw)
+    arch = _arch_of(cfg["model"])
+    recipe = recipe_for(arch) if cfg["recipe"] is None else None  # a written config.yaml holds its own
+    if recipe is not None:
+        values = {k: v for k, v in recipe.items() if k != "source"}
+        cfg = merge(cfg, values)
+        cfg["recipe"] = {"arch": arch, "source": recipe["source"], "values": values}
     for item in overrides or []:
         apply_override(cfg, item)
     validate(cfg)
     return cfg
+
+
+def _arch_of(model: Any) -> Any:
+    """The architecture of a config's model name (the name itself if it is not known:
+    validation says so)."""
+    from ..errors import ArasfsrError
+    from ..registry import resolve
+
+    try:
+        return resolve(model).arch if isinstance(model, str) else model
+    except ArasfsrError:
+        return model
 
 
 # Upper bounds that keep a typo from hanging or exhausting the machine (a face side, a batch).
@@ -229,6 +263,7 @@ MAX_SEED = 2**63 - 1
 PRECISIONS = ("auto", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true",
               "64-true", "64")
 KEEP_CHECKPOINTS = ("latest", "all")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 def _is_whole(value: Any, lo: int, hi: int) -> bool:
@@ -273,6 +308,11 @@ def _span(value: Any, what: str, whole: bool = True, none: bool = False) -> None
         kind = (f"whole number from 1 to {MAX_SIDE} or [min, max] of them" if whole
                 else f"[min, max] of numbers above 0 and at most {MAX_SCALE}")
         raise InputError(f"config {what} must be a {kind}{' or null' if none else ''}, got {value!r}")
+
+
+def _is_range(value: Any, hi: float = math.inf) -> bool:
+    return (isinstance(value, list) and len(value) == 2 and all(_is_real(v, 0, hi) for v in value)
+            and value[0] <= value[1])
 
 
 def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
@@ -336,6 +376,30 @@ def validate(cfg: dict[str, Any]) -> None:
     _real(train["kl_weight"], "train.kl_weight", 0, above=False)
     _choice(train["precision"], "train.precision", PRECISIONS)
     _choice(train["keep_checkpoints"], "train.keep_checkpoints", KEEP_CHECKPOINTS)
+    _choice(data["pipeline"], "data.pipeline", ("workers", "device"))
+    crop = data["crop_aug"]
+    if crop is not None and not (isinstance(crop, dict) and set(crop) == {"scale", "ratio"}
+                                 and _is_range(crop["scale"], 1) and _is_range(crop["ratio"])):
+        raise InputError(f"config data.crop_aug must be null or {{scale: [lo, hi], ratio: [lo, hi]}} with "
+                         f"0 < scale <= 1 and ratio > 0, got {crop!r}")
+    _choice(train["loss"], "train.loss", ("charbonnier", "l1"))
+    _choice(train["lr_schedule"], "train.lr_schedule", ("step", "cosine"))
+    betas = train["betas"]
+    if not (isinstance(betas, list) and len(betas) == 2 and all(_is_real(b, 0, 1, above=False) and b < 1
+                                                                 for b in betas)):
+        raise InputError(f"config train.betas must be [beta1, beta2], each at least 0 and below 1, got {betas!r}")
+    _whole(train["warmup"], "train.warmup", 0)
+    if train["ema_decay"] is not None and not (_is_real(train["ema_decay"], 0, 1) and train["ema_decay"] < 1):
+        raise InputError(f"config train.ema_decay must be in (0, 1) or null, got {train['ema_decay']!r}")
+    if train["time_budget_s"] is not None:
+        _real(train["time_budget_s"], "train.time_budget_s", 0)
+    for key in ("fused_adam", "channels_last", "profile"):
+        if not isinstance(train[key], bool):
+            raise InputError(f"config train.{key} must be true or false, got {train[key]!r}")
+    if not isinstance(train["compile"], bool):
+        _choice(train["compile"], "train.compile", COMPILE_MODES)
+    if cfg["recipe"] is not None and not isinstance(cfg["recipe"], dict):
+        raise InputError(f"config recipe must be null or a mapping, got {cfg['recipe']!r}")
     try:
         check_config(*model_spec(cfg))
     except ModelError as exc:
