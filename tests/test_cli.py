@@ -425,7 +425,7 @@ def test_out_of_memory_is_a_user_problem(capsys, tmp_path, png, monkeypatch):
     monkeypatch.setattr(arasfsr.api.Upscaler, "upscale", oom)
     before = tree(tmp_path)
     assert_refused(run(capsys, "upscale", png, "--out-dir", tmp_path / "new", "--scale", "2",
-                       "--model", "bicubic"), tmp_path, before, "out of memory", "--chunk-size")
+                       "--model", "bicubic"), tmp_path, before, "out of memory", "smaller output", "--device cpu")
 
 
 @pytest.mark.parametrize("argv,words", [

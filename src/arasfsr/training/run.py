@@ -27,9 +27,10 @@ from torch.utils.data import DataLoader
 from ..checkpoint import save_checkpoint
 from ..data import resolve_data_root
 from ..errors import InputError
+from ..imageio import check_output_dir
 from ..models import create_model
-from .checkpoint_io import SafetensorsCheckpointIO
-from .config import load_config, model_spec
+from .checkpoint_io import SafetensorsCheckpointIO, check_state
+from .config import MAX_WORKERS, PRECISIONS, load_config, model_spec
 from .data import StepBatches, StepSampler, ValFaces, list_images, subset
 from .device_data import DevicePipeline
 from .module import SRTask
@@ -123,6 +124,7 @@ def _ranks_agree(model: torch.nn.Module) -> bool:
 
 
 def resolve_resume(resume: str | Path | None) -> Path | None:
+    """The training checkpoint to resume (``resume`` or its run folder's last), checked readable."""
     if resume is None:
         return None
     path = Path(resume)
@@ -130,7 +132,24 @@ def resolve_resume(resume: str | Path | None) -> Path | None:
         path = path / "checkpoints" / f"last{CKPT_SUFFIX}"
     if not path.is_file():
         raise InputError(f"{path}: no such training checkpoint")
+    check_state(path)  # before Lightning starts and writes anything
     return path
+
+
+def _check_request(devices: int | None, accelerator: str, precision: str | None, num_workers: int | None) -> None:
+    """Refuse the command-line settings no run could use, before anything is built or written."""
+    if precision is not None and precision not in PRECISIONS:
+        raise InputError(f"trainer precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+    if num_workers is not None and not (isinstance(num_workers, int) and 0 <= num_workers <= MAX_WORKERS):
+        raise InputError(f"num_workers {num_workers!r}: give a whole number from 0 to {MAX_WORKERS}")
+    if devices is None or "LOCAL_WORLD_SIZE" in os.environ:
+        return
+    # Lightning reads devices=0 as "no accelerator" and would train on the CPU instead.
+    cuda = accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
+    have = torch.cuda.device_count() if cuda else os.cpu_count() or 1
+    if not (isinstance(devices, int) and 1 <= devices <= have):
+        raise InputError(f"devices {devices!r}: give a whole number from 1 to {have} "
+                         f"(the {'CUDA devices' if cuda else 'CPU cores'} of this machine)")
 
 
 def train(config: str | Path, *, out: str | Path | None = None, resume: str | Path | None = None,
@@ -143,6 +162,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     ``init`` starts from the weights of an exported model of the same architecture and
     config (fine-tuning) instead of a random initialisation.
     """
+    _check_request(devices, accelerator, precision, num_workers)
     cfg = load_config(config, overrides)
     root = resolve_data_root(data_root if data_root is not None else cfg["data"]["root"])
     cfg["data"]["root"] = str(root)  # config.yaml records the folder used
@@ -154,7 +174,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     resume_path = resolve_resume(resume)
     if out is None:
         out = resume_path.parent.parent if resume_path else Path("runs") / str(cfg["tier"]) / cfg["name"]
-    out = Path(out)
+    out = check_output_dir(out)
     ckpt_dir = out / "checkpoints"
     if resume_path is None and ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
         raise InputError(f"{out}: holds checkpoints of a run; pass --resume {out} or choose another --out")

@@ -21,6 +21,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import gradio as gr  # noqa: E402
 
+from ..cli.common import memory_problem  # noqa: E402
 from ..errors import ArasfsrError, InputError  # noqa: E402
 from ..registry import DEFAULT_MODEL, list_models  # noqa: E402
 from . import jobs  # noqa: E402
@@ -45,8 +46,9 @@ def page_errors():
         raise gr.Error(str(exc), print_exception=False) from None
     except Exception as exc:
         text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate" in text.lower():
-            raise gr.Error(f"out of memory; ask for a smaller output ({text[:120]})", print_exception=False) from None
+        memory = memory_problem(exc, chunk_option=False)
+        if memory is not None:
+            raise gr.Error(memory, print_exception=False) from None
         traceback.print_exc(file=sys.stderr)
         raise gr.Error(f"internal error, this is a bug in arasfsr ({type(exc).__name__}: {text})",
                        print_exception=False) from None
