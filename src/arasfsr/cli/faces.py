@@ -129,8 +129,9 @@ def run_restore(args: argparse.Namespace) -> int:
         return ([first] + [dst.with_name(f"{dst.stem}_compare.png")] * (args.side_by_side and not args.faces_only)
                 + [dst.with_suffix(".json")] * args.json)
 
-    items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing, outputs)
-    items, rank, world = torchrun_share(items)
+    rank, world = torchrun_share()
+    items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing, outputs,
+                       share=(rank, world))
     run = FolderRun(items, args.continue_on_error, rank_report(args.report, rank, world), "restore")
     run.check_report_path()
     check_size = output_size_check(args)

@@ -47,7 +47,7 @@ class Item:
 
 def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: Path | None,
                overwrite: bool = False, skip_existing: bool = False,
-               outputs: Callable[[Path], list[Path]] = lambda dst: [dst]) -> list[Item]:
+               outputs: Callable[[Path], list[Path]] = lambda dst: [dst], share: tuple[int, int] = (0, 1)) -> list[Item]:
     """One :class:`Item` per ``(file, relative path)`` from :func:`collect_sources`: its path
     ``dst`` is ``-o`` or ``out_dir/RELATIVE.png``, and ``outputs(dst)`` the files the input
     will write, the first written last (it marks the input done).
@@ -55,7 +55,8 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
     Refuses clashes between outputs, an output over its input and (without ``overwrite``
     or ``skip_existing``) outputs that exist. With ``skip_existing`` an input whose first
     output exists is skipped; the other outputs of an input that was not finished are
-    replaced.
+    replaced. ``share = (rank, world)`` keeps every world-th input from rank (torchrun):
+    clashes are checked among all inputs, the outputs that exist among this share.
     """
     from ..imageio import check_output_dir, check_output_path
 
@@ -74,8 +75,9 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
                 raise InputError(f"{writer[path]} and {src} would both be written to {path}; "
                                  "put them in separate folders")
             writer[path] = src
+    rank, world = share
     items = []
-    for (src, _), dst in zip(sources, targets):
+    for (src, _), dst in list(zip(sources, targets))[rank::world]:
         check_output_path(dst, overwrite=True)  # a file name of a known format, not a folder
         if dst.resolve() == src.resolve():
             raise InputError(f"{dst}: output would replace its input")
@@ -91,15 +93,14 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
     return items
 
 
-def torchrun_share(items: list[Item]) -> tuple[list[Item], int, int]:
-    """This process's share of ``items`` under ``torchrun`` (every WORLD_SIZE-th from RANK, as
-    ``eval`` shares faces), with the rank and world size; all of them when run alone."""
+def torchrun_share() -> tuple[int, int]:
+    """``(rank, world size)`` under ``torchrun``, whose ranks take every WORLD_SIZE-th input
+    from RANK (as ``eval`` shares faces); ``(0, 1)`` when run alone."""
     if "WORLD_SIZE" not in os.environ:
-        return items, 0, 1
-    from ..evaluation.runner import dist_info, shard
+        return 0, 1
+    from ..evaluation.runner import dist_info
 
-    rank, world = dist_info()
-    return [item for _, item in shard(items, rank, world)], rank, world
+    return dist_info()
 
 
 @dataclass

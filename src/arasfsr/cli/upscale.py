@@ -56,8 +56,9 @@ def run_upscale(args: argparse.Namespace) -> int:
                        upscale_items)
 
     sources = collect_sources(args.inputs, args.recursive, exclude=args.out_dir)
-    items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing)
-    items, rank, world = torchrun_share(items)
+    rank, world = torchrun_share()
+    items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing,
+                       share=(rank, world))
     run = FolderRun(items, args.continue_on_error, rank_report(args.report, rank, world), "upscale")
     run.check_report_path()
     check_size = output_size_check(args)
