@@ -27,7 +27,7 @@ from .errors import InputError
 
 if TYPE_CHECKING:
     from .api import Scale
-    from .cli.runs import FolderRun, UpscaleSettings
+    from .folders import FolderRun, UpscaleSettings
 
 INSTALL_HINT = "Ray is not installed: pip install 'arasfsr[ray]'"
 
@@ -52,8 +52,7 @@ def upscale_dataset(inputs: Sequence[str | Path], out_dir: str | Path, *, model:
     "skipped"), "message"}``, also written to ``report`` (JSON) if given.
     """
     from .api import output_size
-    from .cli.common import collect_sources
-    from .cli.runs import FolderRun, UpscaleSettings, plan_items
+    from .folders import FolderRun, UpscaleSettings, collect_sources, plan_items
     from .imageio import make_output_dir
 
     out_dir = Path(out_dir)
@@ -122,7 +121,7 @@ class _UpscaleActor:
         self.settings = settings
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .cli.runs import FolderRun, Item, upscale_items
+        from .folders import FolderRun, Item, upscale_items
 
         items = [Item(Path(src), Path(dst)) for src, dst in zip(batch["src"], batch["dst"])]
         upscale_items(self.model, items, self.settings, FolderRun(items, keep_going=True))

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .atomic import TempFileError, atomic_write
-from .errors import InputError
+from .errors import InputError, one_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
@@ -330,12 +330,6 @@ def _check_png_end(path: Path) -> None:
         f.seek(max(0, path.stat().st_size - 4096))
         if _PNG_END not in f.read():
             raise OSError("PNG without its end chunk")
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def check_output_path(path: str | Path, overwrite: bool = False) -> Path:

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .. import defaults
-from ..errors import InputError, ModelError
+from ..errors import InputError, known_problem  # noqa: F401  (known_problem: the commands')
+from ..folders import EXIT_PARTIAL
 
 if TYPE_CHECKING:
     from ..api import Upscaler
 
 EXIT_USAGE = 2
-EXIT_PARTIAL = 3  # a run that went on past failed inputs (--continue-on-error)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -199,43 +198,9 @@ def note(message: str) -> None:
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
     """Image files named directly, and the images inside named folders (sorted, not recursive)."""
+    from ..folders import collect_sources
+
     return [src for src, _ in collect_sources(inputs)]
-
-
-def collect_sources(inputs: list[str], recursive: bool = False, exclude: Path | None = None) -> list[tuple[Path, Path]]:
-    """``(file, relative path)`` of each input image: a file named directly is its own name,
-    an image in a named folder is relative to that folder. Folders are read sorted, hidden
-    files and folders left out; ``recursive`` walks sub-folders (not ``exclude``, the output
-    folder, nor links to folders)."""
-    from ..imageio import IMAGE_SUFFIXES, input_path_problem
-
-    skip = exclude.resolve() if exclude is not None else None
-    found: list[tuple[Path, Path]] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            inside = _images_under(path, recursive, skip)
-            if not inside:
-                where = "its sub-folders" if recursive else "it (--recursive also reads sub-folders)"
-                raise InputError(f"{path}: no images in {where}; looked for {', '.join(sorted(IMAGE_SUFFIXES))}")
-            found.extend(inside)
-        elif (problem := input_path_problem(path)) is None:
-            found.append((path, Path(path.name)))
-        else:
-            raise InputError(f"{path}: {problem}")
-    return found
-
-
-def _images_under(folder: Path, recursive: bool, skip: Path | None) -> list[tuple[Path, Path]]:
-    from ..imageio import image_files
-
-    found = []
-    for root, dirs, _ in os.walk(folder):
-        found += [(f, f.relative_to(folder)) for f in image_files(root, skip_hidden=True)]
-        if not recursive:
-            break
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(root, d).resolve() != skip)
-    return found
 
 
 def output_size_check(args: argparse.Namespace) -> Callable[[Path, tuple[int, int]], tuple[int, int]]:
@@ -250,19 +215,3 @@ def output_size_check(args: argparse.Namespace) -> Callable[[Path, tuple[int, in
             raise InputError(f"{path}: {exc}") from None
 
     return check
-
-
-def known_problem(exc: BaseException) -> str | None:
-    """A one-line message for an exception that is the user's or the machine's problem, not a bug."""
-    if isinstance(exc, (InputError, ModelError)):
-        return str(exc)
-    text = str(exc)
-    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(
-            s in text.lower() for s in ("out of memory", "can't allocate memory", "not enough memory"))):
-        from ..imageio import one_line
-
-        return ("out of memory; ask for a smaller output, lower --chunk-size, or use --device cpu "
-                f"({one_line(exc)[:120]})")
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror or exc}"
-    return None

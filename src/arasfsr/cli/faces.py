@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from .common import (add_amount_options, add_folder_options, add_output_options, add_overwrite_option,
-                     add_rendering_options, collect_sources, load_renderer, output_size_check, parse_count)
+                     add_rendering_options, load_renderer, output_size_check, parse_count)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -60,8 +60,8 @@ def run_align(args: argparse.Namespace) -> int:
 
     from ..faces.align import TEMPLATE, aligned_crop
     from ..faces.detect import load_detector
-    from ..imageio import make_output_dir, probe_image, read_image, refuse_existing, write_image
-    from .runs import FolderRun, plan_items
+    from ..folders import FolderRun, collect_sources, plan_items
+    from ..imageio import make_output_dir, probe_image, refuse_existing, write_image
 
     if not 8 <= args.size <= 4096:
         raise InputError(f"--size {args.size}: give a crop side between 8 and 4096 pixels")
@@ -79,9 +79,7 @@ def run_align(args: argparse.Namespace) -> int:
     with run.running("photo"):
         for item in run.pending:
             with run.attempt([item]):
-                img, notes = read_image(item.src)
-                for text in notes:
-                    run.say(f"{item.src}: {text}")
+                img = run.read(item)
                 arr = np.asarray(img)
                 faces = detector.detect(arr)
                 if not faces:
@@ -104,7 +102,7 @@ def run_align(args: argparse.Namespace) -> int:
         write_json({"size": args.size, "template": (TEMPLATE * args.size).round(3).tolist(),
                     "detector": "mtcnn", "images": records}, index)
     print(f"wrote {crops} face crop{'s' * (crops != 1)} and {index}")
-    return run.finish(None, "") if run.counts()["failed"] else 0
+    return run.list_failures()
 
 
 def _crop_path(dst: Path, k: int) -> Path:
@@ -116,8 +114,8 @@ def run_restore(args: argparse.Namespace) -> int:
 
     from ..faces.detect import load_detector
     from ..faces.restore import restore, side_by_side_picture
-    from ..imageio import make_output_dir, probe_image, read_image, refuse_existing, write_image
-    from .runs import FolderRun, plan_items, rank_report, torchrun_share
+    from ..folders import FolderRun, collect_sources, plan_items, rank_device, rank_report, torchrun_share
+    from ..imageio import make_output_dir, probe_image, refuse_existing, write_image
 
     if args.faces_only and args.out_dir is None:
         raise InputError("--faces-only writes one crop per face: give --out-dir instead of -o")
@@ -130,6 +128,7 @@ def run_restore(args: argparse.Namespace) -> int:
                 + [dst.with_suffix(".json")] * args.json)
 
     rank, world = torchrun_share()
+    args.device = rank_device(args.device)
     items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing, outputs,
                        share=(rank, world))
     run = FolderRun(items, args.continue_on_error, rank_report(args.report, rank, world), "restore")
@@ -149,9 +148,7 @@ def run_restore(args: argparse.Namespace) -> int:
     with run.running("photo"):
         for item in run.pending:
             with run.attempt([item]):
-                img, notes = read_image(item.src)
-                for text in notes:
-                    run.say(f"{item.src}: {text}")
+                img = run.read(item)
                 res = restore(img, model, scale=args.scale, size=args.size, detector=detector,
                               background=background, faces_only=args.faces_only, max_pixels=args.max_pixels,
                               chunk_size=args.chunk_size)

@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import defaults
 from ..errors import InputError
 from .common import (add_amount_options, add_folder_options, add_output_options, add_overwrite_option,
-                     add_rendering_options, collect_sources, load_renderer, output_size_check, parse_count)
+                     add_rendering_options, load_renderer, output_size_check, parse_count)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,12 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_upscale(args: argparse.Namespace) -> int:
+    from ..folders import (FolderRun, UpscaleSettings, batches, collect_sources, plan_items, probe_size, rank_device,
+                           rank_report, torchrun_share, upscale_items)
     from ..imageio import make_output_dir
-    from .runs import (FolderRun, UpscaleSettings, batches, plan_items, probe_size, rank_report, torchrun_share,
-                       upscale_items)
 
     sources = collect_sources(args.inputs, args.recursive, exclude=args.out_dir)
     rank, world = torchrun_share()
+    args.device = rank_device(args.device)
     items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing,
                        share=(rank, world))
     run = FolderRun(items, args.continue_on_error, rank_report(args.report, rank, world), "upscale")

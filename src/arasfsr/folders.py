@@ -1,4 +1,4 @@
-"""Runs over many inputs (``upscale``, ``restore``, ``align``, and :mod:`arasfsr.distributed`).
+"""Runs over many inputs: ``arasfsr upscale``, ``restore`` and ``align``, and :mod:`arasfsr.distributed`.
 
 A run plans one output per input and checks what is cheap to check for all of them before
 any work: the paths, the outputs (clashes, existing files) and each image's header (size
@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from ..errors import ArasfsrError, InputError
-from .common import EXIT_PARTIAL, known_problem, note
+from .errors import ArasfsrError, InputError, known_problem
 
 if TYPE_CHECKING:
-    from ..api import Scale, Upscaler
+    from PIL import Image
 
+    from .api import Scale, Upscaler
+
+EXIT_PARTIAL = 3  # the exit status of a run that went on past failed inputs (--continue-on-error)
 OK, FAILED, SKIPPED, NOT_RUN = "ok", "failed", "skipped", "not run"
 
 
@@ -45,6 +47,42 @@ class Item:
         return {"input": str(self.src), "output": str(self.dst), "status": self.status, "message": self.message}
 
 
+def collect_sources(inputs: list[str], recursive: bool = False, exclude: Path | None = None) -> list[tuple[Path, Path]]:
+    """``(file, relative path)`` of each input image: a file named directly is its own name,
+    an image in a named folder is relative to that folder. Folders are read sorted, hidden
+    files and folders left out; ``recursive`` walks sub-folders (not ``exclude``, the output
+    folder, nor links to folders)."""
+    from .imageio import IMAGE_SUFFIXES, input_path_problem
+
+    skip = exclude.resolve() if exclude is not None else None
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            inside = _images_under(path, recursive, skip)
+            if not inside:
+                where = "its sub-folders" if recursive else "it (--recursive also reads sub-folders)"
+                raise InputError(f"{path}: no images in {where}; looked for {', '.join(sorted(IMAGE_SUFFIXES))}")
+            found.extend(inside)
+        elif (problem := input_path_problem(path)) is None:
+            found.append((path, Path(path.name)))
+        else:
+            raise InputError(f"{path}: {problem}")
+    return found
+
+
+def _images_under(folder: Path, recursive: bool, skip: Path | None) -> list[tuple[Path, Path]]:
+    from .imageio import image_files
+
+    found = []
+    for root, dirs, _ in os.walk(folder):
+        found += [(f, f.relative_to(folder)) for f in image_files(root, skip_hidden=True)]
+        if not recursive:
+            break
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(root, d).resolve() != skip)
+    return found
+
+
 def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: Path | None,
                overwrite: bool = False, skip_existing: bool = False,
                outputs: Callable[[Path], list[Path]] = lambda dst: [dst], share: tuple[int, int] = (0, 1)) -> list[Item]:
@@ -58,7 +96,7 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
     replaced. ``share = (rank, world)`` keeps every world-th input from rank (torchrun):
     clashes are checked among all inputs, the outputs that exist among this share.
     """
-    from ..imageio import check_output_dir, check_output_path
+    from .imageio import check_output_dir, check_output_path
 
     if output is not None:
         if len(sources) != 1:
@@ -98,9 +136,16 @@ def torchrun_share() -> tuple[int, int]:
     from RANK (as ``eval`` shares faces); ``(0, 1)`` when run alone."""
     if "WORLD_SIZE" not in os.environ:
         return 0, 1
-    from ..evaluation.runner import dist_info
+    from .evaluation.runner import dist_info
 
     return dist_info()
+
+
+def rank_device(device: str) -> str:
+    """Under ``torchrun``, ``cuda`` is each rank's own GPU: ``cuda:LOCAL_RANK``."""
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
 
 
 @dataclass
@@ -132,7 +177,7 @@ class FolderRun:
 
     def check_report_path(self) -> None:
         """Refuse a --report path that cannot be written, before any work."""
-        from ..imageio import check_output_dir
+        from .imageio import check_output_dir
 
         if self.report is None:
             return
@@ -186,13 +231,22 @@ class FolderRun:
 
         tqdm.write(text, file=sys.stdout)
 
+    def read(self, item: Item, rgb: bool = True) -> Image.Image:
+        """``item``'s image decoded (:func:`arasfsr.imageio.read_image`), its notes said."""
+        from . import imageio
+
+        img, notes = imageio.read_image(item.src, rgb=rgb)
+        for text in notes:
+            self.say(f"{item.src}: {text}")
+        return img
+
     def done(self, item: Item) -> None:
         item.status = OK
 
     def make_parent(self, path: Path) -> None:
         """Create ``path``'s folder (a sub-folder of --out-dir under --recursive), remembering
         what was created."""
-        from ..imageio import make_folder
+        from .imageio import make_folder
 
         missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()][::-1]
         if missing:
@@ -201,7 +255,7 @@ class FolderRun:
 
     def sweep(self) -> None:
         """Remove what killed runs left: their temporary files in our output folders."""
-        from ..atomic import remove_stale_parts
+        from .atomic import remove_stale_parts
 
         for folder in sorted({item.dst.parent for item in self.items}):
             remove_stale_parts(folder)
@@ -212,7 +266,7 @@ class FolderRun:
         the folders this run created removed if they are empty."""
         from tqdm import tqdm
 
-        from ..imageio import remove_empty_dirs
+        from .imageio import remove_empty_dirs
 
         todo = len(self.pending)
         self.progress = tqdm(total=todo, desc=self.command, unit=unit, disable=todo < 2, file=sys.stderr)
@@ -232,7 +286,7 @@ class FolderRun:
         return {s: sum(item.status == s for item in self.items) for s in (OK, FAILED, SKIPPED, NOT_RUN)}
 
     def write_report(self) -> None:
-        from ..atomic import atomic_write_text
+        from .atomic import atomic_write_text
 
         if self.report is None:
             return
@@ -253,10 +307,15 @@ class FolderRun:
             if counts[FAILED]:
                 parts.append(f"{counts[FAILED]} failed")
             print(", ".join(parts))
+        return self.list_failures()
+
+    def list_failures(self) -> int:
+        """The failed inputs on stderr, if any; the exit status."""
+        counts = self.counts()
         if not counts[FAILED]:
             return 0
         where = f" (the report is {self.report})" if self.report is not None else ""
-        note(f"{counts[FAILED]} of {len(self.items)} inputs failed{where}:")
+        print(f"arasfsr: {counts[FAILED]} of {len(self.items)} inputs failed{where}:", file=sys.stderr)
         for item in self.items:
             if item.status == FAILED:
                 print(f"  {_with_path(item)}", file=sys.stderr)
@@ -276,7 +335,7 @@ def rank_report(report: Path | None, rank: int, world: int) -> Path | None:
 
 def probe_size(item: Item, check_size: Callable[[Path, tuple[int, int]], tuple[int, int]]) -> None:
     """Read ``item``'s header and check its output size; its batch key is (input, output) size."""
-    from ..imageio import probe_image
+    from .imageio import probe_image
 
     in_size, _ = probe_image(item.src)
     item.key = (in_size, check_size(item.src, in_size))
@@ -301,13 +360,13 @@ def upscale_items(model: Upscaler, items: list[Item], settings: UpscaleSettings,
     """Decode, super-resolve (the images of one size in one forward pass) and write ``items``;
     what fails is marked failed (or stops the run). Nothing outlives the call: at most
     ``len(items)`` images are held at a time."""
-    from ..imageio import output_notes, read_image, write_image
+    from .imageio import output_notes, write_image
 
     images, ready = [], []
     for item in items:
         with run.attempt([item]):
-            img, notes = read_image(item.src, rgb=False)
-            for text in notes + output_notes(img, item.dst):
+            img = run.read(item, rgb=False)
+            for text in output_notes(img, item.dst):
                 run.say(f"{item.src}: {text}")
             images.append(img)
             ready.append(item)
