@@ -224,7 +224,7 @@ def test_recursive_keeps_relative_paths_and_leaves_out_the_output_folder(tmp_pat
 
 @pytest.mark.parametrize("extra,message", [
     (["--skip-existing", "--overwrite"], "not allowed with"),
-    (["--report", "{tmp}/no/such/r.json"], "does not exist"),
+    (["--report", "{tmp}/in/img0000.png/r.json"], "is a file, not a folder"),
     (["--report", "{tmp}"], "is a folder"),
     (["--batch-size", "0"], "at least 1"),
 ])

@@ -73,7 +73,7 @@ def upscale_dataset(inputs: Sequence[str | Path], out_dir: str | Path, *, model:
 
 def upscale_items_on_ray(run: FolderRun, settings: UpscaleSettings, model: str | Path, *,
                          address: str | None = None, batch_size: int = 8, device: str = "cpu",
-                         precision: str = "auto", actors: int | None = None) -> None:
+                         precision: str = "auto", actors: int | None = None, engine: str = "torch") -> None:
     """Render ``run``'s pending items on Ray actors and record what became of each."""
     pending = run.pending
     if not pending:
@@ -89,7 +89,7 @@ def upscale_items_on_ray(run: FolderRun, settings: UpscaleSettings, model: str |
     rows = [{"index": i, "src": str(pending[i].src), "dst": str(pending[i].dst)} for i in order]
     results = ray.data.from_items(rows).map_batches(
         _UpscaleActor, fn_constructor_kwargs={"model": str(model), "device": device, "precision": precision,
-                                              "settings": settings},
+                                              "engine": engine, "settings": settings},
         batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=count), num_cpus=1, num_gpus=gpus)
     for row in results.iter_rows():
         item = pending[int(row["index"])]
@@ -114,10 +114,10 @@ def _start_ray(address: str | None):
 class _UpscaleActor:
     """One copy of the model in a Ray actor; called with batches of ``{index, src, dst}``."""
 
-    def __init__(self, model: str, device: str, precision: str, settings: UpscaleSettings) -> None:
+    def __init__(self, model: str, device: str, precision: str, engine: str, settings: UpscaleSettings) -> None:
         from .api import load_model
 
-        self.model = load_model(model, device=device, precision=precision)
+        self.model = load_model(model, device=device, precision=precision, engine=engine)
         self.settings = settings
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

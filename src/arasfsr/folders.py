@@ -84,7 +84,7 @@ def _images_under(folder: Path, recursive: bool, skip: Path | None) -> list[tupl
 
 
 def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: Path | None,
-               overwrite: bool = False, skip_existing: bool = False,
+               overwrite: bool = False, skip_existing: bool | None = False,
                outputs: Callable[[Path], list[Path]] = lambda dst: [dst], share: tuple[int, int] = (0, 1)) -> list[Item]:
     """One :class:`Item` per ``(file, relative path)`` from :func:`collect_sources`: its path
     ``dst`` is ``-o`` or ``out_dir/RELATIVE.png``, and ``outputs(dst)`` the files the input
@@ -93,7 +93,7 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
     Refuses clashes between outputs, an output over its input and (without ``overwrite``
     or ``skip_existing``) outputs that exist. With ``skip_existing`` an input whose first
     output exists is skipped; the other outputs of an input that was not finished are
-    replaced. ``share = (rank, world)`` keeps every world-th input from rank (torchrun):
+    replaced (``None``: the command has no such option). ``share = (rank, world)`` keeps every world-th input from rank (torchrun):
     clashes are checked among all inputs, the outputs that exist among this share.
     """
     from .imageio import check_output_dir, check_output_path
@@ -125,8 +125,8 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
         elif not (overwrite or skip_existing):
             for path in outputs(dst):
                 if os.path.lexists(path):
-                    raise InputError(f"{path}: exists; pass --overwrite to replace it, or --skip-existing "
-                                     "to keep it and do the other inputs")
+                    hint = "" if skip_existing is None else ", or --skip-existing to keep it and do the other inputs"
+                    raise InputError(f"{path}: exists; pass --overwrite to replace it{hint}")
         items.append(item)
     return items
 
@@ -185,9 +185,7 @@ class FolderRun:
             raise InputError(f"--report {self.report}: is a folder; give a file name such as report.json")
         if any(self.report.resolve() == p.resolve() for item in self.items for p in (item.src, item.dst)):
             raise InputError(f"--report {self.report}: is an input or an output of this run")
-        check_output_dir(self.report.parent)
-        if not self.report.parent.is_dir():
-            raise InputError(f"--report {self.report}: its folder does not exist")
+        check_output_dir(self.report.parent)  # a missing folder is made when the report is written
 
     def check(self, probe: Callable[[Item], None]) -> None:
         """``probe`` each pending item before any work (headers, sizes): the cheap failures first."""
@@ -290,7 +288,10 @@ class FolderRun:
 
         if self.report is None:
             return
+        from .imageio import make_folder
+
         counts = self.counts()
+        make_folder(self.report.parent)
         data = {"command": self.command, "inputs": len(self.items), **{k.replace(" ", "_"): v for k, v in counts.items()},
                 "items": [item.to_json() for item in self.items]}
         atomic_write_text(self.report, json.dumps(data, indent=1) + "\n")

@@ -69,7 +69,7 @@ def run_align(args: argparse.Namespace) -> int:
     index = args.out_dir / "faces.json"
     refuse_existing(index, args.overwrite)
     # Crops are NAME_faceK.png; the number of faces is known only after detection.
-    items = plan_items(sources, None, args.out_dir, args.overwrite, outputs=lambda dst: [_crop_path(dst, 0)])
+    items = plan_items(sources, None, args.out_dir, args.overwrite, None, outputs=lambda dst: [_crop_path(dst, 0)])
     run = FolderRun(items, args.continue_on_error, args.report, "align")
     run.check_report_path()
     run.check(lambda item: probe_image(item.src))  # every header before any work
@@ -96,12 +96,13 @@ def run_align(args: argparse.Namespace) -> int:
                 records.append({"input": str(item.src), "width": img.width, "height": img.height, "faces": rows})
                 run.done(item)
             run.advance()
-        if not crops:
+        if not crops and not run.counts()["failed"]:
             raise InputError("no face found in " + (str(items[0].src) if len(items) == 1 else
                                                     f"any of the {len(items)} inputs"))
-        write_json({"size": args.size, "template": (TEMPLATE * args.size).round(3).tolist(),
-                    "detector": "mtcnn", "images": records}, index)
-    print(f"wrote {crops} face crop{'s' * (crops != 1)} and {index}")
+        if crops:
+            write_json({"size": args.size, "template": (TEMPLATE * args.size).round(3).tolist(),
+                        "detector": "mtcnn", "images": records}, index)
+    print(f"wrote {crops} face crop{'s' * (crops != 1)}" + (f" and {index}" if crops else ""))
     return run.list_failures()
 
 

@@ -23,9 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="render up to N inputs of the same size in one forward pass (default 1)")
     add_folder_options(up)
     ray = up.add_argument_group("Ray (pip install 'arasfsr[ray]')")
-    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                     help="run on a Ray cluster (ADDRESS, e.g. auto or HEAD:6379) or on a local Ray instance "
-                          "(no ADDRESS); inputs and --out-dir must be on storage every node sees")
+    ray.add_argument("--ray", action="store_true",
+                     help="run on Ray: a local instance, or the cluster of --ray-address; inputs and --out-dir "
+                          "must be on storage every node sees")
+    ray.add_argument("--ray-address", metavar="ADDRESS",
+                     help="the Ray cluster to join, e.g. auto (the one `ray start` runs here) or HEAD:6379; "
+                          "implies --ray")
     ray.add_argument("--ray-actors", type=parse_count, default=None, metavar="N",
                      help="model copies (Ray actors) to run, one GPU each with --device cuda "
                           "(default: one per CPU, or per GPU)")
@@ -71,11 +74,12 @@ def run_upscale(args: argparse.Namespace) -> int:
     run.created = make_output_dir(out_dir)
     run.sweep()
     with run.running():
-        if args.ray is not None:
+        if args.ray or args.ray_address:
             from ..distributed import upscale_items_on_ray
 
-            upscale_items_on_ray(run, settings, args.model, address=args.ray or None, batch_size=args.batch_size,
-                                 device=args.device, precision=args.precision, actors=args.ray_actors)
+            upscale_items_on_ray(run, settings, args.model, address=args.ray_address, batch_size=args.batch_size,
+                                 device=args.device, precision=args.precision, actors=args.ray_actors,
+                                 engine=args.engine)
         else:
             model = load_renderer(args)
             for batch in batches(run.pending, args.batch_size):
