@@ -115,8 +115,10 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
                                  f"{src.name}); rename an input or write them to separate folders")
             writer[key] = src
     for src, _ in sources:
-        if src.resolve() in writer:
-            raise InputError(f"{src}: an output of {writer[src.resolve()].name} would replace this input")
+        owner = writer.get(src.resolve())
+        if owner is not None:
+            what = "output would replace its input" if owner == src else f"{owner.name}'s output would replace this input"
+            raise InputError(f"{src}: {what}")
     rank, world = share
     items = []
     for (src, _), dst in list(zip(sources, targets))[rank::world]:
