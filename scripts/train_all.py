@@ -44,7 +44,7 @@ def launch(tier: str, name: str, out: Path, args: argparse.Namespace, iterations
            "--set", f"train.val_every={max(1, iterations // vals)}",
            "--set", f"train.log_every={max(1, min(20, iterations // 10))}"]
     if precision:
-        cmd += ["--precision", precision]
+        cmd += ["--trainer-precision", precision]
     out.mkdir(parents=True, exist_ok=True)
     log = open(out.parent / f"{out.name}.log", "w")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

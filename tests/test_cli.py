@@ -1,6 +1,6 @@
 """The ``arasfsr`` command: its contract and how it refuses bad input.
 
-Most tests call ``arasfsr.cli.main`` in-process (fast); one runs the installed command.
+Most tests call ``arasfsr.cli.main.main`` in-process (fast); a few run the installed command.
 Every refusal is checked for: the one-line message, exit status 2, no traceback, nothing
 written (no output, no temporary file, no new folder) and the input's bytes unchanged.
 """
@@ -8,6 +8,7 @@ written (no output, no temporary file, no new folder) and the input's bytes unch
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import struct
@@ -23,20 +24,11 @@ from PIL import Image, ImageFile
 
 import arasfsr
 import arasfsr.api
-from arasfsr.checkpoint import save_checkpoint
-from arasfsr.cli import main
-from arasfsr.models import create_model
+import arasfsr.defaults
+import arasfsr.registry
+from arasfsr.cli.main import main
 
 W, H = 50, 40  # the test image's size
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    """A random-weight ARASFSR checkpoint small enough to run in milliseconds."""
-    torch.manual_seed(0)
-    model = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
-                         frequency_width=8, frequency_blocks=1)
-    return str(save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"))
 
 
 def pixels(w: int = W, h: int = H, seed: int = 0) -> np.ndarray:
@@ -90,9 +82,9 @@ def test_scale_gives_exactly_rounded_size(capsys, tmp_path, png, tiny):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_scale_sy_x_sx_and_size_w_x_h(capsys, tmp_path, png, tiny):
+def test_scale_sx_x_sy_and_size_w_x_h(capsys, tmp_path, png, tiny):
     assert run(capsys, "upscale", png, "-o", tmp_path / "a.png", "--scale", "2x3", "--model", tiny)[0] == 0
-    assert Image.open(tmp_path / "a.png").size == (W * 3, H * 2)  # SY (height) x SX (width)
+    assert Image.open(tmp_path / "a.png").size == (W * 2, H * 3)  # SX (width) x SY (height), as WxH
     assert run(capsys, "upscale", png, "-o", tmp_path / "b.jpg", "--size", "37x29", "--model", "bicubic")[0] == 0
     with Image.open(tmp_path / "b.jpg") as img:
         assert img.size == (37, 29) and img.format == "JPEG"
@@ -172,9 +164,10 @@ def test_demo_writes_results_and_side_by_side(capsys, tmp_path, tiny):
     assert side.width > 3 * 8 * lr[0] and side.height >= 8 * lr[1]
 
 
-def test_demo_without_trained_weights_is_one_clear_line(capsys, tmp_path):
-    if "arasfsr" in arasfsr.list_models():
-        pytest.skip("trained default weights are installed")
+def test_demo_without_trained_weights_is_one_clear_line(capsys, tmp_path, monkeypatch):
+    # An installation without the shipped weights (an empty weights folder).
+    monkeypatch.setattr(arasfsr.registry, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.chdir(tmp_path)
     before = tree(tmp_path)
     line = assert_refused(run(capsys, "demo", "-o", tmp_path / "demo"), tmp_path, before, "no trained weights")
     assert "--model" in line
@@ -223,10 +216,13 @@ def test_truncated_image(capsys, tmp_path, monkeypatch, fmt, cut, lenient):
     (["--scale", "2x3x4"], "invalid scale"),
     (["--scale", "four"], "invalid scale"),
     (["--scale", "1e-9"], "empty"),
+    (["--scale", "1e308"], "too large"),  # was an OverflowError (exit 1)
+    (["--scale", "1e308x1"], "too large"),
     (["--scale", "1000"], "16,777,216"),
     (["--size", "0x10"], "at least 1"),
     (["--size", "-5x10"], "at least 1"),
     (["--size", "173"], "invalid size"),
+    (["--size", "10.7x10"], "whole numbers"),
     (["--size", "100000x100000"], "16,777,216"),
     (["--scale", "2", "--size", "9x9"], "not allowed with"),
     (["--scale", "2", "--max-pixels", "0"], "at least 1"),
@@ -239,6 +235,12 @@ def test_bad_sizes_and_scales(capsys, tmp_path, png, amount, words):
                    tmp_path, before, words)
 
 
+def test_restore_refuses_a_huge_scale_before_any_work(capsys, tmp_path, png):
+    before = tree(tmp_path)
+    assert_refused(run(capsys, "restore", png, "-o", tmp_path / "o.png", "--scale", "1e308", "--model", "bicubic"),
+                   tmp_path, before, "too large")
+
+
 def test_default_pixel_limit_and_max_pixels(capsys, tmp_path, png, monkeypatch):
     out = tmp_path / "o.png"
     before = tree(tmp_path)
@@ -249,7 +251,7 @@ def test_default_pixel_limit_and_max_pixels(capsys, tmp_path, png, monkeypatch):
     assert_refused(run(capsys, "upscale", png, "-o", out, "--scale", "3", "--max-pixels", "17999",
                        "--model", "bicubic"), tmp_path, before, "150x120", "17,999")
     # ... and raises it above the default (made small here, so the test stays fast).
-    monkeypatch.setattr(arasfsr.api, "DEFAULT_MAX_PIXELS", 10_000)
+    monkeypatch.setattr(arasfsr.defaults, "DEFAULT_MAX_PIXELS", 10_000)
     assert_refused(run(capsys, "upscale", png, "-o", out, "--scale", "3", "--model", "bicubic"),
                    tmp_path, before, "10,000")
     code, _, err = run(capsys, "upscale", png, "-o", out, "--scale", "3", "--max-pixels", "18000",
@@ -422,7 +424,7 @@ def test_debug_env_shows_the_traceback(capsys, tmp_path, png, monkeypatch):
     def broken(self, *args, **kwargs):
         raise ZeroDivisionError("deep inside")
 
-    monkeypatch.setattr(arasfsr.api.Upscaler, "upscale", broken)
+    monkeypatch.setattr(arasfsr.api.Upscaler, "upscale_many", broken)
     before = tree(tmp_path)
     args = ("upscale", png, "-o", tmp_path / "o.png", "--scale", "2", "--model", "bicubic")
     code, _, err = run(capsys, *args)
@@ -437,10 +439,10 @@ def test_out_of_memory_is_a_user_problem(capsys, tmp_path, png, monkeypatch):
     def oom(self, *args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 80.00 GiB (GPU 0; 79.1 GiB total)")
 
-    monkeypatch.setattr(arasfsr.api.Upscaler, "upscale", oom)
+    monkeypatch.setattr(arasfsr.api.Upscaler, "upscale_many", oom)
     before = tree(tmp_path)
     assert_refused(run(capsys, "upscale", png, "--out-dir", tmp_path / "new", "--scale", "2",
-                       "--model", "bicubic"), tmp_path, before, "out of memory", "--chunk-size")
+                       "--model", "bicubic"), tmp_path, before, "out of memory", "smaller output", "--device cpu")
 
 
 @pytest.mark.parametrize("argv,words", [
@@ -455,6 +457,40 @@ def test_out_of_memory_is_a_user_problem(capsys, tmp_path, png, monkeypatch):
 def test_usage_errors_are_one_line(capsys, tmp_path, monkeypatch, argv, words):
     monkeypatch.chdir(tmp_path)
     assert_refused(run(capsys, *argv), tmp_path, tree(tmp_path), words)
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "--protocol", "A", "--out", "r", "--limit", "0"],
+    ["eval", "--protocol", "A", "--out", "r", "--batch-size", "-1"],
+    ["eval", "--protocol", "A", "--out", "r", "--limit", "2.5"],
+    ["compare", "--faces", "f.png", "--out", "g.png", "--lr", "0"],
+    ["compare", "--faces", "f.png", "--out", "g.png", "--hr", "-8"],
+    ["align", "f.png", "--out-dir", "d", "--size", "0"],
+    ["restore", "f.png", "-o", "o.png", "--scale", "2", "--chunk-size", "0"],
+    ["train", "smoke/A-arasfsr", "--devices", "0"],
+    ["train", "smoke/A-arasfsr", "--num-workers", "-1"],
+])
+def test_every_integer_option_wants_a_whole_number(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    assert_refused(run(capsys, *argv), tmp_path, tree(tmp_path), "whole number of at least")
+
+
+def test_precision_means_the_decoder_everywhere_and_train_has_its_own(capsys, tmp_path, monkeypatch):
+    from arasfsr.cli.main import build_parser
+    from arasfsr.cli.train import retrain_command
+
+    monkeypatch.chdir(tmp_path)
+    for command in ("upscale", "restore", "demo", "eval", "compare"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0 and "--precision {auto,fp32,bf16}" in out and "implicit decoder precision" in out
+        assert ("--engine {torch,onnx}" in out) == (command in ("upscale", "restore", "demo"))
+    assert_refused(run(capsys, "train", "smoke/A-arasfsr", "--precision", "bf16-mixed"), tmp_path, tree(tmp_path),
+                   "--trainer-precision since arasfsr 0.2.0")
+    argv = ["train", "smoke/A-arasfsr", "--trainer-precision", "bf16-mixed", "--devices", "1", "--num-workers", "0"]
+    args = build_parser().parse_args(argv)
+    command = retrain_command(args)
+    assert command == "arasfsr train smoke/A-arasfsr --devices 1 --trainer-precision bf16-mixed --num-workers 0"
+    assert vars(build_parser().parse_args(command.split()[1:])) == vars(args)  # it parses back
 
 
 def test_several_inputs_need_out_dir(capsys, tmp_path, png):
@@ -478,7 +514,43 @@ def test_unknown_model_and_missing_cuda(capsys, tmp_path, png):
 
 def test_help_exits_zero(capsys):
     code, out, _ = run(capsys, "upscale", "--help")
-    assert code == 0 and "--max-pixels" in out and "SYxSX" in out
+    assert code == 0 and "--max-pixels" in out and "SXxSY" in out
+
+
+def test_help_and_usage_errors_do_not_import_torch(tmp_path):
+    """``--help`` of every sub-command and usage errors stay instant: torch is not imported."""
+    env = {**os.environ, "PYTHONPATH": str(Path(arasfsr.__file__).resolve().parents[1])}
+    probe = """
+import contextlib, io, json, sys
+from arasfsr.cli.main import build_parser, main
+commands = list(build_parser()._subparsers._group_actions[0].choices)
+heavy = lambda: [m for m in ("torch", "lightning", "onnxruntime", "gradio", "numpy", "PIL") if m in sys.modules]
+runs = [["--help"], ["--version"], ["upscale", "x.png"], ["upscale", "x.png", "-o", "y.png", "--scale", "0"],
+        ["train"], ["eval", "--out", "r"]] + [[c, "--help"] for c in commands]
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    codes = [main(argv) for argv in runs]
+print(json.dumps({"commands": commands, "codes": codes, "heavy": heavy()}))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert {"upscale", "export", "models", "demo", "eval", "compare", "align", "restore", "train",
+            "ui"} <= set(seen["commands"])
+    assert seen["codes"] == [0, 0, 2, 2, 2, 2] + [0] * len(seen["commands"])
+    assert seen["heavy"] == []  # eval and compare list the protocols and degradations without them
+    # A choice read from the library is still checked.
+    done = subprocess.run([sys.executable, "-m", "arasfsr", "eval", "--protocol", "Z", "--out", "r"],
+                          capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and "invalid choice: 'Z' (choose from 'A', 'B'" in done.stderr
+    # The real entry point, as the user starts it.
+    for argv, loaded in ((["--help"], "arasfsr.cli.main"), (["eval", "--help"], "arasfsr.protocols")):
+        timed = subprocess.run([sys.executable, "-X", "importtime", "-m", "arasfsr", *argv], capture_output=True,
+                               text=True, env=env, timeout=120)
+        assert timed.returncode == 0 and "usage: arasfsr" in timed.stdout
+        imported = {line.split("|")[-1].strip() for line in timed.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert loaded in imported and not {"torch", "numpy", "PIL"} & imported, argv
 
 
 # --- the installed command ------------------------------------------------------------

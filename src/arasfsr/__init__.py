@@ -7,14 +7,20 @@ model names) and ``arasfsr --help`` do not import torch.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ArasfsrError, InputError, ModelError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {"Upscaler": "api", "load_model": "api", "output_size": "api", "load_checkpoint": "checkpoint",
          "save_checkpoint": "checkpoint", "create_model": "models", "list_models": "registry"}
+
+if TYPE_CHECKING:
+    from .api import Upscaler, load_model, output_size
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .models import create_model
+    from .registry import list_models
 
 
 def __getattr__(name: str) -> Any:
@@ -23,6 +29,10 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = ["ArasfsrError", "InputError", "ModelError", "Upscaler", "create_model", "list_models",

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .checkpoint import load_checkpoint
+from .defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
 from .errors import InputError, ModelError
 from .imageio import carry_metadata, fill_transparent, normalise_mode, resize_alpha, split_alpha
 from .models import SuperResolver, create_model
-from .registry import DEFAULT_MODEL, resolve
+from .registry import resolve
 from .runtime import check_chunk_size, resolve_precision
-
-# Outputs above this many pixels are refused unless the caller raises the limit.
-DEFAULT_MAX_PIXELS = 4096 * 4096
 
 ImageLike = Union[Image.Image, np.ndarray]
 Scale = Union[float, tuple[float, float]]
@@ -26,16 +27,17 @@ Scale = Union[float, tuple[float, float]]
 def output_size(in_wh: tuple[int, int], scale: Scale | None = None,
                 size: tuple[int, int] | None = None,
                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) of the output for a ``scale`` (s or (sy, sx)) or a ``size`` (w, h)."""
+    """(width, height) of the output for a ``scale`` (s, or (sx, sy) width first) or a
+    ``size`` (w, h)."""
     if (scale is None) == (size is None):
         raise InputError("give exactly one of scale or size")
     w, h = in_wh
     if size is not None:
-        out_w, out_h = (int(v) for v in size)
+        out_w, out_h = _whole_pair(size)
     else:
-        sy, sx = (scale, scale) if np.isscalar(scale) else tuple(scale)
-        if not all(np.isfinite(v) and v > 0 for v in (sy, sx)):
-            raise InputError(f"scale must be positive and finite, got {scale}")
+        sx, sy = _factors(scale)
+        if not (math.isfinite(w * sx) and math.isfinite(h * sy)):
+            raise InputError(f"scale {scale} is too large: the output size is not a finite number")
         out_w, out_h = round(w * sx), round(h * sy)
     if out_w < 1 or out_h < 1:
         raise InputError(f"output size {out_w}x{out_h} is empty; each side must be at least 1 pixel")
@@ -43,6 +45,38 @@ def output_size(in_wh: tuple[int, int], scale: Scale | None = None,
         raise InputError(f"output {out_w}x{out_h} has {out_w * out_h:,} pixels, above the limit of "
                          f"{max_pixels:,}; raise it with max_pixels (--max-pixels)")
     return out_w, out_h
+
+
+def _pair(value: object) -> tuple | None:
+    """``value`` as a 2-tuple if it is a pair (tuple, list or 1-D array of 2), else None."""
+    if isinstance(value, (tuple, list)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        return tuple(value) if len(value) == 2 else None
+    return None
+
+
+def _is_number(value: object, kind: type = numbers.Real) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _factors(scale: object) -> tuple[float, float]:
+    """(sx, sy) of a scale given as one number or a pair, refused unless positive and finite."""
+    pair = _pair(scale)
+    if pair is None and _is_number(scale):
+        pair = (scale, scale)
+    if pair is None or not all(_is_number(v) for v in pair):
+        raise InputError(f"scale must be a number or a pair of numbers (sx, sy), got {scale!r}")
+    sx, sy = (float(v) for v in pair)
+    if not all(math.isfinite(v) and v > 0 for v in (sx, sy)):
+        raise InputError(f"scale must be positive and finite, got {scale}")
+    return sx, sy
+
+
+def _whole_pair(size: object) -> tuple[int, int]:
+    """(w, h) of a size given as two whole numbers; a float such as 10.7 is refused, not cut."""
+    pair = _pair(size)
+    if pair is None or not all(_is_number(v, numbers.Integral) for v in pair):
+        raise InputError(f"size must be two whole numbers (width, height), got {size!r}")
+    return int(pair[0]), int(pair[1])
 
 
 def images_to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -53,6 +87,14 @@ def images_to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> 
 def tensor_to_images(images: torch.Tensor) -> np.ndarray:
     """(B,3,H,W) in [0,1] -> (B,H,W,3) uint8 on the CPU, rounded to the nearest level."""
     return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@dataclass
+class _Prepared:
+    mode: str  # the colour's: L or RGB
+    rgb: np.ndarray  # (h, w, 3) uint8, what the model sees
+    alpha: Image.Image | None
+    out_size: tuple[int, int]  # (w, h)
 
 
 class Upscaler:
@@ -92,7 +134,8 @@ class Upscaler:
                 size: tuple[int, int] | None = None, chunk_size: int | None = None,
                 max_pixels: int | None = DEFAULT_MAX_PIXELS, sample_z: bool = False,
                 seed: int | None = None) -> ImageLike:
-        """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``.
+        """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``;
+        ``scale`` is one factor or ``(sx, sy)``, width first like ``size``.
 
         Takes a PIL image or a uint8 array (HxW grayscale, HxWx3 RGB, HxWx4 RGBA) and returns
         the same kind: grayscale stays grayscale (super-resolved on its luminance), alpha is
@@ -100,7 +143,43 @@ class Upscaler:
         LA, RGB or RGBA with the ICC profile and EXIF of ``image.info``. ``sample_z`` and
         ``seed``: see :meth:`render` (default: the mean, deterministic).
         """
+        return self.upscale_many([image], scale=scale, size=size, chunk_size=chunk_size, max_pixels=max_pixels,
+                                 sample_z=sample_z, seed=seed)[0]
+
+    @torch.inference_mode()
+    def upscale_many(self, images: Sequence[ImageLike], *, scale: Scale | None = None,
+                     size: tuple[int, int] | None = None, chunk_size: int | None = None,
+                     max_pixels: int | None = DEFAULT_MAX_PIXELS, batch_size: int | None = None,
+                     sample_z: bool = False, seed: int | None = None) -> list[ImageLike]:
+        """:meth:`upscale` of each image, with the images that share their input and output
+        sizes rendered together, at most ``batch_size`` per forward pass (None: all of them).
+
+        The results are those of :meth:`upscale` one by one (the model treats each image of
+        a batch on its own; a seeded z draw too); a batch only saves the per-pass overheads.
+        ``sample_z``, ``seed``: see :meth:`render`.
+        """
         check_sampling(sample_z, seed)
+        chunk_size = check_chunk_size(chunk_size)
+        if batch_size is not None and (not _is_number(batch_size, numbers.Integral) or batch_size < 1):
+            raise InputError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        prepared = [self._prepare(image, scale, size, max_pixels) for image in images]
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(prepared):
+            groups.setdefault((p.rgb.shape, p.out_size), []).append(i)
+        results: list[ImageLike | None] = [None] * len(prepared)
+        for (_, (out_w, out_h)), members in groups.items():
+            step = batch_size or len(members)
+            for start in range(0, len(members), step):
+                part = members[start:start + step]
+                lr = images_to_tensor(np.stack([prepared[i].rgb for i in part]), self.device)
+                sr = self.render(lr, (out_h, out_w), chunk_size, sample_z=sample_z, seed=seed)
+                for i, one in zip(part, sr):
+                    results[i] = self._finish(images[i], prepared[i], one[None])
+        return results
+
+    def _prepare(self, image: ImageLike, scale: Scale | None, size: tuple[int, int] | None,
+                 max_pixels: int | None) -> _Prepared:
+        """The checked input of one image: its colour as RGB for the model, alpha apart."""
         if isinstance(image, np.ndarray):
             mode = {(2,): "L", (3, 3): "RGB", (3, 4): "RGBA"}.get((image.ndim, *image.shape[2:]))
             if image.dtype != np.uint8 or mode is None:
@@ -114,21 +193,24 @@ class Upscaler:
             raise InputError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
         if pil.width < 1 or pil.height < 1:
             raise InputError("input image is empty")
-        out_w, out_h = output_size(pil.size, scale, size, max_pixels)
-        chunk_size = check_chunk_size(chunk_size)
+        out_size = output_size(pil.size, scale, size, max_pixels)
         colour, alpha = split_alpha(pil)
         rgb = np.asarray(colour.convert("RGB"))
         if alpha is not None:
             rgb = fill_transparent(rgb, np.asarray(alpha))
-        sr = self.render(images_to_tensor(rgb[None], self.device), (out_h, out_w), chunk_size,
-                         sample_z=sample_z, seed=seed)
+        return _Prepared(colour.mode, rgb, alpha, out_size)
+
+    @staticmethod
+    def _finish(image: ImageLike, prepared: _Prepared, sr: torch.Tensor) -> ImageLike:
+        """The model's (1,3,H,W) output as the kind of image ``image`` is."""
+        rgb = prepared.rgb
         # One luminance for a grayscale input: the model's three channels differ by a few levels.
-        gray = colour.mode == "L" or bool((rgb[..., :1] == rgb[..., 1:]).all())
+        gray = prepared.mode == "L" or bool((rgb[..., :1] == rgb[..., 1:]).all())
         if gray:
             sr = sr.mean(1, keepdim=True).expand_as(sr)
-        out = Image.fromarray(tensor_to_images(sr)[0]).convert(colour.mode)
-        if alpha is not None:
-            out.putalpha(resize_alpha(alpha, (out_w, out_h)))
+        out = Image.fromarray(tensor_to_images(sr)[0]).convert(prepared.mode)
+        if prepared.alpha is not None:
+            out.putalpha(resize_alpha(prepared.alpha, prepared.out_size))
         if isinstance(image, np.ndarray):
             return np.asarray(out)
         return carry_metadata(image, out)

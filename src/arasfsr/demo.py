@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 from .api import Upscaler, load_model
@@ -43,7 +42,8 @@ def side_by_side(columns: list[tuple[str, Image.Image]], height: int) -> Image.I
     return canvas
 
 
-def run_demo(out_dir: str | Path, model: str | Upscaler = "arasfsr", device: str = "cpu") -> list[Path]:
+def run_demo(out_dir: str | Path, model: str | Upscaler = "arasfsr", device: str = "cpu",
+             chunk_size: int | None = None) -> list[Path]:
     """Write input.png, NAME_xS.png for each scale and side_by_side.png into ``out_dir``."""
     sr_model = model if isinstance(model, Upscaler) else load_model(model, device=device)
     bicubic = load_model("bicubic")
@@ -54,7 +54,7 @@ def run_demo(out_dir: str | Path, model: str | Upscaler = "arasfsr", device: str
     written = [write_image(lr, out_dir / "input.png", overwrite=True)]
     columns: list[tuple[str, Image.Image]] = [("input", lr)]
     for s in SCALES:
-        out = sr_model.upscale(lr, scale=s)
+        out = sr_model.upscale(lr, scale=s, chunk_size=chunk_size)
         written.append(write_image(out, out_dir / f"{sr_model.name}_x{s:g}.png", overwrite=True))
         if s == SCALES[-1]:
             columns += [(f"bicubic x{s:g}", bicubic.upscale(lr, scale=s)), (f"{sr_model.name} x{s:g}", out)]

@@ -24,10 +24,10 @@ from typing import Any
 
 from .architectures import ARCHITECTURES, PRESETS, TIERS, Preset, bind_config
 from .checkpoint import read_card, read_header, verify_checkpoint
+from .defaults import DEFAULT_MODEL
 from .errors import ModelError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "arasfsr"
 
 
 @dataclass(frozen=True)

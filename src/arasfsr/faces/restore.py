@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..api import DEFAULT_MAX_PIXELS, Scale, Upscaler, load_model, output_size
+from ..api import Scale, Upscaler, load_model, output_size
+from ..defaults import DEFAULT_MAX_PIXELS
 from ..errors import InputError
 from ..imageio import carry_metadata
 from .align import aligned_crop, compose, feather_mask, natural_size, paste
@@ -56,7 +57,8 @@ def restore(photo: Image.Image, face_model: Upscaler, *, scale: Scale | None = N
             faces: list[Face] | None = None, background: Upscaler | None = None,
             faces_only: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
             chunk_size: int | None = None) -> RestoreResult:
-    """Up-scale ``photo`` to ``scale`` or ``size`` (w, h), faces by ``face_model``.
+    """Up-scale ``photo`` to ``scale`` (s, or (sx, sy) width first) or ``size`` (w, h), faces
+    by ``face_model``.
 
     ``faces`` skips detection (landmarks given); otherwise ``detector`` finds them.
     """
@@ -104,7 +106,7 @@ def side_by_side_picture(photo: Image.Image, result: RestoreResult,
     rgb = photo.convert("RGB")
     columns = [("input", rgb.resize((out_w, out_h), Image.NEAREST)),
                ("bicubic", load_model("bicubic").upscale(rgb, size=(out_w, out_h), max_pixels=None)),
-               (f"restored ({len(result.faces)} faces)", result.image)]
+               (f"restored ({len(result.faces)} face{'s' * (len(result.faces) != 1)})", result.image)]
     if box is not None:
         columns = [(label, im.crop(box)) for label, im in columns]
     return side_by_side(columns, height=columns[0][1].height)
