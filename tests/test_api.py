@@ -5,6 +5,7 @@ from PIL import Image
 import arasfsr
 from arasfsr import InputError, ModelError, output_size
 from arasfsr.checkpoint import load_checkpoint, save_checkpoint
+from arasfsr.models import create_model
 
 
 def test_output_size_rules():
@@ -102,6 +103,7 @@ def test_sample_z_is_seeded_and_off_by_default(tmp_path):
     assert np.array_equal(mean, up.upscale(arr, scale=2))  # the switch does not stick
     batch = up.upscale_batch(np.stack([arr, arr[::-1]]), (24, 20), sample_z=True, seed=3)
     assert np.array_equal(batch[0], drawn)  # a seeded draw does not depend on the batch
+    assert np.array_equal(up.upscale_many([arr[::-1], arr], scale=2, sample_z=True, seed=3)[1], drawn)
     for bad in ({"seed": 1}, {"sample_z": True, "seed": -1}, {"sample_z": True, "seed": 1.5}):
         with pytest.raises(InputError):
             up.upscale(arr, scale=2, **bad)
