@@ -67,7 +67,7 @@ def eval_command(protocol: str) -> list[str]:
 CONTROL = "arasfsr-a-cpu-retrained"
 CONTROL_TRAIN = ["OMP_NUM_THREADS=1", "arasfsr", "train", "cpu/A-arasfsr", "--data-root", "packed",
                  "--out", "runs/control/cpu-A-arasfsr", "--num-workers", "0", "--set", "train.iterations=2200", "--set", "train.val_every=550",
-                 "--set", "train.log_every=20"]
+                 "--set", "train.log_every=20", "--set", "train.ema_decay=null"]  # as trained: no EMA then
 CONTROL_EVAL = ["arasfsr", "eval", "--protocol", "A", "--model", f"runs/control/{CONTROL}.safetensors",
                 "--limit", str(LIMIT), "--tier", "cpu", "--out", "results/eval/A-control", "--overwrite",
                 "--no-pictures"]

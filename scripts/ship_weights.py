@@ -57,7 +57,8 @@ HOW_OF = {
                              "same command with cpu/A-arasfsr) and other jobs, after "
                              "`python scripts/pack_faces.py packed --max-mb 32` (the same 5,976 faces as "
                              "arasfsr-a-cpu), at arasfsr-a-cpu's budget: its iterations, batch, queries, seed "
-                             "and validation (issue 13)",
+                             "and validation, with the trainer of that time (no weight averaging: "
+                             "`--set train.ema_decay=null` on today's) (issue 13)",
 }
 
 
