@@ -17,7 +17,7 @@ from .errors import InputError, ModelError
 from .imageio import carry_metadata, fill_transparent, normalise_mode, resize_alpha, split_alpha
 from .models import SuperResolver, create_model
 from .registry import resolve
-from .runtime import check_chunk_size, resolve_precision
+from .runtime import check_chunk_size, configure_threads, resolve_precision
 
 ImageLike = Union[Image.Image, np.ndarray]
 Scale = Union[float, tuple[float, float]]
@@ -94,6 +94,7 @@ class Upscaler:
     def __init__(self, model: SuperResolver, name: str, device: str | torch.device = "cpu",
                  precision: str = "auto") -> None:
         self.device = torch.device(device)
+        configure_threads()
         # Reduced precision for the implicit decoder where the hardware has it (see README "Speed").
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
