@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from pathlib import Path
 from typing import Union
 
@@ -17,7 +18,7 @@ from .errors import InputError, ModelError
 from .imageio import carry_metadata, fill_transparent, normalise_mode, resize_alpha, split_alpha
 from .models import SuperResolver, create_model
 from .registry import resolve
-from .runtime import check_chunk_size, configure_threads, resolve_precision
+from .runtime import check_chunk_size, configure_threads, face_size_warning, is_downscale, resolve_precision
 
 ImageLike = Union[Image.Image, np.ndarray]
 Scale = Union[float, tuple[float, float]]
@@ -99,9 +100,31 @@ class Upscaler:
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.name = name
+        self.learned = getattr(model, "needs_weights", True)
+        self._warned_sizes: set[tuple[int, int]] = set()
 
     def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
-        """(B,3,h,w) in [0,1] -> (B,3,H,W); the ONNX engine overrides this."""
+        """(B,3,h,w) in [0,1] -> (B,3,H,W).
+
+        An output smaller than the input (not larger on either axis) is the input resized
+        by anti-aliased bicubic, without the network: on faces it scored higher than the
+        network on the input shrunk to the output size (README "Speed", down-scaling), and
+        the network on the full input costs time and memory for nothing. A face far outside
+        the sizes the model was trained on gets one line on stderr (once per input size).
+        """
+        in_hw = tuple(lr.shape[-2:])
+        if is_downscale(in_hw, size):
+            return torch.nn.functional.interpolate(lr, size=tuple(size), mode="bicubic", align_corners=False,
+                                                   antialias=True).clamp(0, 1)
+        if self.learned and in_hw not in self._warned_sizes:
+            message = face_size_warning(*in_hw, self.name)
+            if message:
+                print(message, file=sys.stderr)
+                self._warned_sizes.add(in_hw)
+        return self.network(lr, size, chunk_size)
+
+    def network(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
+        """The model itself, (B,3,h,w) in [0,1] -> (B,3,H,W); the ONNX engine overrides this."""
         return self.model.render(lr, size, chunk_size=chunk_size, precision=self.precision)
 
     @torch.inference_mode()
@@ -168,8 +191,10 @@ class OnnxUpscaler(Upscaler):
         self.engine = OnnxEngine(model_or_path)
         self.device = torch.device("cpu")
         self.name = name
+        self.learned = True
+        self._warned_sizes = set()
 
-    def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
+    def network(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
         return self.engine.render(lr, size, chunk_size)
 
 

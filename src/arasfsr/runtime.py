@@ -80,6 +80,29 @@ def configure_threads() -> int:
     return torch.get_num_threads()
 
 
+# The faces the learned models were trained on (protocols A-C and P: 12 to 96 px); a face
+# more than FAR_FACTOR times outside gets a warning: a 512-px face comes back within 0.2
+# grey levels of bicubic.
+TRAINED_FACE_PX = (12, 96)
+FAR_FACTOR = 2
+
+
+def face_size_warning(h: int, w: int, model_name: str) -> str | None:
+    """One line for a face of ``h x w`` px far outside :data:`TRAINED_FACE_PX`, else None."""
+    low, high = TRAINED_FACE_PX
+    if min(h, w) * FAR_FACTOR >= low and max(h, w) <= high * FAR_FACTOR:
+        return None
+    expect = "little more than bicubic" if max(h, w) > high * FAR_FACTOR else "a blurred guess"
+    return (f"arasfsr: warning: the input is {w}x{h} px, far outside the {low}-{high} px faces "
+            f"{model_name} was trained on; expect {expect}")
+
+
+def is_downscale(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> bool:
+    """True when the output is not larger than the input on either axis and smaller on one
+    (equal sizes are x1 restoration, which the models are trained for)."""
+    return out_hw[0] <= in_hw[0] and out_hw[1] <= in_hw[1] and tuple(out_hw) != tuple(in_hw)
+
+
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
     """``fp32`` or ``bf16``: ``auto`` is ``bf16`` where the device multiplies bf16 matrices
     natively (CPUs with AMX, GPUs with bf16), else ``fp32``."""
