@@ -18,7 +18,7 @@ Each measurement is a child process, as a user starts one: it imports arasfsr be
 then ``--repeats`` timed times, and reports the median seconds and its peak memory (CPU:
 VmHWM, torch itself included; CUDA: max allocated). ``--baseline DIR`` measures every
 engine also with the code of another checkout DIR (e.g. ``git worktree add /tmp/base
-main``), right after this one's, so that old and new see the same load. ``--busy-cores N``
+main``), right after this one's (with ``--baseline-python``, that checkout's venv), so that old and new see the same load. ``--busy-cores N``
 keeps N other processes spinning for the whole run (each stops by itself after
 ``--busy-seconds``). The parent never imports torch or arasfsr: a baseline child sees the
 user's environment, not ours. Prints one line per measurement and the JSON (``--json OUT``)
@@ -81,7 +81,8 @@ def child(args: argparse.Namespace) -> None:
     peak = torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else _peak_rss_mb()
     np.save(args.output, img.float().cpu().clamp(0, 1).numpy())
     print(json.dumps({"times_s": times, "peak_mb": peak, "threads": torch.get_num_threads(),
-                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "model": up.name}))
+                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "model": up.name,
+                      "precision": getattr(up, "precision", None), "arasfsr": arasfsr.__file__}))
 
 
 def runner(up, engine: str, chunk: int | None):
@@ -123,7 +124,8 @@ def _peak_rss_mb() -> float:
 def measure(args: argparse.Namespace, model: str, engine: str, h: int, out: int, src: Path,
             tmp: Path) -> dict | None:
     output = tmp / f"{len(list(tmp.iterdir()))}.npy"
-    cmd = [sys.executable, __file__, "--child", "--src", str(src), "--models", model, "--engines", engine,
+    python = args.baseline_python if src != HERE and args.baseline_python else sys.executable
+    cmd = [python, __file__, "--child", "--src", str(src), "--models", model, "--engines", engine,
            "--sizes", f"{h}:{out}", "--device", args.device, "--repeats", str(args.repeats),
            "--warmup", str(args.warmup), "--output", str(output)]
     cmd += ["--threads", str(args.threads)] * bool(args.threads) + ["--chunk-size", str(args.chunk_size)] * bool(args.chunk_size)
@@ -165,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-size", type=int, default=None, help="fast path / ONNX (default automatic)")
     p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                    help="also measure every engine with the arasfsr checkout in DIR")
+    p.add_argument("--baseline-python", default=None, metavar="PYTHON",
+                   help="interpreter for the baseline (e.g. its checkout's .venv/bin/python)")
     p.add_argument("--busy-cores", type=int, default=0, help="keep N other processes busy during the run")
     p.add_argument("--busy-seconds", type=float, default=3600.0, help="each busy process stops after this")
     p.add_argument("--max-peak-gb", type=float, default=None, help="exit 1 if a peak exceeds this")
