@@ -84,9 +84,8 @@ def test_default_model_without_its_weights_says_so(monkeypatch, tmp_path):
     assert arasfsr.load_model("bicubic").upscale(np.zeros((4, 4, 3), np.uint8), scale=2).shape == (8, 8, 3)
 
 
-def test_downscale_is_antialiased_bicubic_without_the_network(tiny_checkpoint, monkeypatch):
-    _, path = tiny_checkpoint
-    up = arasfsr.load_model(str(path))
+def test_downscale_is_antialiased_bicubic_without_the_network(tiny, monkeypatch):
+    up = arasfsr.load_model(tiny)
     monkeypatch.setattr(up.model, "render", lambda *a, **k: pytest.fail("the network ran for a down-scale"))
     arr = (np.random.default_rng(0).random((300, 240, 3)) * 255).astype(np.uint8)
     expected = arasfsr.load_model("bicubic").upscale(arr, size=(64, 80))
@@ -94,9 +93,8 @@ def test_downscale_is_antialiased_bicubic_without_the_network(tiny_checkpoint, m
     assert up.upscale(arr, size=(240, 250)).shape == (250, 240, 3)  # one axis equal: still no network
 
 
-def test_faces_far_outside_the_trained_sizes_get_one_line(tiny_checkpoint, monkeypatch, capsys):
-    _, path = tiny_checkpoint
-    up = arasfsr.load_model(str(path))
+def test_faces_far_outside_the_trained_sizes_get_one_line(tiny, monkeypatch, capsys):
+    up = arasfsr.load_model(tiny)
     arr = np.zeros((300, 200, 3), np.uint8)
     monkeypatch.setattr(up, "network", lambda lr, size, chunk=None: lr.new_zeros(1, 3, *size))
     up.upscale(arr, scale=1.5)
