@@ -28,7 +28,6 @@ from estimators import (LEVELS, SHIFTS, bicubic_up, latent_samples, render_flipp
 from arasfsr import load_model  # noqa: E402
 from arasfsr.protocols import TestRow, default_data_root, list_faces, load_ground_truth, make_pair  # noqa: E402
 
-ROWS = (TestRow("utkface/val", 16, 128), TestRow("utkface/val", 32, 128))
 Y_WEIGHTS = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
 
@@ -36,7 +35,7 @@ def to_tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(a)).permute(2, 0, 1).float().unsqueeze(0) / 255
 
 
-def face_maps(model, lr: np.ndarray, hr: np.ndarray, cheap: bool) -> dict[str, np.ndarray]:
+def face_maps(model, lr: np.ndarray, hr: np.ndarray, cheap: bool, latent: bool = True) -> dict[str, np.ndarray]:
     lr_t, hr_t = to_tensor(lr), to_tensor(hr)
     size = hr.shape[:2]
     sr, spread = render_parts(model, lr_t, size)
@@ -50,10 +49,11 @@ def face_maps(model, lr: np.ndarray, hr: np.ndarray, cheap: bool) -> dict[str, n
         "gsr": sobel_magnitude(srf),
         "dbic": ((srf - bic).abs().mean(dim=1)[0] * LEVELS).numpy(),
     }
-    if not cheap:
+    if not cheap and latent:
         lat = latent_samples(model, lr_t, size, 8, seed=0)
         maps["lat4"] = rgb_mean_std(lat[:4])
         maps["lat8"] = rgb_mean_std(lat)
+    if not cheap:
         flipped = render_flipped(model, lr_t, size)
         shifted = [render_shifted(model, lr_t, size, dy, dx) for dy, dx in SHIFTS]
         maps["flip"] = rgb_mean_std([sr, flipped])
@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--cheap", action="store_true", help="only the single-pass maps")
+    ap.add_argument("--rows", default="16-128,32-128", help="LR-HR sizes, comma-separated")
+    ap.add_argument("--no-latent", action="store_true", help="skip the 8 latent samples")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -76,10 +78,10 @@ def main() -> None:
     faces = list_faces(default_data_root(), dataset, args.limit)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    rows = [TestRow(dataset, *(int(v) for v in r.split("-"))) for r in args.rows.split(",")]
     for i, path in enumerate(faces):
         gt = load_ground_truth(path, dataset)
-        for row in ROWS:
-            row = TestRow(dataset, row.lr, row.hr)
+        for row in rows:
             dest = args.out / f"{row.lr}-{row.hr}" / f"{path.stem}.npz"
             if dest.exists():
                 continue
@@ -90,7 +92,7 @@ def main() -> None:
                     ref = model.render(to_tensor(lr), hr.shape[:2])
                 got, _ = render_parts(model, to_tensor(lr), hr.shape[:2])
                 assert torch.equal(ref, got), float((ref - got).abs().max())
-            np.savez(dest, **face_maps(model, lr, hr, args.cheap))
+            np.savez(dest, **face_maps(model, lr, hr, args.cheap, not args.no_latent))
         if (i + 1) % 10 == 0:
             print(f"{i + 1}/{len(faces)} faces, {time.perf_counter() - t0:.0f} s", flush=True)
 

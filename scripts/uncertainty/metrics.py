@@ -46,9 +46,13 @@ def face_scores(unc: np.ndarray, err: np.ndarray) -> tuple[float, float, float]:
     return float(rho_px), float(rho_blk), auroc(u, top_error(e))
 
 
-def scores(unc: np.ndarray, err: np.ndarray, pooled: bool = True) -> dict[str, float]:
-    """Mean over faces (and standard error) of :func:`face_scores`; (N, H, W) inputs."""
+def scores(unc: np.ndarray, err: np.ndarray, pooled: bool = True,
+           keep: list | None = None) -> dict[str, float]:
+    """Mean over faces (and standard error) of :func:`face_scores`; (N, H, W) inputs.
+    ``keep``, if given, receives the (N, 3) per-face scores (for paired comparisons)."""
     per_face = np.array([face_scores(u, e) for u, e in zip(unc, err)])
+    if keep is not None:
+        keep.append(per_face)
     mean = per_face.mean(axis=0)
     sem = per_face.std(axis=0, ddof=1) / np.sqrt(len(per_face)) if len(per_face) > 1 else np.zeros(3)
     out = {"rho_px": mean[0], "rho_blk": mean[1], "auroc": mean[2],

@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from estimators import (SHIFTS, bicubic_up, latent_samples, render_flipped, render_parts,  # noqa: E402
                         render_shifted, rgb_mean_std, sobel_magnitude)
+from grad_head import uncertainty_map  # noqa: E402
 from heads import LinearHead, feature_stack  # noqa: E402
 
 from arasfsr import load_model  # noqa: E402
@@ -60,6 +61,14 @@ def main() -> None:
                 "dbic": (srf - bic).abs().mean(1).numpy()}
         return sr, head.predict(feature_stack(maps, ["ens", "gbic", "gsr", "dbic"]))
 
+    coef = {"const": -0.0592, "log(0.1+blur2(gsr))": 0.2437, "log(0.1+blur2(dbic))": 0.2676, "log2_scale": 0.445}
+
+    def grad_head(lr, size):  # the chosen estimator, as grad_head.py computes it (torch only)
+        out = up.upscale(lr, size=size[::-1])
+        x = t(lr)
+        sr = torch.from_numpy(out).permute(2, 0, 1).float()[None] / 255
+        return out, uncertainty_map(x, sr, coef)
+
     def latent8(lr, size):
         x = t(lr)
         sr, _ = render_parts(model, x, size)
@@ -71,7 +80,7 @@ def main() -> None:
         outs = [sr, render_flipped(model, x, size)] + [render_shifted(model, x, size, dy, dx) for dy, dx in SHIFTS]
         return sr, rgb_mean_std(outs)
 
-    estimators = {"upscale": plain, "gbic": gradient, "ens": ensemble, "lin-cheap": head_cheap,
+    estimators = {"upscale": plain, "gbic": gradient, "ens": ensemble, "lin-cheap": head_cheap, "grad-head": grad_head,
                   "lat8": latent8, "tta": tta6}
     faces = list_faces(default_data_root(), "utkface/val", args.faces)
     print(f"threads {args.threads}, load average {os.getloadavg()[0]:.1f} at start", flush=True)
