@@ -18,6 +18,7 @@ from .imageio import carry_metadata, fill_transparent, normalise_mode, resize_al
 from .models import SuperResolver, create_model
 from .registry import resolve
 from .runtime import check_chunk_size, resolve_precision
+from .uncertainty import uncertainty_map
 
 ImageLike = Union[Image.Image, np.ndarray]
 Scale = Union[float, tuple[float, float]]
@@ -106,9 +107,14 @@ class Upscaler:
     @torch.inference_mode()
     def upscale(self, image: ImageLike, *, scale: Scale | None = None,
                 size: tuple[int, int] | None = None, chunk_size: int | None = None,
-                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageLike:
+                max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                uncertainty: bool = False) -> ImageLike | tuple[ImageLike, np.ndarray]:
         """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``;
         ``scale`` is one factor or ``(sx, sy)``, width first like ``size``.
+
+        ``uncertainty=True`` returns ``(image, map)``: the map is float32 (H, W), the
+        output's size, the expected |output - truth| per pixel in grey levels (0-255, RGB
+        mean) from :mod:`arasfsr.uncertainty`; deterministic, a few ms.
 
         Takes a PIL image or a uint8 array (HxW grayscale, HxWx3 RGB, HxWx4 RGBA) and returns
         the same kind: grayscale stays grayscale (super-resolved on its luminance), alpha is
@@ -134,17 +140,18 @@ class Upscaler:
         rgb = np.asarray(colour.convert("RGB"))
         if alpha is not None:
             rgb = fill_transparent(rgb, np.asarray(alpha))
-        sr = self.render(images_to_tensor(rgb[None], self.device), (out_h, out_w), chunk_size)
+        lr = images_to_tensor(rgb[None], self.device)
+        sr = self.render(lr, (out_h, out_w), chunk_size)
         # One luminance for a grayscale input: the model's three channels differ by a few levels.
         gray = colour.mode == "L" or bool((rgb[..., :1] == rgb[..., 1:]).all())
         if gray:
             sr = sr.mean(1, keepdim=True).expand_as(sr)
+        umap = uncertainty_map(lr, sr)[0].cpu().numpy() if uncertainty else None
         out = Image.fromarray(tensor_to_images(sr)[0]).convert(colour.mode)
         if alpha is not None:
             out.putalpha(resize_alpha(alpha, (out_w, out_h)))
-        if isinstance(image, np.ndarray):
-            return np.asarray(out)
-        return carry_metadata(image, out)
+        result = np.asarray(out) if isinstance(image, np.ndarray) else carry_metadata(image, out)
+        return result if umap is None else (result, umap)
 
     @torch.inference_mode()
     def upscale_batch(self, images: np.ndarray, size_hw: tuple[int, int],
