@@ -11,6 +11,7 @@ from ..errors import InputError
 from .common import (add_amount_options, add_output_options, add_overwrite_option, add_rendering_options,
                      collect_inputs, load_renderer, note, output_size_check, parse_count, plan_outputs,
                      read_inputs)
+from .uncertainty import add_uncertainty_option, check_uncertainty_outputs
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--side-by-side", action="store_true",
                     help="also write NAME_compare.png: input, bicubic up-scale, restored")
     rs.add_argument("--json", action="store_true", help="also write NAME.json: faces, landmarks, transforms")
+    add_uncertainty_option(rs, " for the faces (grey elsewhere: not estimated); with --faces-only one per crop")
     rs.set_defaults(func=run_restore)
 
 
@@ -106,6 +108,7 @@ def run_restore(args: argparse.Namespace) -> int:
     from ..faces.detect import load_detector
     from ..faces.restore import restore, side_by_side_picture
     from ..imageio import make_folder, refuse_existing, write_image
+    from ..uncertainty import write_uncertainty
 
     files = collect_inputs(args.inputs)
     if args.faces_only and args.out_dir is None:
@@ -115,6 +118,8 @@ def run_restore(args: argparse.Namespace) -> int:
     for t in targets:
         extra += [t.with_name(f"{t.stem}_compare.png")] * args.side_by_side + [t.with_suffix(".json")] * args.json
     _check_new(extra, args.overwrite)
+    if args.uncertainty and not args.faces_only:
+        check_uncertainty_outputs(targets, args.overwrite, taken=extra)
     images = read_inputs(files, output_size_check(args))  # sizes are checked before any work
     detector = load_detector()
     model = load_renderer(args)
@@ -123,7 +128,8 @@ def run_restore(args: argparse.Namespace) -> int:
         make_folder(args.out_dir)
     for f, img, dst in zip(files, images, targets):
         res = restore(img, model, scale=args.scale, size=args.size, detector=detector, background=background,
-                      faces_only=args.faces_only, max_pixels=args.max_pixels, chunk_size=args.chunk_size)
+                      faces_only=args.faces_only, max_pixels=args.max_pixels, chunk_size=args.chunk_size,
+                      uncertainty=args.uncertainty)
         if not res.faces:
             note(_no_face_note(f, img) + ("; nothing written" if args.faces_only else
                                          "; the photo is up-scaled without face restoration"))
@@ -132,8 +138,12 @@ def run_restore(args: argparse.Namespace) -> int:
                 name = dst.with_name(f"{dst.stem}_face{k}.png")
                 refuse_existing(name, args.overwrite)
                 write_image(Image.fromarray(rf.crop), name, overwrite=args.overwrite)
+                if rf.uncertainty is not None:
+                    write_uncertainty(rf.uncertainty, name, overwrite=args.overwrite)
         else:
             write_image(res.image, dst, overwrite=args.overwrite)
+            if res.uncertainty is not None:
+                write_uncertainty(res.uncertainty, dst, args.overwrite, res.coverage, res.image)
             if args.side_by_side:
                 write_image(side_by_side_picture(img, res), dst.with_name(f"{dst.stem}_compare.png"),
                             overwrite=args.overwrite)

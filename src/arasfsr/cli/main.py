@@ -21,10 +21,10 @@ import traceback
 from .. import __version__
 from ..errors import ArasfsrError
 from ..ui import command as ui
-from . import evaluate, faces, train, upscale
+from . import evaluate, faces, train, uncertainty, upscale
 from .common import EXIT_USAGE, ArgumentParser, known_problem
 
-COMMANDS = (upscale, evaluate, faces, train, ui)
+COMMANDS = (upscale, evaluate, uncertainty, faces, train, ui)
 
 EXIT_BUG = 1
 EXIT_INTERRUPTED = 130

@@ -12,6 +12,7 @@ from ..errors import InputError, ModelError
 from .common import (add_amount_options, add_output_options, add_overwrite_option, add_rendering_options,
                      collect_inputs, known_problem, load_renderer, note, output_size_check, plan_outputs,
                      read_inputs)
+from .uncertainty import add_uncertainty_option, check_uncertainty_outputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        dir_help="output folder, one NAME.png per input image (created if missing)")
     add_amount_options(up)
     add_rendering_options(up)
+    add_uncertainty_option(up)
     up.set_defaults(func=run_upscale)
 
     exp = sub.add_parser("export", help="export a model to ONNX (dynamic input and output sizes)")
@@ -47,10 +49,13 @@ def run_upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..imageio import make_output_dir, output_notes, remove_empty_dirs, write_image
+    from ..uncertainty import write_uncertainty
 
     files = collect_inputs(args.inputs)
     targets = plan_outputs(files, args.output, args.out_dir, args.overwrite)
     target_of = dict(zip(files, targets))
+    if args.uncertainty:
+        check_uncertainty_outputs(targets, args.overwrite)
     check_size = output_size_check(args)
 
     # Read and size-check every input before loading the model, so bad input fails fast.
@@ -69,8 +74,11 @@ def run_upscale(args: argparse.Namespace) -> int:
                                   disable=len(images) < 2, file=sys.stderr):
             try:
                 out = model.upscale(img, scale=args.scale, size=args.size, chunk_size=args.chunk_size,
-                                    max_pixels=args.max_pixels)
+                                    max_pixels=args.max_pixels, uncertainty=args.uncertainty)
+                out, umap = out if args.uncertainty else (out, None)
                 write_image(out, dst, overwrite=args.overwrite)
+                if umap is not None:
+                    write_uncertainty(umap, dst, overwrite=args.overwrite)
             except Exception as exc:
                 message = known_problem(exc)
                 if message is None:
