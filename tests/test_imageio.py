@@ -10,25 +10,13 @@ import struct
 
 import numpy as np
 import pytest
-import torch
 from PIL import ExifTags, Image, ImageCms
 
 import arasfsr
-from arasfsr.checkpoint import save_checkpoint
 from arasfsr.cli.main import main
 from arasfsr.imageio import fill_transparent, read_image, write_image
-from arasfsr.models import create_model
 
 ORIENTATION, MAKE, EXIF_IFD, DATE_TAKEN, PIXEL_X = 0x0112, 0x010F, 0x8769, 0x9003, 0xA002
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    """A random-weight ARASFSR checkpoint: its three output channels differ, as a real model's do."""
-    torch.manual_seed(0)
-    model = create_model("arasfsr", encoder_args={"n_resblocks": 1, "n_feats": 8}, hidden=[16],
-                         frequency_width=8, frequency_blocks=1)
-    return str(save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"))
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -196,13 +196,31 @@ def test_list_configs_still_lists_every_shipped_name():
     assert len(OLD_NAMES) == 39 and set(OLD_NAMES) <= set(list_configs())
 
 
+# Keys added since the YAML files (training/config.py DEFAULTS: the device path, EMA, schedules,
+# speed switches): the old configs had their default values.
+NEW_KEYS = {"data": ("crop_aug", "pipeline"),
+            "train": ("loss", "betas", "fused_adam", "warmup", "lr_schedule", "ema_decay", "compile",
+                      "channels_last", "time_budget_s", "profile")}
+
+
 @pytest.mark.parametrize("name", OLD_NAMES)
 def test_shipped_names_resolve_as_their_yaml_files_did(name):
+    from arasfsr.training.config import DEFAULTS, merge
+
     cfg = load_config(name)
     cfg.pop("tier_model_args")
     old = _old_config(name)
-    # The one intended change: no fixed root, so ARASFSR_DATA counts (resolve_data_root).
+    # The intended changes: no fixed root, so ARASFSR_DATA counts (resolve_data_root) ...
     assert old["data"].pop("root") == "../shared/data" and cfg["data"].pop("root") is None
+    # ... and a model's authors' recipe (training/recipes.py) over the protocol and tier.
+    recipe = cfg.pop("recipe")
+    if recipe is not None:
+        old = merge(old, recipe["values"])
+    for section, keys in NEW_KEYS.items():
+        for key in keys:
+            default = (recipe or {}).get("values", {}).get(section, {}).get(key, DEFAULTS[section][key])
+            assert cfg[section].pop(key) == default
+            old[section].pop(key, None)
     assert cfg == old
 
 
@@ -221,15 +239,6 @@ def test_a_config_file_names_its_protocol(tmp_path):
 # ---------------------------------------------------------------- a new protocol is one record
 
 
-def _synthetic_faces(root: Path) -> Path:
-    for split, n in (("train", 4), ("val", 2), ("test", 3)):
-        folder = root / "utkface" / split
-        folder.mkdir(parents=True)
-        for i in range(n):
-            _face(10 * i + len(split), (64, 64)).save(folder / f"{20 + i}_{i % 2}_{i % 5}_2017{i}.png")
-    return root
-
-
 @pytest.fixture
 def throwaway_protocol():
     record = Protocol(
@@ -242,14 +251,14 @@ def throwaway_protocol():
     del PROTOCOLS["T"]
 
 
-def test_a_new_protocol_is_one_record(throwaway_protocol, tmp_path, capsys):
+def test_a_new_protocol_is_one_record(throwaway_protocol, face_data, tmp_path, capsys):
     assert get_protocol("T") is throwaway_protocol
     # a training config...
     assert {"smoke/T-liif", "cpu/T-liif", "paper/T-liif"} <= set(list_configs())
     cfg = load_config("smoke/T-liif")
     assert (cfg["protocol"], cfg["model"], cfg["tier"]) == ("T", "e-liif", "smoke")
     assert cfg["data"]["hr_size"] == [24, 48] and cfg["val"]["hr_size"] == 48
-    root = _synthetic_faces(tmp_path / "data")
+    root = face_data
     weights = train("smoke/T-liif", out=tmp_path / "run", data_root=root, overrides=["train.iterations=2"])
     assert json.loads(weights.with_suffix(".json").read_text())["protocol"] == "T"
     # ...its evaluation rows, from the command line...

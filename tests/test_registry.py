@@ -327,29 +327,6 @@ def test_a_safetensors_header_length_starting_with_0x80_is_not_taken_for_a_pickl
     assert load_checkpoint(path).config == model.config
 
 
-def test_the_readme_example_model_registers_trains_and_round_trips(scratch_registry, tmp_path):
-    import re
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("## Adding a model"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    exec(compile(code, "README.md", "exec"), {"__name__": "arasfsr.models.example", "__package__": "arasfsr.models"})
-    assert list_models(include_presets=True)["e-nearest"]["arch"] == "nearest"
-    torch.manual_seed(0)
-    model = create_model("nearest", **tier_sizes("nearest", "smoke"))
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    lr, coord = torch.rand(2, 3, 8, 8), torch.rand(2, 50, 2) * 2 - 1
-    ratio, target = torch.full((2, 2), 0.5), torch.rand(2, 50, 3)
-    for _ in range(3):
-        loss = (model(lr, coord, ratio) - target).abs().mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "n.safetensors"))
-    with torch.no_grad():
-        assert torch.equal(loaded.render(lr, (13, 11)), model.eval().render(lr, (13, 11)))
-
-
 @pytest.mark.parametrize("override", ["model_args=5", "model_args.tokens=eight", "model=[1, 2]",
                                       "tier_model_args={arasfsr: 3}"])
 def test_bad_model_settings_in_a_training_config_are_input_errors(override):

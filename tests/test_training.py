@@ -68,8 +68,8 @@ def test_every_protocol_has_a_config_per_tier():
 
 
 @pytest.mark.parametrize("name", _smoke_configs())
-def test_smoke_config_trains_and_exports(name, shared_data, tmp_path):
-    path = train(name, out=tmp_path / "run", data_root=shared_data, command="test")
+def test_smoke_config_trains_and_exports(name, face_data, tmp_path):
+    path = train(name, out=tmp_path / "run", data_root=face_data, command="test")
     card = json.loads(path.with_suffix(".json").read_text())
     cfg = load_config(name)
     assert card["iterations"] == cfg["train"]["iterations"]
@@ -81,9 +81,9 @@ def test_smoke_config_trains_and_exports(name, shared_data, tmp_path):
     assert model.render(torch.rand(1, 3, 12, 12), (20, 20)).shape == (1, 3, 20, 20)
 
 
-def test_batches_are_a_pure_function_of_seed_and_step(shared_data):
+def test_batches_are_a_pure_function_of_seed_and_step(face_data):
     cfg = load_config("smoke/P-arasfsr")
-    files = subset(list_images(shared_data / "utkface" / "train"), 6)
+    files = subset(list_images(face_data / "utkface" / "train"), 6)
     a = StepBatches(files, cfg["data"], 4, seed=3)
     b = StepBatches(files, cfg["data"], 4, seed=3)
     for step in (5, 0, 5):
@@ -110,9 +110,9 @@ def test_training_state_round_trips_without_pickle(tmp_path):
         assert f.read(1) != b"\x80"  # not a pickle
 
 
-def test_bad_requests_fail_clearly(shared_data, tmp_path):
+def test_bad_requests_fail_clearly(face_data, tmp_path):
     with pytest.raises(InputError, match="nothing to train"):
-        train("smoke/A-arasfsr", out=tmp_path, data_root=shared_data, overrides=["model=bicubic"])
+        train("smoke/A-arasfsr", out=tmp_path, data_root=face_data, overrides=["model=bicubic"])
     with pytest.raises(InputError, match="no such config"):
         load_config("smoke/Z-nothing")
     with pytest.raises(InputError, match="unknown key"):
@@ -128,8 +128,10 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "model.safetensors"))
 
 
-def test_kill_and_resume_matches_an_uninterrupted_run(shared_data, tmp_path):
-    common = ["smoke/A-arasfsr", "--data-root", str(shared_data), *RESUME_SET]
+@pytest.mark.parametrize("name, pipeline", [("smoke/A-arasfsr", "workers"), ("smoke/P-arasfsr", "device")])
+def test_kill_and_resume_matches_an_uninterrupted_run(face_data, tmp_path, name, pipeline):
+    resume_set = [*RESUME_SET, "--set", f"data.pipeline={pipeline}"]
+    common = [name, "--data-root", str(face_data), *resume_set]
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_cli(*common, "--out", str(killed)), env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -145,34 +147,36 @@ def test_kill_and_resume_matches_an_uninterrupted_run(shared_data, tmp_path):
     assert not (killed / "model.safetensors").exists()
     # The run folder refuses a fresh start over its checkpoints...
     with pytest.raises(InputError, match="--resume"):
-        train("smoke/A-arasfsr", out=killed, data_root=shared_data)
+        train(name, out=killed, data_root=face_data)
     # ...and resumes from its last checkpoint.
     r = subprocess.run(_cli(*common, "--resume", str(killed)), env=_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     # The uninterrupted run, in this process (also checks that two runs agree).
-    overrides = [v for v in RESUME_SET if v != "--set"]
-    ref = train("smoke/A-arasfsr", out=tmp_path / "ref", data_root=shared_data, overrides=overrides)
+    overrides = [v for v in resume_set if v != "--set"]
+    ref = train(name, out=tmp_path / "ref", data_root=face_data, overrides=overrides)
     a, b = _weights(killed), _weights(ref.parent)
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), k
     card = json.loads((killed / "model.json").read_text())
     assert card["iterations"] == 10 and "--resume" not in card["command"]
+    assert card["pipeline"] == pipeline and card["weights"].startswith("EMA")  # the EMA resumed too
 
 
-def test_same_seed_same_weights_other_seed_differs(shared_data, tmp_path):
-    sets = ["train.iterations=2", "train.val_every=2"]
-    runs = [train("smoke/C-liif", out=tmp_path / f"r{i}", data_root=shared_data, overrides=sets + [f"train.seed={s}"])
+@pytest.mark.parametrize("pipeline", ["workers", "device"])
+def test_same_seed_same_weights_other_seed_differs(face_data, tmp_path, pipeline):
+    sets = ["train.iterations=2", "train.val_every=2", f"data.pipeline={pipeline}"]
+    runs = [train("smoke/C-liif", out=tmp_path / f"r{i}", data_root=face_data, overrides=sets + [f"train.seed={s}"])
             for i, s in enumerate((1, 1, 2))]
     w = [load_file(str(p)) for p in runs]
     assert all(torch.equal(w[0][k], w[1][k]) for k in w[0])
     assert not all(torch.equal(w[0][k], w[2][k]) for k in w[0])
 
 
-def test_torchrun_ddp_two_ranks_agree(shared_data, tmp_path):
+def test_torchrun_ddp_two_ranks_agree(face_data, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "arasfsr.cli", "train", "smoke/A-arasfsr", "--data-root", str(shared_data), "--out", str(out),
+           "-m", "arasfsr.cli", "train", "smoke/A-arasfsr", "--data-root", str(face_data), "--out", str(out),
            "--accelerator", "cpu", "--set", "train.iterations=3", "--set", "train.val_every=3"]
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -181,15 +185,44 @@ def test_torchrun_ddp_two_ranks_agree(shared_data, tmp_path):
     assert card["command"].startswith("torchrun --nproc_per_node=2")
 
 
-def test_init_fine_tunes_from_an_exported_model(shared_data, tmp_path):
+def test_init_fine_tunes_from_an_exported_model(face_data, tmp_path):
     from arasfsr.checkpoint import load_checkpoint, read_card
 
-    base = train("smoke/C-liif", out=tmp_path / "base", data_root=shared_data, command="base")
-    tuned = train("smoke/C-liif", out=tmp_path / "tuned", data_root=shared_data, init=base,
+    base = train("smoke/C-liif", out=tmp_path / "base", data_root=face_data, command="base")
+    tuned = train("smoke/C-liif", out=tmp_path / "tuned", data_root=face_data, init=base,
                   overrides=["train.iterations=2"], command="tuned")
     card = read_card(tuned)
     assert card["init"]["weights"] == str(base) and card["iterations_total"] == card["iterations"] + 4
     a, b = load_checkpoint(base).state_dict(), load_checkpoint(tuned).state_dict()
     assert any(not torch.equal(a[k], b[k]) for k in a)  # it trained on from there
     with pytest.raises(InputError, match="differs"):
-        train("smoke/C-arasfsr", out=tmp_path / "bad", data_root=shared_data, init=base)
+        train("smoke/C-arasfsr", out=tmp_path / "bad", data_root=face_data, init=base)
+
+
+def test_profile_and_time_budget_and_totals(face_data, tmp_path):
+    """The step profile is written and carded; a time budget stops the run and records its
+    planned steps; --init accumulates the totals of the weights it starts from."""
+    from arasfsr.checkpoint import read_card
+
+    base = train("smoke/A-liif", out=tmp_path / "base", data_root=face_data,
+                 overrides=["data.pipeline=device", "train.profile=true", "train.iterations=10",
+                            "train.val_every=10"])
+    card = read_card(base)
+    prof = json.loads((base.parent / "profile.json").read_text())
+    assert prof["steps"] == 8 and set(prof["seconds"]) == {"data", "forward", "backward", "optimizer"}
+    assert card["profile"]["samples_per_s"] > 0 and "device_prep_ms_per_step" in card["profile"]
+    assert card["totals"] == {"iterations": 10, "samples": 20, "train_seconds": card["totals"]["train_seconds"]}
+    tuned = train("smoke/A-liif", out=tmp_path / "tuned", data_root=face_data, init=base,
+                  overrides=["train.iterations=100000", "train.time_budget_s=3", "train.val_every=100000"])
+    card2 = read_card(tuned)
+    assert card2["iterations"] < 100000 and card2["time_budget_s"] == 3
+    assert card2["totals"]["iterations"] == 10 + card2["iterations"]
+    assert card2["totals"]["samples"] == 20 + 2 * card2["iterations"]
+
+
+def test_speed_switches_train(face_data, tmp_path):
+    """Fused Adam and channels-last convolutions (GPU switches) run on the CPU too."""
+    sets = ["train.iterations=2", "train.val_every=2", "data.pipeline=device", "train.fused_adam=true",
+            "train.channels_last=true"]
+    path = train("smoke/A-arasfsr", out=tmp_path / "fast", data_root=face_data, overrides=sets)
+    assert json.loads(path.with_suffix(".json").read_text())["val_psnr_final"] > 10

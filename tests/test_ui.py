@@ -55,7 +55,7 @@ def test_target_size(mode, scale, w, h, expected):
     (jobs.BY_SCALE, "abc", None, None, "positive factor"),
     (jobs.BY_SCALE, "2x3x4", None, None, "positive factor"),
     (jobs.BY_SCALE, "inf", None, None, "positive factor"),
-    (jobs.BY_SCALE, "0.001", None, None, "empty image"),
+    (jobs.BY_SCALE, "0.001", None, None, "is empty"),
     (jobs.BY_SCALE, "100", None, None, "above this app's limit of 16,777,216"),
     (jobs.BY_SIZE, "", 0, 5, "at least 1"),
     (jobs.BY_SIZE, "", None, 5, "at least 1"),

@@ -76,7 +76,7 @@ def read_header(path: str | Path) -> Header:
             if n > min(MAX_HEADER, size - 8):
                 raise ValueError(f"header length {n} does not fit the file ({size} bytes)")
             header = json.loads(f.read(n))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise invalid(path, f"unreadable safetensors header ({exc})") from None
     if not isinstance(header, dict):
         raise invalid(path, "its safetensors header is not a JSON object")
@@ -88,7 +88,7 @@ def read_header(path: str | Path) -> Header:
         raise invalid(path, "its metadata values must be strings")
     try:
         config = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise invalid(path, f"its config metadata is not JSON: {text[:60]!r}") from None
     if not isinstance(config, dict):
         raise invalid(path, f"its config metadata must be a JSON object, got {type(config).__name__}")
@@ -167,7 +167,7 @@ def read_card(path: str | Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(card.read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ModelError(f"{card}: unreadable model card ({exc})") from None
     if not isinstance(data, dict):
         raise ModelError(f"{card}: a model card must be a JSON object")

@@ -37,14 +37,14 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from .data.degrade import DEGRADATIONS, degrade, resize
 from .errors import InputError
-from .imageio import image_files, read_image
+
+if TYPE_CHECKING:  # numpy and Pillow load where faces are read: `eval --help` lists the protocols
+    import numpy as np
+    from PIL import Image
 
 FFHQ_CROP = (192, 300, 832, 940)  # (left, top, right, bottom) on the 1024x1024 aligned face
 FFHQ_SIDE = 1024
@@ -217,6 +217,8 @@ def list_faces(data_root: Path, dataset: str, limit: int | None = None) -> list[
     Evenly spaced rather than the first N: UTKFace names start with the age, so the
     first faces in name order are nearly all of one age group.
     """
+    from .imageio import image_files
+
     folder = Path(data_root) / dataset
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder; pass --data DIR (the folder holding "
@@ -243,6 +245,8 @@ def crop_ffhq(img: Image.Image) -> Image.Image:
 
 def load_ground_truth(path: Path, dataset: str) -> Image.Image:
     """The ground-truth face as used by the protocols (FFHQ cropped to UTKFace framing)."""
+    from .imageio import read_image
+
     img, _ = read_image(path)
     return crop_ffhq(img) if dataset.startswith("ffhq") else img
 
@@ -253,6 +257,8 @@ def make_pair(gt: Image.Image, row: TestRow) -> tuple[np.ndarray, np.ndarray]:
     A random degradation (``mixture``) draws from a seed made of the face's pixels and the
     row, so a face gets the same LR input in every run, on every rank, in any order.
     """
+    import numpy as np
+
     hr = resize(gt, row.hr_size)
     rng = np.random.default_rng([zlib.crc32(gt.tobytes()), row.lr, row.hr])
     lr = degrade(gt, row.lr_size, row.degradation, rng)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import InputError
 from .common import (add_chunk_size_option, add_device_option, add_overwrite_option, add_precision_option,
                      collect_inputs, defer_help, library_choice, parse_count)
+
+MAX_SIDE = 4096  # of a face in the comparison grid, as align's crops
 
 # Checked, and listed in a help, only when used: their modules load numpy and Pillow, which
 # building the parser needs no more than torch (they took `eval --help` from 0.15 s to 0.5 s).
@@ -93,6 +96,9 @@ def run_compare(args: argparse.Namespace) -> int:
     from ..evaluation.runner import load_models
     from ..imageio import refuse_existing
 
+    for flag, side in (("--lr", args.lr), ("--hr", args.hr)):
+        if side > MAX_SIDE:
+            raise InputError(f"{flag} {side}: give a side of at most {MAX_SIDE} pixels")
     refuse_existing(args.out, args.overwrite)
     files = collect_inputs(args.faces)
     models = load_models(args.model, args.device, args.precision)

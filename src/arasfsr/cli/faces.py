@@ -11,7 +11,7 @@ from ..errors import InputError
 from .common import (add_amount_options, add_output_options, add_overwrite_option, add_rendering_options,
                      collect_inputs, load_renderer, note, output_size_check, parse_count, plan_outputs,
                      read_inputs)
-from .uncertainty import add_uncertainty_option, check_uncertainty_outputs
+from .uncertainty import add_uncertainty_option
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -47,6 +47,45 @@ def _check_new(paths: list[Path], overwrite: bool) -> None:
         raise InputError("two inputs share a file name; put them in separate folders")
     for p in paths:
         refuse_existing(p, overwrite)
+
+
+def plan_restore(files: list[Path], targets: list[Path], args: argparse.Namespace) -> None:
+    """Refuse, before any work, every output restore would write that cannot be: two outputs
+    on one file (with or without --overwrite), an output that is an input, one that exists
+    (without --overwrite), face crops of an earlier run (without --overwrite)."""
+    import re
+
+    from ..imageio import refuse_existing
+    from ..uncertainty import uncertainty_paths
+
+    planned: dict[Path, str] = {}
+    for src, dst in zip(files, targets):
+        outputs = []
+        if not args.faces_only:
+            outputs.append((dst, "restored photo"))
+            if args.side_by_side:
+                outputs.append((dst.with_name(f"{dst.stem}_compare.png"), "side-by-side picture"))
+            if args.uncertainty:
+                outputs += [(p, "uncertainty map") for p in uncertainty_paths(dst)]
+        if args.json:
+            outputs.append((dst.with_suffix(".json"), "JSON"))
+        for path, what in outputs:
+            key = path.resolve()
+            if key in planned:
+                raise InputError(f"{path}: two outputs would be written to this file ({planned[key]} and "
+                                 f"{src.name}'s {what}); rename an input or write them to separate folders")
+            planned[key] = f"{src.name}'s {what}"
+            refuse_existing(path, args.overwrite)
+    for src in files:
+        if src.resolve() in planned:
+            raise InputError(f"{src}: an output ({planned[src.resolve()]}) would replace this input")
+    if args.faces_only and not args.overwrite:
+        for dst in targets:
+            crop = re.compile(re.escape(dst.stem) + (r"_face\d+(_uncertainty\.(png|npy)|\.png)" if args.uncertainty
+                                                     else r"_face\d+\.png"))
+            old = sorted(p for p in dst.parent.glob(f"{dst.stem}_face*.png") if crop.fullmatch(p.name))
+            if old:
+                raise InputError(f"{old[0]}: exists; pass --overwrite to replace it")
 
 
 def write_json(data: dict, path: Path) -> None:
@@ -103,29 +142,34 @@ def run_align(args: argparse.Namespace) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    from PIL import Image
-
-    from ..faces.detect import load_detector
-    from ..faces.restore import restore, side_by_side_picture
-    from ..imageio import make_folder, refuse_existing, write_image
-    from ..uncertainty import write_uncertainty
+    from ..imageio import make_output_dir, remove_empty_dirs
 
     files = collect_inputs(args.inputs)
     if args.faces_only and args.out_dir is None:
         raise InputError("--faces-only writes one crop per face: give --out-dir instead of -o")
     targets = plan_outputs(files, args.output, args.out_dir, args.overwrite)
-    extra = []
-    for t in targets:
-        extra += [t.with_name(f"{t.stem}_compare.png")] * args.side_by_side + [t.with_suffix(".json")] * args.json
-    _check_new(extra, args.overwrite)
-    if args.uncertainty and not args.faces_only:
-        check_uncertainty_outputs(targets, args.overwrite, taken=extra)
+    plan_restore(files, targets, args)
     images = read_inputs(files, output_size_check(args))  # sizes are checked before any work
+    # Created and probed before any work, like upscale's; removed again if it stays empty.
+    created = make_output_dir(args.out_dir if args.out_dir is not None else targets[0].parent)
+    try:
+        _restore_all(args, files, images, targets)
+    finally:
+        remove_empty_dirs(created)
+    return 0
+
+
+def _restore_all(args: argparse.Namespace, files: list[Path], images: list[Image.Image], targets: list[Path]) -> None:
+    from PIL import Image
+
+    from ..faces.detect import load_detector
+    from ..faces.restore import restore, side_by_side_picture
+    from ..imageio import refuse_existing, write_image
+    from ..uncertainty import write_uncertainty
+
     detector = load_detector()
     model = load_renderer(args)
     background = None if args.background == "bicubic" else load_renderer(args, args.background)
-    if args.out_dir is not None:
-        make_folder(args.out_dir)
     for f, img, dst in zip(files, images, targets):
         res = restore(img, model, scale=args.scale, size=args.size, detector=detector, background=background,
                       faces_only=args.faces_only, max_pixels=args.max_pixels, chunk_size=args.chunk_size,
@@ -152,4 +196,3 @@ def run_restore(args: argparse.Namespace) -> int:
                         "faces": [rf.to_json() for rf in res.faces]}, dst.with_suffix(".json"))
         what = "face crops" if args.faces_only else str(dst)
         print(f"{f}: {len(res.faces)} face{'s' * (len(res.faces) != 1)} restored -> {what}")
-    return 0

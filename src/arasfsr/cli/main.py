@@ -25,6 +25,8 @@ from . import evaluate, faces, train, uncertainty, upscale
 from .common import EXIT_USAGE, ArgumentParser, known_problem
 
 COMMANDS = (upscale, evaluate, uncertainty, faces, train, ui)
+DESCRIPTION = ("Face super-resolution to any size or scale: ARASFSR (WACV 2024) and its baselines. "
+               "Each command's options: arasfsr COMMAND --help.")
 
 EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
@@ -32,7 +34,7 @@ DEBUG_ENV = "ARASFSR_DEBUG"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="arasfsr", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="arasfsr", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"arasfsr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     for module in COMMANDS:

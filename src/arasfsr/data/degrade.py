@@ -18,24 +18,29 @@ entry of :data:`DEGRADATIONS`, each called as ``fn(img, size, rng)``:
 from __future__ import annotations
 
 import io
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import numpy as np
-from PIL import Image, ImageFilter
+if TYPE_CHECKING:  # loaded by the functions: the command line lists the table's names without them
+    import numpy as np
+    from PIL import Image
 
 NN_JPEG_QUALITY = 65
-RESAMPLERS = (Image.BICUBIC, Image.BILINEAR, Image.NEAREST)
+RESAMPLERS = ("BICUBIC", "BILINEAR", "NEAREST")  # of PIL.Image.Resampling, in the mixture's draw order
 
 Size = tuple[int, int]  # (w, h)
-Degradation = Callable[[Image.Image, Size, np.random.Generator], Image.Image]
+Degradation = Callable[["Image.Image", Size, "np.random.Generator"], "Image.Image"]
 
 
 def resize(img: Image.Image, size: Size) -> Image.Image:
     """Bicubic resize to ``size = (w, h)`` (anti-aliased when shrinking)."""
+    from PIL import Image
+
     return img.resize(size, Image.BICUBIC)
 
 
 def jpeg(img: Image.Image, quality: int) -> Image.Image:
+    from PIL import Image
+
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=int(quality))
     buf.seek(0)
@@ -44,10 +49,15 @@ def jpeg(img: Image.Image, quality: int) -> Image.Image:
 
 
 def nn_jpeg(img: Image.Image, size: Size, quality: int = NN_JPEG_QUALITY) -> Image.Image:
+    from PIL import Image
+
     return jpeg(img.resize(size, Image.NEAREST), quality)
 
 
 def add_noise(img: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
+    import numpy as np
+    from PIL import Image
+
     arr = np.asarray(img, dtype=np.float32)
     noisy = arr + rng.normal(0.0, sigma, arr.shape).astype(np.float32)
     return Image.fromarray(np.clip(noisy + 0.5, 0, 255).astype(np.uint8))
@@ -55,12 +65,14 @@ def add_noise(img: Image.Image, sigma: float, rng: np.random.Generator) -> Image
 
 def mixture(img: Image.Image, size: Size, rng: np.random.Generator) -> Image.Image:
     """An LR input of ``img`` at ``size = (w, h)`` under a randomly drawn degradation."""
+    from PIL import Image, ImageFilter
+
     pick = rng.random()
     if pick < 0.25:
         return resize(img, size)
     if pick < 0.5:
         return nn_jpeg(img, size)
-    out = img.resize(size, RESAMPLERS[int(rng.integers(len(RESAMPLERS)))])
+    out = img.resize(size, Image.Resampling[RESAMPLERS[int(rng.integers(len(RESAMPLERS)))]])
     if rng.random() < 0.5:
         out = out.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.3, 1.2))))
     if rng.random() < 0.5:
@@ -84,6 +96,8 @@ def degrade(img: Image.Image, size: Size, kind: str = "bicubic",
     ``rng`` feeds the random kinds (``mixture``); without one they draw from a fixed seed,
     so the same call gives the same picture.
     """
+    import numpy as np
+
     if kind not in DEGRADATIONS:
         raise ValueError(f"unknown degradation {kind!r}; choose from {', '.join(DEGRADATIONS)}")
     return DEGRADATIONS[kind](img, size, rng if rng is not None else np.random.default_rng(0))

@@ -22,8 +22,8 @@ from tqdm import tqdm
 from ..api import Upscaler, load_model
 from ..data import resolve_data_root
 from ..errors import InputError
-from ..imageio import make_folder, refuse_existing
-from ..protocols import (FFHQ_CROP, TestRow, get_protocol, list_faces, load_ground_truth, make_pair,
+from ..imageio import make_output_dir, refuse_existing, remove_empty_dirs
+from ..protocols import (FFHQ_CROP, Protocol, TestRow, get_protocol, list_faces, load_ground_truth, make_pair,
                          utkface_groups)
 from .metrics import DEFINITIONS, METRICS, face_metrics
 
@@ -84,23 +84,23 @@ def score_faces(models: list[Upscaler], rows: tuple[TestRow, ...], faces: dict[s
     records: list[tuple] = []
     mine = {ds: shard(files, rank, world) for ds, files in faces.items()}
     total = sum(len(mine[r.dataset]) for r in rows) * len(models)
-    bar = tqdm(total=total, desc=f"eval rank {rank}" if world > 1 else "eval", unit="face",
-               disable=rank != 0, file=sys.stderr, dynamic_ncols=True)
-    for dataset, items in mine.items():
-        ds_rows = [r for r in rows if r.dataset == dataset]
-        for start in range(0, len(items), batch_size):
-            batch = items[start:start + batch_size]
-            gts = [load_ground_truth(path, dataset) for _, path in batch]
-            for row in ds_rows:
-                pairs = [make_pair(gt, row) for gt in gts]
-                lr = np.stack([p[0] for p in pairs])
-                for up in models:
-                    sr = up.upscale_batch(lr, (row.hr, row.hr), chunk_size)
-                    for (index, path), s, (_, hr) in zip(batch, sr, pairs):
-                        m = face_metrics(s, hr)
-                        records.append((up.name, row.key, index, path.name, *(m[k] for k in METRICS)))
-                    bar.update(len(batch))
-    bar.close()
+    # Closed on an error too, so that the error is printed on a line of its own.
+    with tqdm(total=total, desc=f"eval rank {rank}" if world > 1 else "eval", unit="face",
+              disable=rank != 0, file=sys.stderr, dynamic_ncols=True) as bar:
+        for dataset, items in mine.items():
+            ds_rows = [r for r in rows if r.dataset == dataset]
+            for start in range(0, len(items), batch_size):
+                batch = items[start:start + batch_size]
+                gts = [load_ground_truth(path, dataset) for _, path in batch]
+                for row in ds_rows:
+                    pairs = [make_pair(gt, row) for gt in gts]
+                    lr = np.stack([p[0] for p in pairs])
+                    for up in models:
+                        sr = up.upscale_batch(lr, (row.hr, row.hr), chunk_size)
+                        for (index, path), s, (_, hr) in zip(batch, sr, pairs):
+                            m = face_metrics(s, hr)
+                            records.append((up.name, row.key, index, path.name, *(m[k] for k in METRICS)))
+                        bar.update(len(batch))
     return records
 
 
@@ -153,12 +153,10 @@ def aggregate(records: list[tuple], models: list[str], rows: tuple[TestRow, ...]
     return results
 
 
-def prepare_out(out: Path, overwrite: bool) -> None:
-    """Fail before any work if --out cannot take the results."""
+def prepare_out(out: Path, overwrite: bool) -> list[Path]:
+    """Fail before any work if --out cannot take the results; returns the folders it created."""
     refuse_existing(out / "results.json", overwrite)
-    make_folder(out)
-    if not os.access(out, os.W_OK):
-        raise InputError(f"{out}: folder is not writable")
+    return make_output_dir(out)
 
 
 def run_eval(cfg: EvalConfig) -> dict | None:
@@ -166,8 +164,6 @@ def run_eval(cfg: EvalConfig) -> dict | None:
 
     Returns the results on rank 0, ``None`` on other ranks.
     """
-    from . import report
-
     protocol = get_protocol(cfg.protocol)
     rows = protocol.rows
     if cfg.only:
@@ -186,7 +182,18 @@ def run_eval(cfg: EvalConfig) -> dict | None:
     if device == "cuda" and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % max(1, torch.cuda.device_count())}"
     models = load_models(cfg.models, device, cfg.precision)
-    prepare_out(cfg.out, cfg.overwrite)  # every rank, so a refusal stops them all before any work
+    created = prepare_out(cfg.out, cfg.overwrite)  # every rank, so a refusal stops them all before any work
+    try:
+        return _evaluate(cfg, protocol, rows, data_root, faces, models, rank, world)
+    except BaseException:
+        remove_empty_dirs(created)  # a bad face or a failure: no empty --out left behind
+        raise
+
+
+def _evaluate(cfg: EvalConfig, protocol: Protocol, rows: list[TestRow], data_root: Path,
+              faces: dict[str, list[Path]], models: list[Upscaler], rank: int, world: int) -> dict | None:
+    from . import report
+
     started_here = False
     if world > 1:
         import torch.distributed as dist

@@ -116,7 +116,7 @@ def side_by_side_picture(photo: Image.Image, result: RestoreResult,
     rgb = photo.convert("RGB")
     columns = [("input", rgb.resize((out_w, out_h), Image.NEAREST)),
                ("bicubic", load_model("bicubic").upscale(rgb, size=(out_w, out_h), max_pixels=None)),
-               (f"restored ({len(result.faces)} faces)", result.image)]
+               (f"restored ({len(result.faces)} face{'s' * (len(result.faces) != 1)})", result.image)]
     if box is not None:
         columns = [(label, im.crop(box)) for label, im in columns]
     return side_by_side(columns, height=columns[0][1].height)

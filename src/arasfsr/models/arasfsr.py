@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ..architectures import preset, register_model
 from .core import Encoded, ImplicitSR, Neighbour, Queries, bilinear_at
-from .encoders import TIER_ENCODERS, encoder_presets, make_encoder
+from .encoders import encoder_presets, encoder_tiers, make_encoder
 from .frequency import FrequencyEstimator
 from .mlp import MLP
 from .modulation import ModulatedMLP, PositionalEncoding
@@ -43,10 +43,9 @@ class ModulatedQueries(Queries):
                                    encoder="edsr-baseline", modulation=False),
              "e-arasfsr-S": preset("ARASFSR(-S) ablation: without skip connection",
                                    encoder="edsr-baseline", skip=False)},
-    tiers={"cpu": {"encoder_args": TIER_ENCODERS["cpu"], "hidden": [64, 64, 64],
-                   "frequency_width": 16, "frequency_blocks": 1},
-           "smoke": {"encoder_args": TIER_ENCODERS["smoke"], "hidden": [16, 16], "tokens": 2,
-                     "frequency_width": 8, "frequency_blocks": 1, "pe_freqs": 2}},
+    tiers=encoder_tiers(cpu={"hidden": [64, 64, 64], "frequency_width": 16, "frequency_blocks": 1},
+                        smoke={"hidden": [16, 16], "tokens": 2, "frequency_width": 8, "frequency_blocks": 1,
+                               "pe_freqs": 2}),
 )
 class ARASFSR(ImplicitSR):
     arch = "arasfsr"

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ..architectures import register_model
 from .core import Encoded, ImplicitSR, Neighbour, Queries
-from .encoders import TIER_ENCODERS, encoder_presets, make_encoder
+from .encoders import encoder_presets, encoder_tiers, make_encoder
 
 
 @dataclass
@@ -41,8 +41,7 @@ class AreaQueries(Queries):
 
 
 @register_model(presets=encoder_presets("diinn", "DIINN"),
-                tiers={"cpu": {"encoder_args": TIER_ENCODERS["cpu"], "hidden": [64, 64, 64]},
-                       "smoke": {"encoder_args": TIER_ENCODERS["smoke"], "hidden": [16, 16]}})
+                tiers=encoder_tiers(cpu={"hidden": [64, 64, 64]}, smoke={"hidden": [16, 16]}))
 class DIINN(ImplicitSR):
     arch = "diinn"
 

@@ -107,6 +107,13 @@ def make_encoder(name: str, args: Mapping[str, Any] | None = None) -> nn.Module:
     return ENCODERS[name](**bind_config(ENCODERS[name].__init__, args or {}, f"encoder_args of {name!r}"))
 
 
+def encoder_tiers(**decoder_sizes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``tiers=`` of ``@register_model`` for a model on these encoders: each tier's encoder
+    sizes (:data:`TIER_ENCODERS`) and the decoder sizes given for it, e.g.
+    ``encoder_tiers(cpu={"hidden": [64, 64]}, smoke={"hidden": [16]})``."""
+    return {tier: {"encoder_args": TIER_ENCODERS[tier], **sizes} for tier, sizes in decoder_sizes.items()}
+
+
 def encoder_presets(arch: str, title: str, note: str = "") -> dict[str, Preset]:
     """The ``e-ARCH`` and ``r-ARCH`` presets: the model with each encoder."""
     return {f"{key}-{arch}": preset(f"{title}, {label} encoder{note}", encoder=name)

@@ -16,13 +16,12 @@ from torch import Tensor, nn
 
 from ..architectures import register_model
 from .core import Encoded, ImplicitSR, Neighbour, Queries
-from .encoders import TIER_ENCODERS, encoder_presets, make_encoder
+from .encoders import encoder_presets, encoder_tiers, make_encoder
 from .mlp import MLP
 
 
 @register_model(presets=encoder_presets("liif", "LIIF"),
-                tiers={"cpu": {"encoder_args": TIER_ENCODERS["cpu"], "hidden": [64, 64, 64]},
-                       "smoke": {"encoder_args": TIER_ENCODERS["smoke"], "hidden": [16, 16]}})
+                tiers=encoder_tiers(cpu={"hidden": [64, 64, 64]}, smoke={"hidden": [16, 16]}))
 class LIIF(ImplicitSR):
     arch = "liif"
 

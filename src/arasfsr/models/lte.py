@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ..architectures import register_model
 from ..errors import ModelError
 from .core import Encoded, ImplicitSR, Neighbour, Queries, bilinear_at, rows_of
-from .encoders import TIER_ENCODERS, encoder_presets, make_encoder
+from .encoders import encoder_presets, encoder_tiers, make_encoder
 from .mlp import MLP
 
 
@@ -40,8 +40,8 @@ class CellQueries(Queries):
 
 
 @register_model(presets=encoder_presets("lte", "LTE"),
-                tiers={"cpu": {"encoder_args": TIER_ENCODERS["cpu"], "hidden_dim": 64, "hidden": [64, 64]},
-                       "smoke": {"encoder_args": TIER_ENCODERS["smoke"], "hidden_dim": 16, "hidden": [16]}})
+                tiers=encoder_tiers(cpu={"hidden_dim": 64, "hidden": [64, 64]},
+                                    smoke={"hidden_dim": 16, "hidden": [16]}))
 class LTE(ImplicitSR):
     arch = "lte"
     feat_unfold = False  # LTE gathers its coefficient/frequency maps as they are

@@ -81,16 +81,28 @@ def save_state(checkpoint: dict[str, Any], path: str | Path) -> None:
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
-def load_state(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+def check_state(path: str | Path) -> dict[str, str]:
+    """The metadata of an arasfsr training checkpoint (its header only); anything else is refused."""
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        tensors = load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises several kinds; all mean "not ours"
         raise ModelError(f"{path}: not a readable training checkpoint ({exc})") from None
     if META_KEY not in meta:
         raise ModelError(f"{path}: not an arasfsr training checkpoint (no training state inside)")
+    try:
+        json.loads(meta[META_KEY])
+    except (ValueError, RecursionError) as exc:
+        raise ModelError(f"{path}: damaged training checkpoint (its state is not JSON: {exc})") from None
+    return meta
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    meta = check_state(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable training checkpoint ({exc})") from None
     return decode(json.loads(meta[META_KEY]), tensors)
 
 

@@ -6,11 +6,14 @@ sampler :class:`StepSampler` counts steps from where training stands, so a run
 resumed from step ``s`` gets batches ``s, s+1, ...`` whatever the number of workers.
 Per batch we draw one LR size and every sample's HR size (``plan``); per sample
 (keyed by its position in the global batch, so DDP ranks split the same global batch)
-the flip, the degradation and the queried pixels.
+the flip, the crop (``data.crop_aug``, a recipe's scale augmentation), the degradation
+and the queried pixels. Every face contributes ``sample_q`` queries, or all of its
+pixels when it has fewer; shorter query lists are padded and ``mask`` marks the real ones.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 from typing import Any, Iterator
@@ -72,8 +75,8 @@ class StepBatches(Dataset):
         self.batch_size, self.rank, self.world = batch_size, rank, world_size
         self.per_rank = batch_size // world_size
 
-    def plan(self, step: int) -> tuple[int, list[int], int]:
-        """(LR size, HR size of every sample of the global batch, queries per sample)."""
+    def plan(self, step: int) -> tuple[int, list[int], list[int]]:
+        """(LR size, HR size and query count of every sample of the global batch)."""
         d = self.data
         rng = np.random.default_rng([self.seed, step, 1])
         lr = _draw(rng, d["lr_size"])
@@ -87,26 +90,25 @@ class StepBatches(Dataset):
                     hi = max(lo, min(hi, d["max_hr"] / lr))
                 hr = round(lr * rng.uniform(lo, hi))
             hrs.append(min(hr, d["max_hr"]) if d["max_hr"] else hr)
-        q = min(h * h for h in hrs)
-        if d["sample_q"] is not None:
-            q = min(q, d["sample_q"])
-        elif len(set(hrs)) > 1:
+        if d["sample_q"] is None and len(set(hrs)) > 1:
             raise InputError("data.sample_q: null (all pixels) needs one HR size per batch")
-        return lr, hrs, q
+        qs = [h * h if d["sample_q"] is None else min(h * h, d["sample_q"]) for h in hrs]
+        return lr, hrs, qs
 
     def image_index(self, position: int) -> int:
         """Which face sits at a global sample position: a new permutation every epoch."""
         n = len(self.files)
         epoch, offset = divmod(position, n)
-        perm = np.random.default_rng([self.seed, epoch, 2]).permutation(n)
-        return int(perm[offset])
+        return int(epoch_permutation(self.seed, epoch, n)[offset])
 
-    def sample(self, step: int, i: int, lr: int, hr: int, q: int) -> dict[str, Tensor]:
+    def source(self, position: int) -> Image.Image:
+        """The ground-truth face at a global sample position."""
+        return read_image(self.files[self.image_index(position)])[0]
+
+    def sample(self, step: int, i: int, lr: int, hr: int, q: int, q_pad: int | None = None) -> dict[str, Tensor]:
         position = step * self.batch_size + i
         rng = np.random.default_rng([self.seed, position, 3])
-        img, _ = read_image(self.files[self.image_index(position)])
-        if self.data["flip"] and rng.random() < 0.5:
-            img = ImageOps.mirror(img)
+        img = augment(self.source(position), self.data, rng)
         hr_img = to_tensor(resize(img, (hr, hr)))
         lr_img = to_tensor(degrade(img, (lr, lr), self.data["degradation"], rng))
         pixels = hr_img.flatten(1).t()
@@ -115,13 +117,77 @@ class StepBatches(Dataset):
             idx = torch.from_numpy(rng.choice(hr * hr, q, replace=False))
             pixels, coord = pixels[idx], coord[idx]
         ratio = torch.tensor([lr / hr, lr / hr], dtype=torch.float32)
-        return {"lr": lr_img, "coord": coord, "gt": pixels.contiguous(), "ratio": ratio}
+        out = {"lr": lr_img, "coord": coord, "gt": pixels.contiguous(), "ratio": ratio}
+        if q_pad is not None:  # a face with fewer pixels than its batch-mates query
+            pad = q_pad - q
+            out["coord"] = torch.cat([coord, coord.new_zeros(pad, 2)])
+            out["gt"] = torch.cat([out["gt"], pixels.new_zeros(pad, 3)])
+            out["mask"] = torch.arange(q_pad) < q
+        return out
 
     def __getitem__(self, step: int) -> dict[str, Tensor]:
-        lr, hrs, q = self.plan(step)
+        lr, hrs, qs = self.plan(step)
+        q_pad = max(qs) if len(set(qs)) > 1 else None  # global max: every rank pads alike
         first = self.rank * self.per_rank
-        items = [self.sample(step, i, lr, hrs[i], q) for i in range(first, first + self.per_rank)]
+        items = [self.sample(step, i, lr, hrs[i], qs[i], q_pad) for i in range(first, first + self.per_rank)]
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+_PERMUTATIONS: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of the faces in one epoch (kept: every sample of the epoch asks for it)."""
+    key = (seed, epoch, n)
+    if key not in _PERMUTATIONS:
+        if len(_PERMUTATIONS) > 4:
+            _PERMUTATIONS.clear()
+        _PERMUTATIONS[key] = np.random.default_rng([seed, epoch, 2]).permutation(n)
+    return _PERMUTATIONS[key]
+
+
+def crop_box(rng: np.random.Generator, width: int, height: int, scale: Any,
+             ratio: Any) -> tuple[int, int, int, int]:
+    """A random crop ``(left, top, w, h)``: area fraction in ``scale``, aspect (w/h) in
+    ``ratio`` (log-uniform); 10 tries, then the largest central crop of an allowed aspect.
+    The draw of torchvision's ``RandomResizedCrop`` (SPARNet's scale augmentation)."""
+    area = width * height
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    for _ in range(10):
+        target = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(log_lo, log_hi))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1)), w, h
+    aspect = width / height
+    if aspect < ratio[0]:
+        w, h = width, int(round(width / ratio[0]))
+    elif aspect > ratio[1]:
+        w, h = int(round(height * ratio[1])), height
+    else:
+        w, h = width, height
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
+def draw_augment(data: dict[str, Any], rng: np.random.Generator, size: tuple[int, int]
+                 ) -> tuple[bool, tuple[int, int, int, int] | None]:
+    """(flip, crop box or None) of one sample: the first draws of its ``rng``."""
+    flip = bool(data["flip"] and rng.random() < 0.5)
+    crop = data.get("crop_aug")
+    box = crop_box(rng, size[0], size[1], crop["scale"], crop["ratio"]) if crop else None
+    return flip, box
+
+
+def augment(img: Image.Image, data: dict[str, Any], rng: np.random.Generator) -> Image.Image:
+    """The flipped, cropped ground truth (flip first, then crop, as SPARNet's pipeline)."""
+    flip, box = draw_augment(data, rng, img.size)
+    if flip:
+        img = ImageOps.mirror(img)
+    if box is not None:
+        left, top, w, h = box
+        img = img.crop((left, top, left + w, top + h))
+    return img
 
 
 class StepSampler(Sampler[int]):

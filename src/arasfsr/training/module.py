@@ -1,12 +1,15 @@
-"""One LightningModule for every model: Charbonnier loss on queried pixels, Adam with a
-step decay, validation PSNR on whole faces.
+"""One LightningModule for every model: a pixel loss on queried pixels (Charbonnier, or a
+recipe's L1), Adam with a warm-up and a step or cosine decay, an EMA of the weights,
+validation PSNR on whole faces (of the EMA weights when there is one).
 
 Implicit models are queried at the sampled HR pixels; the others (bicubic, SPARNet)
 go through :meth:`SuperResolver.forward`, which renders and reads the same pixels.
+``train.compile`` runs the forward pass and the loss through ``torch.compile``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -17,12 +20,40 @@ from torch import Tensor
 
 from ..models.core import ImplicitSR, SuperResolver, denormalise, normalise
 from ..models.frequency import kl_divergence
+from .ema import make_ema, update_ema
 
 
-def charbonnier(pred: Tensor, target: Tensor, delta: float) -> Tensor:
-    """Paper Eq. 13 on the models' internal [-1, 1] scale (as the authors' code)."""
+LOSSES = ("charbonnier", "l1")
+
+
+def pixel_loss(pred: Tensor, target: Tensor, kind: str = "charbonnier", delta: float = 1e-3,
+               mask: Tensor | None = None) -> Tensor:
+    """Charbonnier (paper Eq. 13) or L1, on the models' internal [-1, 1] scale (as the
+    authors' code); ``mask`` (B,Q) keeps only the real queries of padded batches."""
     diff = (pred.float() - target.float()) * 2.0
-    return torch.sqrt(diff * diff + delta * delta).mean()
+    err = torch.sqrt(diff * diff + delta * delta) if kind == "charbonnier" else diff.abs()
+    if mask is None:
+        return err.mean()
+    keep = mask.unsqueeze(-1).to(err.dtype)
+    return (err * keep).sum() / (keep.sum() * err.shape[-1]).clamp_min(1)
+
+
+def lr_factor(step: int, total: int, cfg: dict[str, Any]) -> float:
+    """The learning rate at optimiser step ``step`` of ``total``, as a fraction of ``lr``:
+    a linear warm-up over ``warmup`` steps, then ``step`` (x ``lr_gamma`` from
+    ``lr_decay_at`` of the run on) or ``cosine`` (from there down to ``lr_gamma``)."""
+    warmup = min(int(cfg.get("warmup") or 0), total // 4)  # a short run still gets its decay
+    factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    start = max(1, int(total * cfg["lr_decay_at"]))
+    if cfg.get("lr_schedule", "step") == "cosine":
+        start = max(start, warmup)
+        if step >= start:
+            progress = min(1.0, (step - start) / max(1, total - start))
+            gamma = cfg["lr_gamma"]
+            factor *= gamma + (1 - gamma) * 0.5 * (1 + math.cos(math.pi * progress))
+    elif step >= start:
+        factor *= cfg["lr_gamma"]
+    return factor
 
 
 def psnr(pred: Tensor, target: Tensor) -> Tensor:
@@ -37,10 +68,15 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 class SRTask(L.LightningModule):
-    def __init__(self, model: SuperResolver, train_cfg: dict[str, Any]) -> None:
+    def __init__(self, model: SuperResolver, train_cfg: dict[str, Any], varying_shapes: bool = False) -> None:
         super().__init__()
         self.model = model
         self.cfg = train_cfg
+        self.varying_shapes = varying_shapes  # LR sizes change per batch: compile for dynamic shapes
+        # The exported weights: an EMA of the trained ones (a sub-module, so checkpoints keep it).
+        self.ema = make_ema(model) if train_cfg.get("ema_decay") else None
+        self.total_iterations = int(train_cfg["iterations"])  # a time budget may lower it
+        self._loss_fn = self.pixels_loss
         self.best_psnr: float | None = None
         self.last_psnr: float | None = None
         self.wall_before = 0.0  # seconds spent in earlier (killed) runs
@@ -48,8 +84,21 @@ class SRTask(L.LightningModule):
         self._val: list[Tensor] = []
         self._tick: float | None = None
 
+    @property
+    def export_model(self) -> SuperResolver:
+        """What validation scores and training exports: the EMA when there is one."""
+        return self.ema if self.ema is not None else self.model
+
     def wall_time(self) -> float:
         return self.wall_before + time.time() - self._t0
+
+    def on_fit_start(self) -> None:
+        if self.cfg.get("channels_last"):
+            self.model.to(memory_format=torch.channels_last)
+        mode = self.cfg.get("compile")
+        if mode:
+            self._loss_fn = torch.compile(self.pixels_loss, mode=None if mode is True else mode,
+                                          dynamic=True if self.varying_shapes else None)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         torch.manual_seed(step_seed(self.cfg["seed"], self.global_step, self.global_rank))
@@ -74,9 +123,17 @@ class SRTask(L.LightningModule):
             return pred, kl
         return self.model(batch["lr"], batch["coord"], batch["ratio"]), None
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def pixels_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+        """(pixel loss, KL term or None) of one batch: what ``train.compile`` compiles."""
+        if self.cfg.get("channels_last"):
+            batch = {**batch, "lr": batch["lr"].contiguous(memory_format=torch.channels_last)}
         pred, kl = self.predict_pixels(batch)
-        loss = charbonnier(pred, batch["gt"], self.cfg["charbonnier_delta"])
+        loss = pixel_loss(pred, batch["gt"], self.cfg.get("loss", "charbonnier"), self.cfg["charbonnier_delta"],
+                          batch.get("mask"))
+        return loss, kl
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, kl = self._loss_fn(batch)
         if self.cfg["kl_weight"] and kl is not None:
             loss = loss + self.cfg["kl_weight"] * kl
             self.log("kl", kl, on_step=True)
@@ -89,7 +146,7 @@ class SRTask(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         hr = batch["hr"]
-        out = self.model.render(batch["lr"], tuple(hr.shape[-2:]))
+        out = self.export_model.render(batch["lr"], tuple(hr.shape[-2:]))
         self._val.append(psnr(out, hr))
 
     def on_validation_epoch_end(self) -> None:
@@ -104,18 +161,25 @@ class SRTask(L.LightningModule):
         self.log("val_psnr", value, prog_bar=True, sync_dist=False, rank_zero_only=False)
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg["lr"])
-        milestone = max(1, int(self.cfg["iterations"] * self.cfg["lr_decay_at"]))
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, [milestone], gamma=self.cfg["lr_gamma"])
+        betas = tuple(self.cfg.get("betas") or (0.9, 0.999))
+        fused = {"fused": True} if self.cfg.get("fused_adam") else {}
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg["lr"], betas=betas, **fused)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(t, self.total_iterations, self.cfg))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if self.ema is not None:
+            update_ema(self.ema, self.model, self.cfg["ema_decay"], self.global_step)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["arasfsr"] = {"best_psnr": self.best_psnr, "last_psnr": self.last_psnr,
-                                 "wall_time": self.wall_time()}
+                                 "wall_time": self.wall_time(), "total_iterations": self.total_iterations}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         extra = checkpoint.get("arasfsr", {})
         self.best_psnr = extra.get("best_psnr")
         self.last_psnr = extra.get("last_psnr")
         self.wall_before = float(extra.get("wall_time", 0.0))
+        self.total_iterations = int(extra.get("total_iterations", self.total_iterations))
         self._t0 = time.time()

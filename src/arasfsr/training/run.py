@@ -27,11 +27,14 @@ from torch.utils.data import DataLoader
 from ..checkpoint import save_checkpoint
 from ..data import resolve_data_root
 from ..errors import InputError
+from ..imageio import check_output_dir
 from ..models import create_model
-from .checkpoint_io import SafetensorsCheckpointIO
-from .config import load_config, model_spec
+from .checkpoint_io import SafetensorsCheckpointIO, check_state
+from .config import MAX_WORKERS, PRECISIONS, load_config, model_spec
 from .data import StepBatches, StepSampler, ValFaces, list_images, subset
+from .device_data import DevicePipeline
 from .module import SRTask
+from .timing import StepProfile, TimeBudget
 
 CKPT_SUFFIX = ".safetensors"
 
@@ -42,9 +45,15 @@ class FaceData(L.LightningDataModule):
     def __init__(self, cfg: dict[str, Any], train_files: list[Path], val_files: list[Path]) -> None:
         super().__init__()
         self.cfg, self.train_files, self.val_files = cfg, train_files, val_files
+        # data.pipeline device: batches made on the training device (device_data.py).
+        self.device = DevicePipeline(cfg, train_files) if cfg["data"]["pipeline"] == "device" else None
 
-    def _loader(self, dataset: Any, **kw: Any) -> DataLoader:
-        workers = int(self.cfg["data"]["num_workers"] or 0)
+    def setup(self, stage: str) -> None:
+        if self.device is not None:
+            self.device.setup()  # decode the faces once, before the loader's workers start
+
+    def _loader(self, dataset: Any, workers: int | None = None, **kw: Any) -> DataLoader:
+        workers = int(self.cfg["data"]["num_workers"] or 0) if workers is None else workers
         return DataLoader(dataset, num_workers=workers, persistent_workers=workers > 0,
                           pin_memory=torch.cuda.is_available(), **kw)
 
@@ -53,7 +62,15 @@ class FaceData(L.LightningDataModule):
         # Called after a checkpoint is restored: global_step is where training resumes.
         ds = StepBatches(self.train_files, self.cfg["data"], self.cfg["train"]["batch_size"],
                          self.cfg["train"]["seed"], t.global_rank, t.world_size)
+        if self.device is not None:
+            return self._loader(self.device.dataset(ds), self.device.workers(), batch_size=None,
+                                sampler=StepSampler(t.global_step))
         return self._loader(ds, batch_size=None, sampler=StepSampler(t.global_step))
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self.device is not None and "face" in batch:  # a training plan, now on the device
+            return self.device.make(batch)
+        return batch
 
     def val_dataloader(self) -> DataLoader:
         t = self.trainer
@@ -107,6 +124,7 @@ def _ranks_agree(model: torch.nn.Module) -> bool:
 
 
 def resolve_resume(resume: str | Path | None) -> Path | None:
+    """The training checkpoint to resume (``resume`` or its run folder's last), checked readable."""
     if resume is None:
         return None
     path = Path(resume)
@@ -114,7 +132,24 @@ def resolve_resume(resume: str | Path | None) -> Path | None:
         path = path / "checkpoints" / f"last{CKPT_SUFFIX}"
     if not path.is_file():
         raise InputError(f"{path}: no such training checkpoint")
+    check_state(path)  # before Lightning starts and writes anything
     return path
+
+
+def _check_request(devices: int | None, accelerator: str, precision: str | None, num_workers: int | None) -> None:
+    """Refuse the command-line settings no run could use, before anything is built or written."""
+    if precision is not None and precision not in PRECISIONS:
+        raise InputError(f"trainer precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+    if num_workers is not None and not (isinstance(num_workers, int) and 0 <= num_workers <= MAX_WORKERS):
+        raise InputError(f"num_workers {num_workers!r}: give a whole number from 0 to {MAX_WORKERS}")
+    if devices is None or "LOCAL_WORLD_SIZE" in os.environ:
+        return
+    # Lightning reads devices=0 as "no accelerator" and would train on the CPU instead.
+    cuda = accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
+    have = torch.cuda.device_count() if cuda else os.cpu_count() or 1
+    if not (isinstance(devices, int) and 1 <= devices <= have):
+        raise InputError(f"devices {devices!r}: give a whole number from 1 to {have} "
+                         f"(the {'CUDA devices' if cuda else 'CPU cores'} of this machine)")
 
 
 def train(config: str | Path, *, out: str | Path | None = None, resume: str | Path | None = None,
@@ -127,6 +162,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     ``init`` starts from the weights of an exported model of the same architecture and
     config (fine-tuning) instead of a random initialisation.
     """
+    _check_request(devices, accelerator, precision, num_workers)
     cfg = load_config(config, overrides)
     root = resolve_data_root(data_root if data_root is not None else cfg["data"]["root"])
     cfg["data"]["root"] = str(root)  # config.yaml records the folder used
@@ -138,7 +174,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     resume_path = resolve_resume(resume)
     if out is None:
         out = resume_path.parent.parent if resume_path else Path("runs") / str(cfg["tier"]) / cfg["name"]
-    out = Path(out)
+    out = check_output_dir(out)
     ckpt_dir = out / "checkpoints"
     if resume_path is None and ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
         raise InputError(f"{out}: holds checkpoints of a run; pass --resume {out} or choose another --out")
@@ -161,13 +197,24 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     init_card = _load_init(model, init) if init is not None else None
     if not any(p.requires_grad for p in model.parameters()):
         raise InputError(f"{arch} has no trainable parameters: there is nothing to train")
-    task = SRTask(model, cfg["train"])
+    task = SRTask(model, cfg["train"], varying_shapes=isinstance(cfg["data"]["lr_size"], list))
     data = FaceData(cfg, train_files, val_files)
 
     checkpoints = ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False,
                                   save_top_k=-1 if cfg["train"].get("keep_checkpoints") == "all" else 1,
                                   save_last=True, save_on_train_epoch_end=False)
     checkpoints.FILE_EXTENSION = CKPT_SUFFIX
+    # The bar reads the loss (a device sync) only when it refreshes: once per log interval.
+    callbacks: list[Any] = [checkpoints, StepProgressBar(refresh_rate=max(1, int(cfg["train"]["log_every"])))]
+    profile = None
+    if cfg["train"].get("profile"):
+        profile = StepProfile(out / "profile.json", cfg["train"]["batch_size"],
+                              skip=min(5, cfg["train"]["iterations"] // 5),
+                              device_batches=lambda: data.device.batches if data.device else None)
+        callbacks.append(profile)
+    budget = TimeBudget(float(cfg["train"]["time_budget_s"])) if cfg["train"].get("time_budget_s") else None
+    if budget is not None:
+        callbacks.append(budget)
     loggers: list[Any] = [CSVLogger(out, name="logs")]
     try:
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -182,7 +229,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
         max_steps=cfg["train"]["iterations"], max_epochs=-1,
         val_check_interval=cfg["train"]["val_every"], check_val_every_n_epoch=None,
         num_sanity_val_steps=0, log_every_n_steps=cfg["train"]["log_every"],
-        callbacks=[checkpoints, StepProgressBar()], logger=loggers,
+        callbacks=callbacks, logger=loggers,
         plugins=[SafetensorsCheckpointIO()], use_distributed_sampler=False,
         default_root_dir=out, enable_model_summary=False)
     if trainer.is_global_zero:
@@ -191,11 +238,12 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*infinite.*")
+        warnings.filterwarnings("ignore", message=".*module.* in eval mode.*")  # the EMA copy, on purpose
         started = time.time()
         trainer.fit(task, datamodule=data, ckpt_path=str(resume_path) if resume_path else None)
         if task.last_psnr is None or trainer.global_step % cfg["train"]["val_every"]:
             trainer.validate(task, datamodule=data, verbose=False)  # the final weights' PSNR
-    agree = _ranks_agree(task.model) if trainer.world_size > 1 else True
+    agree = _ranks_agree(task.export_model) if trainer.world_size > 1 else True
     if not agree:
         raise RuntimeError("DDP ranks ended with different weights")
     path = out / "model.safetensors"
@@ -219,13 +267,39 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
             "val_psnr_best": task.best_psnr, "val_psnr_final": task.last_psnr,
             "val_psnr_note": "RGB PSNR on whole validation faces, training monitor",
             "command": command,
+            "weights": "EMA of the trained weights" if task.ema is not None else "the trained weights",
+            "pipeline": cfg["data"]["pipeline"],
         }
+        if cfg.get("recipe"):
+            card["recipe"] = cfg["recipe"]
+        if budget is not None:
+            card["time_budget_s"] = cfg["train"]["time_budget_s"]
+            card["iterations_planned"] = task.total_iterations
+        if profile is not None:
+            card["profile"] = profile.result()
         if init_card is not None:
             card["init"] = {"weights": str(init), "iterations": init_card.get("iterations"),
                             "command": init_card.get("command")}
-            card["iterations_total"] = trainer.global_step + int(init_card.get("iterations") or 0)
-        save_checkpoint(task.model, path, card=card)
+        card["totals"] = accumulate_totals(init_card, trainer.global_step, cfg["train"]["batch_size"],
+                                           task.wall_time())
+        card["iterations_total"] = card["totals"]["iterations"]
+        save_checkpoint(task.export_model, path, card=card)
     return path
+
+
+def accumulate_totals(init_card: dict[str, Any] | None, iterations: int, batch_size: int,
+                      seconds: float) -> dict[str, Any]:
+    """Training done on these weights so far, this run included: iterations, samples and
+    training seconds (cards from before totals existed: from their iteration counts)."""
+    prior = (init_card or {}).get("totals")
+    if prior is None and init_card:
+        its = int(init_card.get("iterations_total") or init_card.get("iterations") or 0)
+        prior = {"iterations": its, "samples": its * int((init_card.get("train") or {}).get("batch_size") or 0),
+                 "train_seconds": float(init_card.get("wall_time_s") or 0.0)}
+    prior = prior or {"iterations": 0, "samples": 0, "train_seconds": 0.0}
+    return {**prior, "iterations": int(prior["iterations"]) + iterations,
+            "samples": int(prior["samples"]) + iterations * batch_size,
+            "train_seconds": round(float(prior["train_seconds"]) + seconds, 1)}
 
 
 def _load_init(model: torch.nn.Module, init: str | Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import gradio as gr  # noqa: E402
 
+from ..cli.common import memory_problem  # noqa: E402
 from ..errors import ArasfsrError, InputError  # noqa: E402
 from ..registry import DEFAULT_MODEL, list_models  # noqa: E402
 from . import jobs  # noqa: E402
@@ -45,8 +46,9 @@ def page_errors():
         raise gr.Error(str(exc), print_exception=False) from None
     except Exception as exc:
         text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate" in text.lower():
-            raise gr.Error(f"out of memory; ask for a smaller output ({text[:120]})", print_exception=False) from None
+        memory = memory_problem(exc, chunk_option=False)
+        if memory is not None:
+            raise gr.Error(memory, print_exception=False) from None
         traceback.print_exc(file=sys.stderr)
         raise gr.Error(f"internal error, this is a bug in arasfsr ({type(exc).__name__}: {text})",
                        print_exception=False) from None
@@ -74,6 +76,14 @@ def _upload(label: str, elem_id: str, preview) -> gr.File:
     size = gr.Markdown()
     file.change(preview, file, [shown, size], api_visibility="private")
     return file
+
+
+def _one_model_inputs(tab: str, preview, models: list[str], default_model: str, upload: str, model: str,
+                      button: str, **size) -> tuple[list, gr.Button]:
+    """The inputs of a job on one image with one model (upload, model, output size) and its button."""
+    inputs = [_upload(upload, f"{tab}-input", preview), gr.Dropdown(models, value=default_model, label=model),
+              *_size_controls(**size)]
+    return inputs, gr.Button(button, variant="primary", elem_id=f"{tab}-button")
 
 
 def _on_click(button: gr.Button, fn, inputs: list, outputs: list, api_name: str) -> None:
@@ -127,39 +137,31 @@ def build_app(default_model: str = DEFAULT_MODEL, cache: jobs.ModelCache | None 
         with gr.Tab("Upscale a face", id="upscale"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    up_file = _upload("Face image", "upscale-input", preview)
-                    up_model = gr.Dropdown(models, value=default_model, label="Model")
-                    up_controls = _size_controls()
-                    up_button = gr.Button("Upscale", variant="primary", elem_id="upscale-button")
+                    up_inputs, up_button = _one_model_inputs("upscale", preview, models, default_model,
+                                                             "Face image", "Model", "Upscale")
                 with gr.Column(scale=2):
                     up_info = gr.Markdown(elem_id="upscale-info")
                     with gr.Row():
-                        up_input = _image("Input (nearest)")
-                        up_bicubic = _image("Bicubic")
-                        up_result = _image("Result")
+                        up_images = [_image(label) for label in ("Input (nearest)", "Bicubic", "Result")]
                     up_slider = gr.ImageSlider(label="Before / after: bicubic | model", format=PNG, type="pil",
                                                interactive=False, max_height=360)
                     up_png = gr.File(label="Download PNG", interactive=False, elem_id="upscale-download")
-            _on_click(up_button, upscale, [up_file, up_model, *up_controls],
-                      [up_input, up_bicubic, up_result, up_slider, up_info, up_png], "upscale")
+            _on_click(up_button, upscale, up_inputs, [*up_images, up_slider, up_info, up_png], "upscale")
 
         with gr.Tab("Restore a photo", id="restore"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    rs_file = _upload("Photo", "restore-input", preview)
-                    rs_model = gr.Dropdown(models, value=default_model, label="Face model")
-                    rs_controls = _size_controls("2", (1920, 1080))
-                    rs_button = gr.Button("Restore", variant="primary")
+                    rs_inputs, rs_button = _one_model_inputs("restore", preview, models, default_model, "Photo",
+                                                             "Face model", "Restore", default_scale="2",
+                                                             default_size=(1920, 1080))
                 with gr.Column(scale=2):
                     rs_info = gr.Markdown()
                     with gr.Row():
-                        rs_detected = _image("Faces found")
-                        rs_restored = _image("Restored photo")
+                        rs_images = [_image(label) for label in ("Faces found", "Restored photo")]
                     rs_compare = _image("Input | bicubic | restored")
                     rs_crops = gr.Gallery(label="Restored faces", format=PNG, columns=6, height=220, object_fit="contain")
                     rs_zip = gr.File(label="Download all (zip)", interactive=False)
-            _on_click(rs_button, restore, [rs_file, rs_model, *rs_controls],
-                      [rs_detected, rs_restored, rs_compare, rs_crops, rs_info, rs_zip], "restore")
+            _on_click(rs_button, restore, rs_inputs, [*rs_images, rs_compare, rs_crops, rs_info, rs_zip], "restore")
 
         with gr.Tab("Compare models", id="compare"):
             with gr.Row():

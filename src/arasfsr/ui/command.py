@@ -13,7 +13,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("ui", help="serve the local web app (upscale, restore, compare) in a browser")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on (default 127.0.0.1: this computer only)")
-    parser.add_argument("--port", type=int, default=None, metavar="N",
+    parser.add_argument("--port", type=parse_port, default=None, metavar="N",
                         help="port (default: Gradio's, 7860 or the next free one)")
     parser.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
                         help=f"model preselected in the page (default {DEFAULT_MODEL})")
@@ -21,11 +21,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def parse_port(text: str) -> int:
+    """A TCP port, 1 to 65535, read like every other whole number of the command line."""
+    from ..cli.common import parse_count
+
+    port = parse_count(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: give a port between 1 and 65535")
+    return port
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import ArasfsrError
-
-    if args.port is not None and not 1 <= args.port <= 65535:
-        raise ArasfsrError(f"--port {args.port}: give a port between 1 and 65535")
     from .jobs import ModelCache
 
     cache = ModelCache()

@@ -5,8 +5,9 @@ only thing shared between requests is a read-only cache of loaded models (and th
 detector), so two users never see each other's results. Problems with the input are
 :class:`~arasfsr.errors.InputError` with a one-line message for the page.
 
-Sizes are computed here, as (width, height), from the user's scale (one factor, or SX and
-SY with the width first) or exact size, and the API is always called with ``size=(W, H)``.
+Sizes are computed here, as (width, height), by the API's ``output_size`` from the user's
+scale (one factor, or SX and SY with the width first) or exact size, and the API is always
+called with ``size=(W, H)``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..api import DEFAULT_MAX_PIXELS, Upscaler, load_model
+from ..api import DEFAULT_MAX_PIXELS, Upscaler, load_model, output_size
 from ..demo import side_by_side
 from ..errors import InputError
 from ..imageio import read_image
@@ -90,17 +91,15 @@ def parse_scale(text: str) -> tuple[float, float]:
 
 def target_size(in_wh: tuple[int, int], mode: str, scale: str = "", width: float | None = None,
                 height: float | None = None, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
-    """The output (width, height) asked for, checked against the pixel limit."""
-    w, h = in_wh
+    """The output (width, height) asked for (sized by the API's :func:`~arasfsr.api.output_size`),
+    checked against the pixel limit."""
     if mode == BY_SIZE:
+        # The page's number boxes give floats: 7.0 is 7, 7.5 is refused.
         if width is None or height is None or not all(float(v).is_integer() and v >= 1 for v in (width, height)):
             raise InputError(f"size {width}x{height}: width and height must be whole numbers of at least 1")
-        out_w, out_h = int(width), int(height)
+        out_w, out_h = output_size(in_wh, size=(int(width), int(height)), max_pixels=None)
     elif mode == BY_SCALE:
-        sx, sy = parse_scale(scale)
-        out_w, out_h = round(w * sx), round(h * sy)
-        if out_w < 1 or out_h < 1:
-            raise InputError(f"scale {scale} on {w}x{h} gives {out_w}x{out_h}, an empty image; use a larger factor")
+        out_w, out_h = output_size(in_wh, scale=parse_scale(scale), max_pixels=None)
     else:
         raise InputError(f"unknown size mode {mode!r}")
     if out_w * out_h > max_pixels:

@@ -1,0 +1,163 @@
+"""Where a training step's time goes (``train.profile``), and training to a wall-clock budget
+(``train.time_budget_s``).
+
+The profile splits each step into: data (from the end of the last step to the start of
+this one: the loader, the copy to the device and, on the device path, the making of the
+batch there, also reported alone as ``device_prep``), forward (and the loss), backward,
+and the optimiser (with the EMA update). On CUDA the boundaries are CUDA events read once
+at the end, so profiling adds no synchronisation: the split is the GPU's own timeline,
+where "data" includes any time the GPU waited for the host. On a CPU they are clock reads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+PHASES = ("data", "forward", "backward", "optimizer")
+
+
+def _sync(module: L.LightningModule) -> None:
+    if module.device.type == "cuda":
+        torch.cuda.synchronize(module.device)
+
+
+class Marks:
+    """Time stamps that cost no device synchronisation: CUDA events, or the CPU clock."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+
+    def now(self) -> Any:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def seconds(self, start: Any, end: Any) -> float:
+        return start.elapsed_time(end) / 1000 if self.cuda else end - start
+
+
+class StepProfile(Callback):
+    """Seconds per phase over the steps after ``skip`` warm-up steps; written to ``path``."""
+
+    def __init__(self, path: Path, batch_size: int, skip: int = 5, device_batches: Any = None) -> None:
+        self.path, self.batch_size, self.skip = Path(path), batch_size, skip
+        self._device_batches = device_batches  # () -> the device path's DeviceBatches, or None
+        self.marks: Marks | None = None
+        self.spans: list[tuple[str, Any, Any]] = []  # (phase, start mark, end mark), read at the end
+        self.totals = dict.fromkeys(PHASES, 0.0)
+        self.steps = 0
+        self._last_end: Any = None
+        self._start: Any = None
+        self._prep_first = 0
+
+    @property
+    def device_batches(self) -> Any:
+        return self._device_batches() if self._device_batches is not None else None
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.marks = Marks(module.device)
+
+    def _span(self, trainer: L.Trainer, phase: str, start: Any, end: Any, step: int) -> None:
+        if start is not None and step >= self.skip:
+            self.spans.append((phase, start, end))
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        now = self.marks.now()
+        self._span(trainer, "data", self._last_end, now, trainer.global_step)
+        self._start = now
+
+    def on_before_backward(self, trainer: L.Trainer, module: L.LightningModule, loss: Any) -> None:
+        now = self.marks.now()
+        self._span(trainer, "forward", self._start, now, trainer.global_step)
+        self._start = now
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, module: L.LightningModule, optimizer: Any) -> None:
+        now = self.marks.now()
+        self._span(trainer, "backward", self._start, now, trainer.global_step)
+        self._start = now
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        now = self.marks.now()
+        step = trainer.global_step - 1  # the step just taken
+        self._span(trainer, "optimizer", self._start, now, step)
+        if step >= self.skip:
+            self.steps += 1
+        elif self.device_batches is not None:
+            self._prep_first = len(self.device_batches.prep_marks)
+        self._last_end = now
+
+    def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._last_end = None  # validation is not data wait
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        _sync(module)
+        for phase, start, end in self.spans:
+            self.totals[phase] += self.marks.seconds(start, end)
+        self.spans = []
+        if trainer.is_global_zero:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.result(), indent=2) + "\n")
+
+    def result(self) -> dict[str, Any]:
+        total = sum(self.totals.values())
+        out: dict[str, Any] = {"steps": self.steps, "batch_size": self.batch_size,
+                               "seconds": {k: round(v, 4) for k, v in self.totals.items()}}
+        if self.steps and total > 0:
+            out["it_per_s"] = round(self.steps / total, 3)
+            out["samples_per_s"] = round(self.steps * self.batch_size / total, 1)
+            out["share"] = {k: round(v / total, 3) for k, v in self.totals.items()}
+            out["ms_per_step"] = {k: round(1000 * v / self.steps, 2) for k, v in self.totals.items()}
+        db = self.device_batches
+        if db is not None and self.steps and self.marks is not None:
+            marks = db.prep_marks[self._prep_first:]
+            prep = sum(self.marks.seconds(a, b) for a, b in marks)
+            out["device_prep_ms_per_step"] = round(1000 * prep / max(1, len(marks)), 2)
+        return out
+
+
+class TimeBudget(Callback):
+    """Fit the run into ``budget_s`` seconds of training: after ``warm`` steps (compilation,
+    caches) it times ``measure`` steps, then lowers the step count (and with it the LR
+    schedule, which reads ``total_iterations``) to what fits; it stops at the budget in any case.
+    """
+
+    def __init__(self, budget_s: float, warm: int = 20, measure: int = 50, margin: float = 0.97) -> None:
+        self.budget_s, self.warm, self.measure, self.margin = budget_s, warm, measure, margin
+        self.t0 = 0.0
+        self._warm_at: tuple[int, float] | None = None
+        self.fitted: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = trainer.global_step
+        if self.fitted is None and step in (self.warm, self.warm + self.measure):
+            now = self._now(module)
+            if step == self.warm:
+                self._warm_at = (step, now)
+            elif self._warm_at is not None:
+                rate = (step - self._warm_at[0]) / (now - self._warm_at[1])
+                left = self.budget_s - (now - self.t0)
+                total = min(trainer.max_steps, step + max(1, int(rate * left * self.margin)))
+                self.fitted = total
+                trainer.fit_loop.epoch_loop.max_steps = total
+                module.total_iterations = total
+        if time.perf_counter() - self.t0 > self.budget_s:
+            trainer.should_stop = True
+
+    @staticmethod
+    def _now(module: L.LightningModule) -> float:
+        _sync(module)
+        return time.perf_counter()

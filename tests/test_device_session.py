@@ -1,0 +1,95 @@
+"""The prepared device session, end to end on a CPU with the smoke tier: data shards for
+consecutive calls, resuming shipped state, training to a time budget, evaluation, the
+return limits, cards that accumulate, and shipping what improved."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import device_session  # noqa: E402
+import pack_faces  # noqa: E402
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+
+
+def test_shards_fill_each_call_and_unpack_into_a_data_root(shared_data, tmp_path):
+    # A tree that leaves ~22 MiB per call: the evaluation faces and some training faces in
+    # call 1, the rest of the 600 faces after.
+    plan = pack_faces.device_calls(shared_data, tmp_path / "dd", count=600, margin_mb=1.0, tree=41 * 2**20)
+    calls = plan["calls"]
+    assert len(calls) >= 2 and all(c["bytes"] <= plan["call_capacity_bytes"] for c in calls)
+    assert sum(c["train_faces"] for c in calls) == 600 and calls[0]["tars"][0]["tar"] == "eval.tar"
+    for call in calls:
+        on_disk = sum(p.stat().st_size for p in (tmp_path / "dd" / Path(call["carry"]).name).iterdir())
+        assert on_disk == call["bytes"]
+    root = device_session.unpack_shards(tmp_path / "dd", device_session.Log(None))
+    train = sorted(p.name for p in (root / "utkface" / "train").iterdir())
+    assert train == sorted(p.name for p in pack_faces.training_order(shared_data)[:600])
+    assert len(list((root / "utkface" / "test").iterdir())) == 1000 and len(list((root / "ffhq" / "test").iterdir())) == 10
+    same = shared_data / "utkface" / "train" / train[0]
+    assert (root / "utkface" / "train" / train[0]).read_bytes() == same.read_bytes()  # the original bytes
+
+
+def test_session_resumes_trains_evaluates_and_ships(face_data, tmp_path):
+    from arasfsr.checkpoint import read_card
+    from arasfsr.training import train
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name, config in (("arasfsr", "smoke/P-arasfsr"), ("liif-a", "smoke/A-liif")):
+        path = train(config, out=tmp_path / f"seed-{name}", data_root=face_data, command="seed")
+        card = {**read_card(path), "name": name, "description": f"smoke {name}"}
+        (weights / f"{name}.safetensors").write_bytes(path.read_bytes())
+        (weights / f"{name}.json").write_text(json.dumps(card))
+    out = tmp_path / "OUT"
+    cmd = [sys.executable, str(ROOT / "scripts" / "device_session.py"), "--models", "arasfsr,liif-a",
+           "--weights-dir", str(weights), "--budget-s", "45", "--eval-limit", "2", "--eval-reserve-s", "6",
+           "--overhead-s", "3", "--min-slice-s", "1", "--eval-ranks", "1", "--train-workers", "1",
+           "--data-root", str(face_data), "--devdata", str(tmp_path / "none"), "--out", str(out)]
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["arasfsr.tar", "liif-a.tar", "session.json", "session.log"], (out / "session.log").read_text()
+    summary = json.loads((out / "session.json").read_text())
+    slices = {n: m["time_slice_s"] for n, m in summary["models"].items()}
+    assert slices["arasfsr"] > slices["liif-a"]  # the first model's share is twice the other's
+    for name, seed_iters in (("arasfsr", 4), ("liif-a", 4)):
+        with tarfile.open(out / f"{name}.tar") as tar:
+            assert {"%s.safetensors" % name, "%s.json" % name, "eval/results.json", "metrics.csv"} <= set(tar.getnames())
+            card = json.loads(tar.extractfile(f"{name}.json").read())
+        model = summary["models"][name]
+        assert model["iterations"] > 0 and card["iterations"] == model["iterations"]
+        assert card["totals"]["iterations"] == seed_iters + model["iterations"]  # accumulated over sessions
+        assert card["totals"]["device_seconds"] >= model["device_seconds"] > 0
+        assert card["sessions"][-1]["config"] == card["sessions"][-1]["config"] and card["name"] == name
+        assert card["init"]["weights"].endswith(f"{name}.safetensors") and card["pipeline"] == "device"
+        rows = model["verdict"]["rows"]
+        assert rows and all(row["faces"] == 2 for row in rows if row["row"].startswith("utkface"))
+    before = (weights / "liif-a.safetensors").read_bytes()
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "device_session.py"), "--ship", str(out),
+                        "--ship-all", "--weights-dir", str(weights), "--results-dir", str(tmp_path / "results")],
+                       env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (weights / "liif-a.safetensors").read_bytes() != before
+    assert json.loads((weights / "liif-a.json").read_text())["sessions"]
+    assert list((tmp_path / "results" / "eval" / "sessions").glob("*-liif-a/results.json"))
+
+
+def test_dry_run_prints_the_plan(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "device_session.py"), "--dry",
+                        "--models", "arasfsr,arasfsr-a,liif-a", "--out", str(tmp_path)],
+                       env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "paper/P-arasfsr" in r.stdout and "paper/A-liif" in r.stdout and "resumes" in r.stdout
+    with pytest.raises(SystemExit, match="no such shipped model"):
+        device_session.plan_models(["nope"], [1.0], device_session.WEIGHTS_DIR, None)
