@@ -251,16 +251,10 @@ def uncertainty_paths(output: Path) -> tuple[Path, Path]:
 def write_uncertainty(u: np.ndarray, output: Path, overwrite: bool = False, coverage: np.ndarray | None = None,
                       background: Image.Image | None = None) -> tuple[Path, Path]:
     """Write the picture and the float32 values of the map beside ``output``, atomically."""
-    from .atomic import atomic_write
-    from .imageio import refuse_existing, write_image
+    from .imageio import refuse_existing, write_file, write_image
 
     picture, values = uncertainty_paths(output)
     refuse_existing(values, overwrite)
     write_image(heat_map_picture(u, coverage, background), picture, overwrite=overwrite)
-
-    def save(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, np.asarray(u, np.float32))
-
-    atomic_write(values, save)
+    write_file(values, lambda f: np.save(f, np.asarray(u, np.float32)))
     return picture, values

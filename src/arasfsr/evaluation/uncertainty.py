@@ -153,24 +153,40 @@ def parse_row(text: str, dataset: str):
     return TestRow(dataset, int(parts[0]), int(parts[1]), degradation)
 
 
-def run_uncertainty_eval(cfg: UncertaintyEvalConfig, progress: bool = True) -> dict:
+OUTPUTS = ("results.json", "results.md", "uncertainty_vs_error.png")
+
+
+def run_uncertainty_eval(cfg: UncertaintyEvalConfig) -> dict:
     """Score the shipped map and the baseline on ``cfg.rows``; write results.json,
     results.md and uncertainty_vs_error.png into ``cfg.out``."""
+    from ..api import load_model
+    from ..data import resolve_data_root
+    from ..imageio import make_output_dir, refuse_existing, remove_empty_dirs
+    from ..protocols import list_faces
+
+    rows = [parse_row(r, cfg.dataset) for r in cfg.rows]
+    faces = list_faces(resolve_data_root(cfg.data_root), cfg.dataset, cfg.limit)
+    for name in OUTPUTS:
+        refuse_existing(cfg.out / name, cfg.overwrite)
+    created = make_output_dir(cfg.out)  # probed before the work; removed again if the run fails
+    try:
+        up = load_model(cfg.model, device=cfg.device, precision=cfg.precision)
+        results = _score(cfg, up, rows, faces)
+        write_results(results, cfg.out)
+    except BaseException:
+        remove_empty_dirs(created)
+        raise
+    return results
+
+
+def _score(cfg: UncertaintyEvalConfig, up, rows: list, faces: list[Path], progress: bool = True) -> dict:
     import torch
     from tqdm import tqdm
 
-    from ..api import images_to_tensor, load_model
-    from ..data import resolve_data_root
-    from ..errors import InputError
-    from ..protocols import list_faces, load_ground_truth, make_pair
+    from ..api import images_to_tensor
+    from ..protocols import load_ground_truth, make_pair
     from ..uncertainty import HEAT_MAX, default_head, gradient_baseline
 
-    rows = [parse_row(r, cfg.dataset) for r in cfg.rows]
-    files = [cfg.out / n for n in ("results.json", "results.md", "uncertainty_vs_error.png")]
-    if not cfg.overwrite and any(f.exists() for f in files):
-        raise InputError(f"{cfg.out}: holds results already; pass --overwrite to replace them")
-    faces = list_faces(resolve_data_root(cfg.data_root), cfg.dataset, cfg.limit)
-    up = load_model(cfg.model, device=cfg.device, precision=cfg.precision)
     edges = np.linspace(0, HEAT_MAX * 1.5, 37)
     started, cpu0 = time.perf_counter(), time.process_time()
     timing = {"upscale_s": 0.0, "map_s": 0.0}
@@ -216,7 +232,6 @@ def run_uncertainty_eval(cfg: UncertaintyEvalConfig, progress: bool = True) -> d
                  "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"},
     })
-    write_results(results, cfg.out)
     return results
 
 
@@ -279,10 +294,8 @@ def plot(results: dict, path: Path) -> Path:
 
 
 def write_results(results: dict, out: Path) -> None:
-    from ..imageio import make_folder
     from .report import write_text_atomic
 
-    make_folder(out)
     write_text_atomic(out / "results.json", json.dumps(results, indent=1))
     write_text_atomic(out / "results.md", render_markdown(results))
     plot(results, out / "uncertainty_vs_error.png")
