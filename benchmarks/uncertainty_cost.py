@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 import numpy as np
 import torch
 
-SPIN = "import sys, time\nend = time.time() + float(sys.argv[1])\nwhile time.time() < end: pass"
+from startup import busy_cores  # benchmarks/ is on the path when run as a script
+
 SIZES = ((16, 128), (32, 128), (128, 512))
 
 
@@ -36,8 +35,7 @@ def main() -> None:
     from arasfsr.uncertainty import uncertainty_map
 
     up = load_model(args.model)
-    busy = [subprocess.Popen([sys.executable, "-c", SPIN, "3600"]) for _ in range(args.busy_cores)]
-    try:
+    with busy_cores(args.busy_cores):
         for lr_side, out_side in SIZES:
             img = (np.random.default_rng(0).random((lr_side, lr_side, 3)) * 255).astype(np.uint8)
             up.upscale(img, size=(out_side, out_side), uncertainty=True)  # warm-up
@@ -56,10 +54,6 @@ def main() -> None:
             print(f"{lr_side}->{out_side}: upscale {p * 1e3:.0f} ms, with map {w * 1e3:.0f} ms ({w / p:.2f}x), "
                   f"map alone {a * 1e3:.1f} ms ({a / p:.3f}x of upscale); {args.threads} thread(s), "
                   f"{args.busy_cores} busy cores, load average {os.getloadavg()[0]:.1f}", flush=True)
-    finally:
-        for proc in busy:
-            proc.kill()
-            proc.wait()
 
 
 if __name__ == "__main__":

@@ -10,10 +10,9 @@ agrees across faces).
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata, spearmanr
+from scipy.stats import spearmanr
 
-TOP = 0.10
-BLOCK = 8
+from arasfsr.evaluation.uncertainty import BLOCK, auroc, top_error
 
 
 def block_mean(m: np.ndarray, block: int = BLOCK) -> np.ndarray:
@@ -21,21 +20,6 @@ def block_mean(m: np.ndarray, block: int = BLOCK) -> np.ndarray:
     h, w = m.shape[-2] // block * block, m.shape[-1] // block * block
     m = m[..., :h, :w]
     return m.reshape(*m.shape[:-2], h // block, block, w // block, block).mean(axis=(-3, -1))
-
-
-def auroc(score: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties count half)."""
-    score, positive = score.ravel(), positive.ravel()
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def top_error(err: np.ndarray, top: float = TOP) -> np.ndarray:
-    return err >= np.quantile(err, 1 - top)
 
 
 def face_scores(unc: np.ndarray, err: np.ndarray) -> tuple[float, float, float]:
