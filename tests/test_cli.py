@@ -407,7 +407,7 @@ def test_debug_env_shows_the_traceback(capsys, tmp_path, png, monkeypatch):
     def broken(self, *args, **kwargs):
         raise ZeroDivisionError("deep inside")
 
-    monkeypatch.setattr(arasfsr.api.Upscaler, "upscale", broken)
+    monkeypatch.setattr(arasfsr.api.Upscaler, "upscale_many", broken)
     before = tree(tmp_path)
     args = ("upscale", png, "-o", tmp_path / "o.png", "--scale", "2", "--model", "bicubic")
     code, _, err = run(capsys, *args)
@@ -422,7 +422,7 @@ def test_out_of_memory_is_a_user_problem(capsys, tmp_path, png, monkeypatch):
     def oom(self, *args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 80.00 GiB (GPU 0; 79.1 GiB total)")
 
-    monkeypatch.setattr(arasfsr.api.Upscaler, "upscale", oom)
+    monkeypatch.setattr(arasfsr.api.Upscaler, "upscale_many", oom)
     before = tree(tmp_path)
     assert_refused(run(capsys, "upscale", png, "--out-dir", tmp_path / "new", "--scale", "2",
                        "--model", "bicubic"), tmp_path, before, "out of memory", "smaller output", "--device cpu")

@@ -166,7 +166,7 @@ def test_restore_side_by_side_collision_is_refused_before_work(capsys, tmp_path,
     before = tree(tmp_path)
     code, _, err = run(capsys, "restore", photos, "--out-dir", out, "--scale", "2", "--side-by-side",
                        "--model", "bicubic", *overwrite)
-    one_line_error(code, err, "a_compare.png", "two outputs", "a.png's side-by-side picture")
+    one_line_error(code, err, "a_compare.png", "two outputs", "a.png")
     assert tree(tmp_path) == before
 
 

@@ -71,7 +71,7 @@ def test_without_gradio_the_command_says_how_to_install(monkeypatch):
     import argparse
 
     from arasfsr.errors import ArasfsrError
-    from arasfsr.ui.command import register, run
+    from arasfsr.cli.ui import register, run
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

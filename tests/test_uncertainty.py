@@ -209,7 +209,7 @@ def test_map_clashing_with_another_output_is_refused(face_png, capsys, tmp_path)
     twin.write_bytes(face_png.read_bytes())
     code = main(["upscale", str(face_png), str(twin), "--out-dir", str(tmp_path / "out"), "--scale", "2",
                  "--model", "bicubic", "--uncertainty"])
-    assert code == 2 and "both an output and an uncertainty map" in capsys.readouterr().err
+    assert code == 2 and "two outputs would be written to this file" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -89,6 +90,14 @@ def tensor_to_images(images: torch.Tensor) -> np.ndarray:
     return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
+@dataclass
+class _Prepared:
+    mode: str  # the colour's: L or RGB
+    rgb: np.ndarray  # (h, w, 3) uint8, what the model sees
+    alpha: Image.Image | None
+    out_size: tuple[int, int]  # (w, h)
+
+
 class Upscaler:
     """A model ready for inference on one device."""
 
@@ -121,6 +130,42 @@ class Upscaler:
         kept (resized apart from the colour), RGB stays RGB. A PIL image comes back as L,
         LA, RGB or RGBA with the ICC profile and EXIF of ``image.info``.
         """
+        return self.upscale_many([image], scale=scale, size=size, chunk_size=chunk_size, max_pixels=max_pixels,
+                                 uncertainty=uncertainty)[0]
+
+    @torch.inference_mode()
+    def upscale_many(self, images: Sequence[ImageLike], *, scale: Scale | None = None,
+                     size: tuple[int, int] | None = None, chunk_size: int | None = None,
+                     max_pixels: int | None = DEFAULT_MAX_PIXELS, batch_size: int | None = None,
+                     uncertainty: bool = False) -> list[ImageLike] | list[tuple[ImageLike, np.ndarray]]:
+        """:meth:`upscale` of each image, with the images that share their input and output
+        sizes rendered together, at most ``batch_size`` per forward pass (None: all of them);
+        ``uncertainty=True``: ``(image, map)`` pairs, as :meth:`upscale` gives.
+
+        The results are those of :meth:`upscale` one by one (the model treats each image of
+        a batch on its own); a batch only saves the per-pass overheads.
+        """
+        chunk_size = check_chunk_size(chunk_size)
+        if batch_size is not None and (not _is_number(batch_size, numbers.Integral) or batch_size < 1):
+            raise InputError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        prepared = [self._prepare(image, scale, size, max_pixels) for image in images]
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(prepared):
+            groups.setdefault((p.rgb.shape, p.out_size), []).append(i)
+        results: list[ImageLike | None] = [None] * len(prepared)
+        for (_, (out_w, out_h)), members in groups.items():
+            step = batch_size or len(members)
+            for start in range(0, len(members), step):
+                part = members[start:start + step]
+                lr = images_to_tensor(np.stack([prepared[i].rgb for i in part]), self.device)
+                sr = self.render(lr, (out_h, out_w), chunk_size)
+                for i, one in zip(part, sr):
+                    results[i] = self._finish(images[i], prepared[i], one[None], uncertainty)
+        return results
+
+    def _prepare(self, image: ImageLike, scale: Scale | None, size: tuple[int, int] | None,
+                 max_pixels: int | None) -> _Prepared:
+        """The checked input of one image: its colour as RGB for the model, alpha apart."""
         if isinstance(image, np.ndarray):
             mode = {(2,): "L", (3, 3): "RGB", (3, 4): "RGBA"}.get((image.ndim, *image.shape[2:]))
             if image.dtype != np.uint8 or mode is None:
@@ -134,24 +179,29 @@ class Upscaler:
             raise InputError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
         if pil.width < 1 or pil.height < 1:
             raise InputError("input image is empty")
-        out_w, out_h = output_size(pil.size, scale, size, max_pixels)
-        chunk_size = check_chunk_size(chunk_size)
+        out_size = output_size(pil.size, scale, size, max_pixels)
         colour, alpha = split_alpha(pil)
         rgb = np.asarray(colour.convert("RGB"))
         if alpha is not None:
             rgb = fill_transparent(rgb, np.asarray(alpha))
-        lr = images_to_tensor(rgb[None], self.device)
-        sr = self.render(lr, (out_h, out_w), chunk_size)
+        return _Prepared(colour.mode, rgb, alpha, out_size)
+
+    @staticmethod
+    def _finish(image: ImageLike, prepared: _Prepared, sr: torch.Tensor,
+                uncertainty: bool = False) -> ImageLike | tuple[ImageLike, np.ndarray]:
+        """The model's (1,3,H,W) output as the kind of image ``image`` is (and its map)."""
+        rgb = prepared.rgb
         # One luminance for a grayscale input: the model's three channels differ by a few levels.
-        gray = colour.mode == "L" or bool((rgb[..., :1] == rgb[..., 1:]).all())
+        gray = prepared.mode == "L" or bool((rgb[..., :1] == rgb[..., 1:]).all())
         if gray:
             sr = sr.mean(1, keepdim=True).expand_as(sr)
-        umap = uncertainty_map(lr, sr)[0].cpu().numpy() if uncertainty else None
-        out = Image.fromarray(tensor_to_images(sr)[0]).convert(colour.mode)
-        if alpha is not None:
-            out.putalpha(resize_alpha(alpha, (out_w, out_h)))
+        out = Image.fromarray(tensor_to_images(sr)[0]).convert(prepared.mode)
+        if prepared.alpha is not None:
+            out.putalpha(resize_alpha(prepared.alpha, prepared.out_size))
         result = np.asarray(out) if isinstance(image, np.ndarray) else carry_metadata(image, out)
-        return result if umap is None else (result, umap)
+        if not uncertainty:
+            return result
+        return result, uncertainty_map(images_to_tensor(rgb[None], sr.device), sr)[0].cpu().numpy()
 
     @torch.inference_mode()
     def upscale_batch(self, images: np.ndarray, size_hw: tuple[int, int],

@@ -15,14 +15,15 @@ import os
 import stat
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .atomic import TempFileError, atomic_write
-from .errors import InputError
+from .errors import InputError, one_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
@@ -241,6 +242,42 @@ def read_image(path: str | Path, rgb: bool = True) -> tuple[Image.Image, list[st
     file's ICC profile and EXIF (orientation reset to 1), for :func:`carry_metadata`.
     Raises :class:`InputError` for a missing, non-image, truncated or oversized file.
     """
+    notes: list[str] = []
+    with _opened(path) as (img, caught):
+        if any(";16" in str(t.args) for t in getattr(img, "tile", None) or []) and img.mode in ("RGB", "RGBA"):
+            notes.append("reduced 16-bit channels to 8-bit")
+        if getattr(img, "n_frames", 1) > 1:
+            notes.append(f"used the first of its {img.n_frames} frames")
+        img.load()
+        meta = _read_metadata(img)
+        out, orient_note = _orient(img)
+        out, note = (to_rgb if rgb else normalise_mode)(out)
+        if out is img:  # closing the file would free its pixels
+            out = img.copy()
+        out.info = meta
+    notes += [f"Pillow warned: {str(w.message).splitlines()[0]}" for w in caught]
+    notes += [n for n in (orient_note, note) if n]
+    return out, notes
+
+
+def probe_image(path: str | Path) -> tuple[tuple[int, int], str]:
+    """``((width, height), mode)`` of an image file from its header alone, nothing decoded:
+    the size that :func:`read_image` will return (EXIF orientation applied) and the file's
+    own mode. Refuses what read_image refuses without decoding (missing, not an image,
+    too many pixels, a PNG cut short); a file damaged further in fails only in read_image.
+    """
+    with _opened(path) as (img, _):
+        try:
+            turned = img.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn swaps the sides
+        except Exception:  # read_image ignores unreadable EXIF too
+            turned = False
+        return (img.height, img.width) if turned else img.size, img.mode
+
+
+@contextmanager
+def _opened(path: str | Path) -> Iterator[tuple[Image.Image, list[warnings.WarningMessage]]]:
+    """The opened image file (not yet decoded) and the list that collects Pillow's warnings;
+    every way the file can be unreadable, here or in the block, becomes an InputError."""
     path = Path(path)
     problem = input_path_problem(path)
     if problem:
@@ -250,7 +287,6 @@ def read_image(path: str | Path, rgb: bool = True) -> tuple[Image.Image, list[st
         raise InputError(f"{path}: is a folder, not an image")
     if not stat.S_ISREG(mode):
         raise InputError(f"{path}: not a regular file")
-    notes: list[str] = []
     # Another library may have switched this on globally; a truncated file must fail here.
     lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
@@ -260,18 +296,7 @@ def read_image(path: str | Path, rgb: bool = True) -> tuple[Image.Image, list[st
             with Image.open(path) as img:
                 if img.format == "PNG":
                     _check_png_end(path)
-                if any(";16" in str(t.args) for t in getattr(img, "tile", None) or []) and img.mode in ("RGB", "RGBA"):
-                    notes.append("reduced 16-bit channels to 8-bit")
-                if getattr(img, "n_frames", 1) > 1:
-                    notes.append(f"used the first of its {img.n_frames} frames")
-                img.load()
-                meta = _read_metadata(img)
-                out, orient_note = _orient(img)
-                out, note = (to_rgb if rgb else normalise_mode)(out)
-                if out is img:  # closing the file would free its pixels
-                    out = img.copy()
-                out.info = meta
-        notes += [f"Pillow warned: {str(w.message).splitlines()[0]}" for w in caught]
+                yield img, caught
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{path}: image has too many pixels to open safely "
                          f"(more than {Image.MAX_IMAGE_PIXELS:,})") from None
@@ -281,8 +306,6 @@ def read_image(path: str | Path, rgb: bool = True) -> tuple[Image.Image, list[st
         raise InputError(f"{path}: cannot read image, it is damaged or truncated ({one_line(exc)})") from None
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = lenient
-    notes += [n for n in (orient_note, note) if n]
-    return out, notes
 
 
 def _orient(img: Image.Image) -> tuple[Image.Image, str | None]:
@@ -307,12 +330,6 @@ def _check_png_end(path: Path) -> None:
         f.seek(max(0, path.stat().st_size - 4096))
         if _PNG_END not in f.read():
             raise OSError("PNG without its end chunk")
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def check_output_path(path: str | Path, overwrite: bool = False) -> Path:

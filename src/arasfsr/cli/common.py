@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .. import defaults
-from ..errors import InputError, ModelError
+from ..errors import InputError, known_problem  # noqa: F401  (known_problem: the commands')
+from ..folders import EXIT_PARTIAL
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from ..api import Upscaler
 
 EXIT_USAGE = 2
@@ -122,11 +121,24 @@ def add_overwrite_option(parser: argparse.ArgumentParser, help: str = "replace o
 
 
 def add_output_options(parser: argparse.ArgumentParser, file_help: str, dir_help: str) -> None:
-    """``-o OUT`` (one input) or ``--out-dir DIR``, and ``--overwrite``."""
+    """``-o OUT`` (one input) or ``--out-dir DIR``, and ``--overwrite`` or ``--skip-existing``."""
     dest = parser.add_mutually_exclusive_group(required=True)
     dest.add_argument("-o", "--output", type=Path, metavar="OUT", help=file_help)
     dest.add_argument("--out-dir", type=Path, metavar="DIR", help=dir_help)
-    add_overwrite_option(parser)
+    existing = parser.add_mutually_exclusive_group()
+    add_overwrite_option(existing)
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="leave the inputs whose output exists (finish a run that was stopped)")
+
+
+def add_folder_options(parser: argparse.ArgumentParser) -> None:
+    """How a run over many inputs walks folders and lives with bad files."""
+    parser.add_argument("--recursive", action="store_true",
+                        help="also take the images in sub-folders, keeping their relative paths under --out-dir")
+    parser.add_argument("--continue-on-error", action="store_true",
+                        help=f"go on past inputs that fail, list them, and exit with status {EXIT_PARTIAL}")
+    parser.add_argument("--report", type=Path, metavar="FILE.json",
+                        help="write each input's status (ok, failed, skipped), message and output path here")
 
 
 def add_amount_options(parser: argparse.ArgumentParser, size_example: str = "173x131") -> None:
@@ -186,112 +198,20 @@ def note(message: str) -> None:
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
     """Image files named directly, and the images inside named folders (sorted, not recursive)."""
-    from ..imageio import IMAGE_SUFFIXES, image_files, input_path_problem
+    from ..folders import collect_sources
 
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = image_files(path, skip_hidden=True)
-            if not found:
-                raise InputError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            files.extend(found)
-        elif (problem := input_path_problem(path)) is None:
-            files.append(path)
-        else:
-            raise InputError(f"{path}: {problem}")
-    return files
+    return [src for src, _ in collect_sources(inputs)]
 
 
-def read_inputs(files: list[Path], check: Callable[[Path, Image.Image], None] | None = None,
-                rgb: bool = True) -> list[Image.Image]:
-    """Every input read (and ``check``-ed), its conversion notes printed, before any work,
-    so that a bad input fails before anything is written. ``rgb=False`` keeps grayscale and alpha."""
-    from ..imageio import read_image
-
-    images = []
-    for f in files:
-        img, notes = read_image(f, rgb=rgb)
-        for text in notes:
-            note(f"{f}: {text}")
-        if check is not None:
-            check(f, img)
-        images.append(img)
-    return images
-
-
-def output_size_check(args: argparse.Namespace) -> Callable[[Path, Image.Image], None]:
-    """A ``read_inputs`` check that the output asked for (--scale or --size, --max-pixels) is
-    allowed for each input, so that a bad size fails before any work."""
+def output_size_check(args: argparse.Namespace) -> Callable[[Path, tuple[int, int]], tuple[int, int]]:
+    """A check that the output asked for (--scale or --size, --max-pixels) is allowed for an
+    input of size (w, h); returns the output's size."""
     from ..api import output_size
 
-    def check(path: Path, img: Image.Image) -> None:
+    def check(path: Path, in_size: tuple[int, int]) -> tuple[int, int]:
         try:
-            output_size(img.size, args.scale, args.size, args.max_pixels)
+            return output_size(in_size, args.scale, args.size, args.max_pixels)
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from None
 
     return check
-
-
-def plan_outputs(files: list[Path], output: Path | None, out_dir: Path | None, overwrite: bool) -> list[Path]:
-    """One output path per input; refuses clashes and outputs that exist (without overwrite)."""
-    from ..imageio import check_output_dir, check_output_path
-
-    if output is not None:
-        if len(files) != 1:
-            raise InputError(f"-o takes one input image, got {len(files)}; use --out-dir")
-        check_output_dir(output.parent)
-        targets = [output]
-    else:
-        check_output_dir(out_dir)
-        targets = [out_dir / f"{f.stem}.png" for f in files]
-        if len(set(targets)) != len(targets):
-            raise InputError("two inputs share a file name; upscale them into separate folders")
-    for src, dst in zip(files, targets):
-        check_output_path(dst, overwrite)
-        if dst.resolve() == src.resolve():
-            raise InputError(f"{dst}: output would replace its input")
-    return targets
-
-
-def known_problem(exc: BaseException) -> str | None:
-    """A one-line message for an exception that is the user's or the machine's problem, not a bug."""
-    if isinstance(exc, (InputError, ModelError)):
-        return str(exc)
-    memory = memory_problem(exc)
-    if memory is not None:
-        return memory
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror or exc}"
-    return None
-
-
-# Where an allocation failed says what to shrink: the encoder and what is computed once per
-# input position grow with the input, the implicit decoder's passes with --chunk-size, the
-# rest (the output canvas, bicubic, pasting faces back) with the output.
-_INPUT_STAGES = frozenset({"encode", "project"})
-_CHUNK_STAGES = frozenset({"query", "query_fast"})
-
-
-def memory_problem(exc: BaseException, chunk_option: bool = True) -> str | None:
-    """"out of memory; ADVICE (the allocator's whole first line)" when ``exc`` is running out of
-    memory, the advice fitting where it ran out; else None."""
-    import traceback
-
-    from ..imageio import one_line
-
-    text = str(exc).lower()
-    if not (isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(
-            s in text for s in ("out of memory", "can't allocate memory", "not enough memory")))):
-        return None
-    stages = {frame.f_code.co_name for frame, _ in traceback.walk_tb(exc.__traceback__)}
-    if stages & _INPUT_STAGES:
-        advice = "the input image is too large for this machine's memory; shrink or crop it first"
-    elif stages & _CHUNK_STAGES and chunk_option:
-        advice = "lower --chunk-size"
-    else:
-        advice = "ask for a smaller output" + (" (--scale or --size)" if chunk_option else " (scale or size)")
-    if "cuda" in text and chunk_option:
-        advice += ", or use --device cpu"
-    return f"out of memory; {advice} ({one_line(exc)})"

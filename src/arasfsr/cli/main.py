@@ -20,8 +20,7 @@ import traceback
 
 from .. import __version__
 from ..errors import ArasfsrError
-from ..ui import command as ui
-from . import evaluate, faces, train, uncertainty, upscale
+from . import evaluate, faces, train, ui, uncertainty, upscale
 from .common import EXIT_USAGE, ArgumentParser, known_problem
 
 COMMANDS = (upscale, evaluate, uncertainty, faces, train, ui)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 from .common import add_device_option, add_overwrite_option, add_precision_option, parse_count
 
@@ -15,20 +16,12 @@ def add_uncertainty_option(parser: argparse.ArgumentParser, what: str = "") -> N
     parser.add_argument("--uncertainty", action="store_true", help=OPTION_HELP + what)
 
 
-def check_uncertainty_outputs(targets: list[Path], overwrite: bool, taken: list[Path] = ()) -> None:
-    """Refuse, before any work, map files that exist (without ``overwrite``) or that would
-    be another output of the same run (``a.png`` beside an input named ``a_uncertainty``)."""
-    from ..errors import InputError
-    from ..imageio import refuse_existing
+def outputs_with_maps(uncertainty: bool) -> Callable[[Path], list[Path]]:
+    """What an upscale input writes (``plan_items``'s ``outputs``): NAME first (written
+    last: it marks the input done), then its map files when asked for."""
     from ..uncertainty import uncertainty_paths
 
-    extra = [p for t in targets for p in uncertainty_paths(t)]
-    clash = {p.resolve() for p in extra} & {p.resolve() for p in [*targets, *taken]}
-    if clash:
-        raise InputError(f"{sorted(clash)[0]}: would be both an output and an uncertainty map; "
-                         "rename the input or write into another folder")
-    for p in extra:
-        refuse_existing(p, overwrite)
+    return lambda dst: [dst, *uncertainty_paths(dst)] if uncertainty else [dst]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from .. import defaults
-from ..errors import InputError, ModelError
-from .common import (add_amount_options, add_output_options, add_overwrite_option, add_rendering_options,
-                     collect_inputs, known_problem, load_renderer, note, output_size_check, plan_outputs,
-                     read_inputs)
-from .uncertainty import add_uncertainty_option, check_uncertainty_outputs
+from ..errors import InputError
+from .common import (add_amount_options, add_folder_options, add_output_options, add_overwrite_option,
+                     add_rendering_options, load_renderer, output_size_check, parse_count)
+from .uncertainty import add_uncertainty_option, outputs_with_maps
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +21,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_amount_options(up)
     add_rendering_options(up)
     add_uncertainty_option(up)
+    up.add_argument("--batch-size", type=parse_count, default=1, metavar="N",
+                    help="render up to N inputs of the same size in one forward pass (default 1)")
+    add_folder_options(up)
+    ray = up.add_argument_group("Ray (pip install 'arasfsr[ray]')")
+    ray.add_argument("--ray", action="store_true",
+                     help="run on Ray: a local instance, or the cluster of --ray-address; inputs and --out-dir "
+                          "must be on storage every node sees")
+    ray.add_argument("--ray-address", metavar="ADDRESS",
+                     help="the Ray cluster to join, e.g. auto (the one `ray start` runs here) or HEAD:6379; "
+                          "implies --ray")
+    ray.add_argument("--ray-actors", type=parse_count, default=None, metavar="N",
+                     help="model copies (Ray actors) to run, one GPU each with --device cuda "
+                          "(default: one per CPU, or per GPU)")
     up.set_defaults(func=run_upscale)
 
     exp = sub.add_parser("export", help="export a model to ONNX (dynamic input and output sizes)")
@@ -45,57 +56,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_upscale(args: argparse.Namespace) -> int:
-    from PIL import Image
-    from tqdm import tqdm
+    from ..folders import (FolderRun, UpscaleSettings, batches, collect_sources, plan_items, probe_size, rank_device,
+                           rank_report, torchrun_share, upscale_items)
+    from ..imageio import make_output_dir
 
-    from ..imageio import make_output_dir, output_notes, remove_empty_dirs, write_image
-    from ..uncertainty import write_uncertainty
-
-    files = collect_inputs(args.inputs)
-    targets = plan_outputs(files, args.output, args.out_dir, args.overwrite)
-    target_of = dict(zip(files, targets))
-    if args.uncertainty:
-        check_uncertainty_outputs(targets, args.overwrite)
+    sources = collect_sources(args.inputs, args.recursive, exclude=args.out_dir)
+    rank, world = torchrun_share()
+    args.device = rank_device(args.device)
+    items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing,
+                       outputs_with_maps(args.uncertainty), share=(rank, world))
+    run = FolderRun(items, args.continue_on_error, rank_report(args.report, rank, world), "upscale")
+    run.check_report_path()
     check_size = output_size_check(args)
+    run.check(lambda item: probe_size(item, check_size))  # every header and size, before any work
+    settings = UpscaleSettings(args.scale, args.size, args.chunk_size, args.max_pixels, args.overwrite,
+                               args.uncertainty)
+    out_dir = args.out_dir if args.out_dir is not None else args.output.parent
+    if not run.pending:
+        return run.finish(out_dir)
+    run.created = make_output_dir(out_dir)
+    run.sweep()
+    with run.running():
+        if args.ray or args.ray_address:
+            from ..distributed import upscale_items_on_ray
 
-    # Read and size-check every input before loading the model, so bad input fails fast.
-    def check(f: Path, img: Image.Image) -> None:
-        check_size(f, img)
-        for text in output_notes(img, target_of[f]):
-            note(f"{f}: {text}")
-
-    images = read_inputs(files, check, rgb=False)
-    out_dir = args.out_dir if args.out_dir is not None else targets[0].parent
-    created = make_output_dir(out_dir)
-    written = 0
-    try:
-        model = load_renderer(args)
-        for img, src, dst in tqdm(list(zip(images, files, targets)), desc="upscale", unit="img",
-                                  disable=len(images) < 2, file=sys.stderr):
-            try:
-                out = model.upscale(img, scale=args.scale, size=args.size, chunk_size=args.chunk_size,
-                                    max_pixels=args.max_pixels, uncertainty=args.uncertainty)
-                out, umap = out if args.uncertainty else (out, None)
-                write_image(out, dst, overwrite=args.overwrite)
-                if umap is not None:
-                    write_uncertainty(umap, dst, overwrite=args.overwrite)
-            except Exception as exc:
-                message = known_problem(exc)
-                if message is None:
-                    raise
-                if not isinstance(exc, (InputError, ModelError)):
-                    message = f"{src}: {message}"
-                done = f"; {written} of {len(files)} outputs were written" if len(files) > 1 else ""
-                raise InputError(f"{message}{done}") from None
-            written += 1
-    finally:
-        if not written:
-            remove_empty_dirs(created)
-    if len(images) == 1:
-        print(targets[0])
-    else:
-        print(f"wrote {len(images)} images to {out_dir}")
-    return 0
+            upscale_items_on_ray(run, settings, args.model, address=args.ray_address, batch_size=args.batch_size,
+                                 device=args.device, precision=args.precision, actors=args.ray_actors,
+                                 engine=args.engine)
+        else:
+            model = load_renderer(args)
+            for batch in batches(run.pending, args.batch_size):
+                upscale_items(model, batch, settings, run)
+                run.advance(len(batch))
+    return run.finish(out_dir)
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import gradio as gr  # noqa: E402
 
-from ..cli.common import memory_problem  # noqa: E402
+from ..errors import memory_problem  # noqa: E402
 from ..errors import ArasfsrError, InputError  # noqa: E402
 from ..registry import DEFAULT_MODEL, list_models  # noqa: E402
 from . import jobs  # noqa: E402

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import parse_count
+
 INSTALL_HINT = "the web app needs the ui extra: pip install 'arasfsr[ui]'"
 
 
@@ -23,8 +25,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def parse_port(text: str) -> int:
     """A TCP port, 1 to 65535, read like every other whole number of the command line."""
-    from ..cli.common import parse_count
-
     port = parse_count(text)
     if port > 65535:
         raise argparse.ArgumentTypeError(f"invalid port {text!r}: give a port between 1 and 65535")
@@ -33,12 +33,12 @@ def parse_port(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ArasfsrError
-    from .jobs import ModelCache
+    from ..ui.jobs import ModelCache
 
     cache = ModelCache()
     cache.model(args.model)  # a wrong name fails before the (slow) import of Gradio
     try:
-        from .app import serve
+        from ..ui.app import serve
     except ImportError as exc:
         if getattr(exc, "name", "") and exc.name.split(".")[0] in ("gradio", "gradio_client"):
             raise ArasfsrError(INSTALL_HINT) from None

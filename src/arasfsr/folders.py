@@ -1,0 +1,396 @@
+"""Runs over many inputs: ``arasfsr upscale``, ``restore`` and ``align``, and :mod:`arasfsr.distributed`.
+
+A run plans one output per input and checks what is cheap to check for all of them before
+any work: the paths, the outputs (clashes, existing files) and each image's header (size
+and mode, nothing decoded). Then it decodes, renders and writes one input (or one batch)
+at a time, so memory does not grow with the number of inputs.
+
+An input that fails stops the run with exit status 2, or with ``--continue-on-error`` is
+recorded, listed on stderr and in ``--report FILE.json``, and the run ends with exit
+status 3 (:data:`EXIT_PARTIAL`). Every output is written atomically, the main output of an
+input last, so an output that exists is finished: ``--skip-existing`` leaves those inputs
+and so finishes a run that was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+
+from .errors import ArasfsrError, InputError, known_problem
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .api import Scale, Upscaler
+
+EXIT_PARTIAL = 3  # the exit status of a run that went on past failed inputs (--continue-on-error)
+OK, FAILED, SKIPPED, NOT_RUN = "ok", "failed", "skipped", "not run"
+
+
+@dataclass
+class Item:
+    """One input, its main output and what became of it."""
+
+    src: Path
+    dst: Path
+    status: str = NOT_RUN
+    message: str = ""
+    key: tuple = ()  # inputs with equal keys (input and output sizes) may share a forward pass
+
+    def to_json(self) -> dict:
+        return {"input": str(self.src), "output": str(self.dst), "status": self.status, "message": self.message}
+
+
+def collect_sources(inputs: list[str], recursive: bool = False, exclude: Path | None = None) -> list[tuple[Path, Path]]:
+    """``(file, relative path)`` of each input image: a file named directly is its own name,
+    an image in a named folder is relative to that folder. Folders are read sorted, hidden
+    files and folders left out; ``recursive`` walks sub-folders (not ``exclude``, the output
+    folder, nor links to folders)."""
+    from .imageio import IMAGE_SUFFIXES, input_path_problem
+
+    skip = exclude.resolve() if exclude is not None else None
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            inside = _images_under(path, recursive, skip)
+            if not inside:
+                where = "its sub-folders" if recursive else "it (--recursive also reads sub-folders)"
+                raise InputError(f"{path}: no images in {where}; looked for {', '.join(sorted(IMAGE_SUFFIXES))}")
+            found.extend(inside)
+        elif (problem := input_path_problem(path)) is None:
+            found.append((path, Path(path.name)))
+        else:
+            raise InputError(f"{path}: {problem}")
+    return found
+
+
+def _images_under(folder: Path, recursive: bool, skip: Path | None) -> list[tuple[Path, Path]]:
+    from .imageio import image_files
+
+    found = []
+    for root, dirs, _ in os.walk(folder):
+        found += [(f, f.relative_to(folder)) for f in image_files(root, skip_hidden=True)]
+        if not recursive:
+            break
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(root, d).resolve() != skip)
+    return found
+
+
+def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: Path | None,
+               overwrite: bool = False, skip_existing: bool | None = False,
+               outputs: Callable[[Path], list[Path]] = lambda dst: [dst], share: tuple[int, int] = (0, 1)) -> list[Item]:
+    """One :class:`Item` per ``(file, relative path)`` from :func:`collect_sources`: its path
+    ``dst`` is ``-o`` or ``out_dir/RELATIVE.png``, and ``outputs(dst)`` the files the input
+    will write, the first written last (it marks the input done).
+
+    Refuses clashes between outputs, an output over its input and (without ``overwrite``
+    or ``skip_existing``) outputs that exist. With ``skip_existing`` an input whose first
+    output exists is skipped; the other outputs of an input that was not finished are
+    replaced (``None``: the command has no such option). ``share = (rank, world)`` keeps every world-th input from rank (torchrun):
+    clashes are checked among all inputs, the outputs that exist among this share.
+    """
+    from .imageio import check_output_dir, check_output_path
+
+    if output is not None:
+        if len(sources) != 1:
+            raise InputError(f"-o takes one input image, got {len(sources)}; use --out-dir")
+        check_output_dir(output.parent)
+        targets = [output]
+    else:
+        check_output_dir(out_dir)
+        targets = [out_dir / rel.with_suffix(".png") for _, rel in sources]
+    writer: dict[Path, Path] = {}
+    for (src, _), dst in zip(sources, targets):
+        for path in outputs(dst):
+            key = path.resolve()
+            if key in writer:
+                raise InputError(f"{path}: two outputs would be written to this file (from {writer[key].name} and "
+                                 f"{src.name}); rename an input or write them to separate folders")
+            writer[key] = src
+    for src, _ in sources:
+        owner = writer.get(src.resolve())
+        if owner is not None:
+            what = "output would replace its input" if owner == src else f"{owner.name}'s output would replace this input"
+            raise InputError(f"{src}: {what}")
+    rank, world = share
+    items = []
+    for (src, _), dst in list(zip(sources, targets))[rank::world]:
+        check_output_path(dst, overwrite=True)  # a file name of a known format, not a folder
+        if dst.resolve() == src.resolve():
+            raise InputError(f"{dst}: output would replace its input")
+        item = Item(src, dst)
+        if skip_existing and os.path.lexists(outputs(dst)[0]):
+            item.status, item.message = SKIPPED, "its output exists"
+        elif not (overwrite or skip_existing):
+            for path in outputs(dst):
+                if os.path.lexists(path):
+                    hint = "" if skip_existing is None else ", or --skip-existing to keep it and do the other inputs"
+                    raise InputError(f"{path}: exists; pass --overwrite to replace it{hint}")
+        items.append(item)
+    return items
+
+
+def torchrun_share() -> tuple[int, int]:
+    """``(rank, world size)`` under ``torchrun``, whose ranks take every WORLD_SIZE-th input
+    from RANK (as ``eval`` shares faces); ``(0, 1)`` when run alone."""
+    if "WORLD_SIZE" not in os.environ:
+        return 0, 1
+    from .evaluation.runner import dist_info
+
+    return dist_info()
+
+
+def rank_device(device: str) -> str:
+    """Under ``torchrun``, ``cuda`` is each rank's own GPU: ``cuda:LOCAL_RANK``."""
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
+
+
+@dataclass
+class UpscaleSettings:
+    """What ``upscale`` does to each input (picklable, for Ray's workers)."""
+
+    scale: Scale | None = None
+    size: tuple[int, int] | None = None
+    chunk_size: int | None = None
+    max_pixels: int | None = None
+    overwrite: bool = False
+    uncertainty: bool = False  # also NAME_uncertainty.png/.npy (written before NAME)
+
+
+@dataclass
+class FolderRun:
+    """The items of one run and how failures are treated: raised (the run stops with exit
+    status 2) or, with ``keep_going``, recorded and listed."""
+
+    items: list[Item]
+    keep_going: bool = False
+    report: Path | None = None
+    command: str = "upscale"
+    created: list[Path] = field(default_factory=list)  # folders this run made (removed if left empty)
+    progress: object = None
+
+    @property
+    def pending(self) -> list[Item]:
+        return [item for item in self.items if item.status == NOT_RUN]
+
+    def check_report_path(self) -> None:
+        """Refuse a --report path that cannot be written, before any work."""
+        from .imageio import check_output_dir
+
+        if self.report is None:
+            return
+        if self.report.is_dir():
+            raise InputError(f"--report {self.report}: is a folder; give a file name such as report.json")
+        if any(self.report.resolve() == p.resolve() for item in self.items for p in (item.src, item.dst)):
+            raise InputError(f"--report {self.report}: is an input or an output of this run")
+        check_output_dir(self.report.parent)  # a missing folder is made when the report is written
+
+    def check(self, probe: Callable[[Item], None]) -> None:
+        """``probe`` each pending item before any work (headers, sizes): the cheap failures first."""
+        for item in self.pending:
+            with self.attempt([item]):
+                probe(item)
+
+    @contextmanager
+    def attempt(self, items: list[Item]) -> Iterator[None]:
+        """Work on ``items``: a user's or the machine's problem marks them failed (or stops
+        the run); anything else is a bug and passes through."""
+        try:
+            yield
+        except Exception as exc:
+            message = known_problem(exc)
+            if message is None:
+                raise
+            if not isinstance(exc, ArasfsrError) and len(items) == 1 and not message.startswith(str(items[0].src)):
+                message = f"{items[0].src}: {message}"
+            self.fail(items, message)
+
+    def fail(self, items: list[Item], message: str) -> None:
+        for item in items:
+            item.status, item.message = FAILED, message
+        if not self.keep_going:
+            written = sum(item.status == OK for item in self.items)
+            done = f"; {written} of {len(self.items)} outputs were written" if written else ""
+            raise InputError(f"{message}{done}")
+        if self.progress is not None:  # the failures are listed at the end
+            self.progress.set_postfix(failed=sum(item.status == FAILED for item in self.items), refresh=False)
+
+    def say(self, text: str) -> None:
+        """A note on stderr, between the lines of the progress bar."""
+        from tqdm import tqdm
+
+        tqdm.write(f"arasfsr: {text}", file=sys.stderr)
+
+    def tell(self, text: str) -> None:
+        """A result on stdout, between the lines of the progress bar."""
+        from tqdm import tqdm
+
+        tqdm.write(text, file=sys.stdout)
+
+    def read(self, item: Item, rgb: bool = True) -> Image.Image:
+        """``item``'s image decoded (:func:`arasfsr.imageio.read_image`), its notes said."""
+        from . import imageio
+
+        img, notes = imageio.read_image(item.src, rgb=rgb)
+        for text in notes:
+            self.say(f"{item.src}: {text}")
+        return img
+
+    def done(self, item: Item) -> None:
+        item.status = OK
+
+    def make_parent(self, path: Path) -> None:
+        """Create ``path``'s folder (a sub-folder of --out-dir under --recursive), remembering
+        what was created."""
+        from .imageio import make_folder
+
+        missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()][::-1]
+        if missing:
+            make_folder(path.parent)
+            self.created += missing
+
+    def sweep(self) -> None:
+        """Remove what killed runs left: their temporary files in our output folders."""
+        from .atomic import remove_stale_parts
+
+        for folder in sorted({item.dst.parent for item in self.items}):
+            remove_stale_parts(folder)
+
+    @contextmanager
+    def running(self, unit: str = "img") -> Iterator[FolderRun]:
+        """The work: a progress bar, and at the end (however it ends) the report written and
+        the folders this run created removed if they are empty."""
+        from tqdm import tqdm
+
+        from .imageio import remove_empty_dirs
+
+        todo = len(self.pending)
+        self.progress = tqdm(total=todo, desc=self.command, unit=unit, disable=todo < 2, file=sys.stderr)
+        try:
+            yield self
+        finally:
+            self.progress.close()
+            if "WORLD_SIZE" not in os.environ:  # another rank may be about to write into them
+                remove_empty_dirs(self.created)
+            self.write_report()
+
+    def advance(self, n: int = 1) -> None:
+        if self.progress is not None:
+            self.progress.update(n)
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(item.status == s for item in self.items) for s in (OK, FAILED, SKIPPED, NOT_RUN)}
+
+    def write_report(self) -> None:
+        from .atomic import atomic_write_text
+
+        if self.report is None:
+            return
+        from .imageio import make_folder
+
+        counts = self.counts()
+        make_folder(self.report.parent)
+        data = {"command": self.command, "inputs": len(self.items), **{k.replace(" ", "_"): v for k, v in counts.items()},
+                "items": [item.to_json() for item in self.items]}
+        atomic_write_text(self.report, json.dumps(data, indent=1) + "\n")
+
+    def finish(self, out_dir: Path | None, what: str = "images") -> int:
+        """Say what was done (stdout) and what failed (stderr); the exit status."""
+        counts = self.counts()
+        if len(self.items) == 1 and counts[OK]:
+            print(self.items[0].dst)
+        else:
+            parts = [f"wrote {counts[OK]} {what}" + (f" to {out_dir}" if out_dir is not None else "")]
+            if counts[SKIPPED]:
+                parts.append(f"skipped {counts[SKIPPED]} whose output exists")
+            if counts[FAILED]:
+                parts.append(f"{counts[FAILED]} failed")
+            print(", ".join(parts))
+        return self.list_failures()
+
+    def list_failures(self) -> int:
+        """The failed inputs on stderr, if any; the exit status."""
+        counts = self.counts()
+        if not counts[FAILED]:
+            return 0
+        where = f" (the report is {self.report})" if self.report is not None else ""
+        print(f"arasfsr: {counts[FAILED]} of {len(self.items)} inputs failed{where}:", file=sys.stderr)
+        for item in self.items:
+            if item.status == FAILED:
+                print(f"  {_with_path(item)}", file=sys.stderr)
+        return EXIT_PARTIAL
+
+
+def _with_path(item: Item) -> str:
+    return item.message if item.message.startswith(str(item.src)) else f"{item.src}: {item.message}"
+
+
+def rank_report(report: Path | None, rank: int, world: int) -> Path | None:
+    """Each rank's own report file under torchrun: NAME.rankR.json."""
+    if report is None or world == 1:
+        return report
+    return report.with_name(f"{report.stem}.rank{rank}{report.suffix}")
+
+
+def probe_size(item: Item, check_size: Callable[[Path, tuple[int, int]], tuple[int, int]]) -> None:
+    """Read ``item``'s header and check its output size; its batch key is (input, output) size."""
+    from .imageio import probe_image
+
+    in_size, _ = probe_image(item.src)
+    item.key = (in_size, check_size(item.src, in_size))
+
+
+def batches(items: Iterable[Item], batch_size: int) -> Iterator[list[Item]]:
+    """``items`` in lists of at most ``batch_size`` that share their key, in input order
+    when batch_size is 1."""
+    items = list(items)
+    if batch_size == 1:
+        yield from ([item] for item in items)
+        return
+    groups: dict[tuple, list[Item]] = {}
+    for item in items:
+        groups.setdefault(item.key, []).append(item)
+    for members in groups.values():
+        for start in range(0, len(members), batch_size):
+            yield members[start:start + batch_size]
+
+
+def upscale_items(model: Upscaler, items: list[Item], settings: UpscaleSettings, run: FolderRun) -> None:
+    """Decode, super-resolve (the images of one size in one forward pass) and write ``items``;
+    what fails is marked failed (or stops the run). Nothing outlives the call: at most
+    ``len(items)`` images are held at a time."""
+    from .imageio import output_notes, write_image
+    from .uncertainty import write_uncertainty
+
+    images, ready = [], []
+    for item in items:
+        with run.attempt([item]):
+            img = run.read(item, rgb=False)
+            for text in output_notes(img, item.dst):
+                run.say(f"{item.src}: {text}")
+            images.append(img)
+            ready.append(item)
+    outs: list = []
+    if ready:
+        with run.attempt(ready):
+            outs = model.upscale_many(images, scale=settings.scale, size=settings.size,
+                                      chunk_size=settings.chunk_size, max_pixels=settings.max_pixels,
+                                      uncertainty=settings.uncertainty)
+    del images
+    for item, out in zip(ready, outs):
+        with run.attempt([item]):
+            run.make_parent(item.dst)
+            if settings.uncertainty:
+                out, umap = out
+                write_uncertainty(umap, item.dst, overwrite=settings.overwrite)
+            write_image(out, item.dst, overwrite=settings.overwrite)
+            run.done(item)
