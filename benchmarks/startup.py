@@ -14,6 +14,8 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 COMMANDS = {
     "arasfsr --help": ["--help"],
@@ -24,14 +26,25 @@ COMMANDS = {
 SPIN = "import sys, time\nend = time.time() + float(sys.argv[1])\nwhile time.time() < end: pass"
 
 
+@contextmanager
+def busy_cores(count: int, seconds: float = 3600.0) -> Iterator[None]:
+    """Keep ``count`` other processes spinning (each stops by itself after ``seconds``)."""
+    busy = [subprocess.Popen([sys.executable, "-c", SPIN, str(seconds)]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--busy-cores", type=int, default=0)
     parser.add_argument("--busy-seconds", type=float, default=120.0)
     args = parser.parse_args()
-    busy = [subprocess.Popen([sys.executable, "-c", SPIN, str(args.busy_seconds)]) for _ in range(args.busy_cores)]
-    try:
+    with busy_cores(args.busy_cores, args.busy_seconds):
         for name, argv in COMMANDS.items():
             times = []
             for _ in range(args.runs):
@@ -40,10 +53,6 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             print(f"{name:38s} median {statistics.median(times):.3f} s  min {min(times):.3f}  "
                   f"max {max(times):.3f}  ({args.runs} runs, {args.busy_cores} busy cores)")
-    finally:
-        for proc in busy:
-            proc.kill()
-            proc.wait()
 
 
 if __name__ == "__main__":
