@@ -20,6 +20,7 @@ from .imageio import carry_metadata, fill_transparent, normalise_mode, resize_al
 from .models import SuperResolver, create_model
 from .registry import resolve
 from .runtime import check_chunk_size, configure_threads, face_size_warning, is_downscale, resolve_precision
+from .uncertainty import uncertainty_map
 
 ImageLike = Union[Image.Image, np.ndarray]
 Scale = Union[float, tuple[float, float]]
@@ -139,23 +140,31 @@ class Upscaler:
     @torch.inference_mode()
     def upscale(self, image: ImageLike, *, scale: Scale | None = None,
                 size: tuple[int, int] | None = None, chunk_size: int | None = None,
-                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageLike:
+                max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                uncertainty: bool = False) -> ImageLike | tuple[ImageLike, np.ndarray]:
         """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``;
         ``scale`` is one factor or ``(sx, sy)``, width first like ``size``.
+
+        ``uncertainty=True`` returns ``(image, map)``: the map is float32 (H, W), the
+        output's size, the expected |output - truth| per pixel in grey levels (0-255, RGB
+        mean) from :mod:`arasfsr.uncertainty`; deterministic, a few ms.
 
         Takes a PIL image or a uint8 array (HxW grayscale, HxWx3 RGB, HxWx4 RGBA) and returns
         the same kind: grayscale stays grayscale (super-resolved on its luminance), alpha is
         kept (resized apart from the colour), RGB stays RGB. A PIL image comes back as L,
         LA, RGB or RGBA with the ICC profile and EXIF of ``image.info``.
         """
-        return self.upscale_many([image], scale=scale, size=size, chunk_size=chunk_size, max_pixels=max_pixels)[0]
+        return self.upscale_many([image], scale=scale, size=size, chunk_size=chunk_size, max_pixels=max_pixels,
+                                 uncertainty=uncertainty)[0]
 
     @torch.inference_mode()
     def upscale_many(self, images: Sequence[ImageLike], *, scale: Scale | None = None,
                      size: tuple[int, int] | None = None, chunk_size: int | None = None,
-                     max_pixels: int | None = DEFAULT_MAX_PIXELS, batch_size: int | None = None) -> list[ImageLike]:
+                     max_pixels: int | None = DEFAULT_MAX_PIXELS, batch_size: int | None = None,
+                     uncertainty: bool = False) -> list[ImageLike] | list[tuple[ImageLike, np.ndarray]]:
         """:meth:`upscale` of each image, with the images that share their input and output
-        sizes rendered together, at most ``batch_size`` per forward pass (None: all of them).
+        sizes rendered together, at most ``batch_size`` per forward pass (None: all of them);
+        ``uncertainty=True``: ``(image, map)`` pairs, as :meth:`upscale` gives.
 
         The results are those of :meth:`upscale` one by one (the model treats each image of
         a batch on its own); a batch only saves the per-pass overheads.
@@ -175,7 +184,7 @@ class Upscaler:
                 lr = images_to_tensor(np.stack([prepared[i].rgb for i in part]), self.device)
                 sr = self.render(lr, (out_h, out_w), chunk_size)
                 for i, one in zip(part, sr):
-                    results[i] = self._finish(images[i], prepared[i], one[None])
+                    results[i] = self._finish(images[i], prepared[i], one[None], uncertainty)
         return results
 
     def _prepare(self, image: ImageLike, scale: Scale | None, size: tuple[int, int] | None,
@@ -202,8 +211,9 @@ class Upscaler:
         return _Prepared(colour.mode, rgb, alpha, out_size)
 
     @staticmethod
-    def _finish(image: ImageLike, prepared: _Prepared, sr: torch.Tensor) -> ImageLike:
-        """The model's (1,3,H,W) output as the kind of image ``image`` is."""
+    def _finish(image: ImageLike, prepared: _Prepared, sr: torch.Tensor,
+                uncertainty: bool = False) -> ImageLike | tuple[ImageLike, np.ndarray]:
+        """The model's (1,3,H,W) output as the kind of image ``image`` is (and its map)."""
         rgb = prepared.rgb
         # One luminance for a grayscale input: the model's three channels differ by a few levels.
         gray = prepared.mode == "L" or bool((rgb[..., :1] == rgb[..., 1:]).all())
@@ -212,9 +222,10 @@ class Upscaler:
         out = Image.fromarray(tensor_to_images(sr)[0]).convert(prepared.mode)
         if prepared.alpha is not None:
             out.putalpha(resize_alpha(prepared.alpha, prepared.out_size))
-        if isinstance(image, np.ndarray):
-            return np.asarray(out)
-        return carry_metadata(image, out)
+        result = np.asarray(out) if isinstance(image, np.ndarray) else carry_metadata(image, out)
+        if not uncertainty:
+            return result
+        return result, uncertainty_map(images_to_tensor(rgb[None], sr.device), sr)[0].cpu().numpy()
 
     @torch.inference_mode()
     def upscale_batch(self, images: np.ndarray, size_hw: tuple[int, int],
