@@ -27,7 +27,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from startup import SPIN  # noqa: E402  (the busy-core loop of the start-up benchmark)
+from busy import SPIN  # noqa: E402  (the bounded busy-core loop of the benchmarks)
 
 from arasfsr.data import resolve_data_root  # noqa: E402
 

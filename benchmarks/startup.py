@@ -15,13 +15,14 @@ import subprocess
 import sys
 import time
 
+from busy import busy_cores, load_average
+
 COMMANDS = {
     "arasfsr --help": ["--help"],
     "arasfsr upscale --help": ["upscale", "--help"],
     "arasfsr eval --help": ["eval", "--help"],
     "arasfsr upscale x.png (usage error)": ["upscale", "x.png"],
 }
-SPIN = "import sys, time\nend = time.time() + float(sys.argv[1])\nwhile time.time() < end: pass"
 
 
 def main() -> None:
@@ -30,8 +31,8 @@ def main() -> None:
     parser.add_argument("--busy-cores", type=int, default=0)
     parser.add_argument("--busy-seconds", type=float, default=120.0)
     args = parser.parse_args()
-    busy = [subprocess.Popen([sys.executable, "-c", SPIN, str(args.busy_seconds)]) for _ in range(args.busy_cores)]
-    try:
+    print(f"load average {load_average()}")
+    with busy_cores(args.busy_cores, args.busy_seconds):
         for name, argv in COMMANDS.items():
             times = []
             for _ in range(args.runs):
@@ -40,10 +41,6 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             print(f"{name:38s} median {statistics.median(times):.3f} s  min {min(times):.3f}  "
                   f"max {max(times):.3f}  ({args.runs} runs, {args.busy_cores} busy cores)")
-    finally:
-        for proc in busy:
-            proc.kill()
-            proc.wait()
 
 
 if __name__ == "__main__":

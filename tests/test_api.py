@@ -109,3 +109,25 @@ def test_sample_z_is_seeded_and_off_by_default(tmp_path):
             up.upscale(arr, scale=2, **bad)
     with pytest.raises(InputError, match="frequency"):
         arasfsr.load_model("bicubic").upscale(arr, scale=2, sample_z=True)
+def test_downscale_is_antialiased_bicubic_without_the_network(tiny, monkeypatch):
+    up = arasfsr.load_model(tiny)
+    monkeypatch.setattr(up.model, "render", lambda *a, **k: pytest.fail("the network ran for a down-scale"))
+    arr = (np.random.default_rng(0).random((300, 240, 3)) * 255).astype(np.uint8)
+    expected = arasfsr.load_model("bicubic").upscale(arr, size=(64, 80))
+    assert np.array_equal(up.upscale(arr, size=(64, 80)), expected)
+    assert up.upscale(arr, size=(240, 250)).shape == (250, 240, 3)  # one axis equal: still no network
+
+
+def test_faces_far_outside_the_trained_sizes_get_one_line(tiny, monkeypatch, capsys):
+    up = arasfsr.load_model(tiny)
+    arr = np.zeros((300, 200, 3), np.uint8)
+    monkeypatch.setattr(up, "network", lambda lr, size, chunk=None: lr.new_zeros(1, 3, *size))
+    up.upscale(arr, scale=1.5)
+    up.upscale(arr, scale=2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning: the input is 200x300 px, far outside the 12-96 px" in err
+    up.upscale(np.zeros((64, 40, 3), np.uint8), scale=2)  # inside: quiet
+    arasfsr.load_model("bicubic").upscale(np.zeros((4, 4, 3), np.uint8), scale=2)  # no training, no warning
+    assert capsys.readouterr().err == ""
+    up.upscale(np.zeros((4, 4, 3), np.uint8), scale=2)
+    assert "blurred guess" in capsys.readouterr().err

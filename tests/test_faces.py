@@ -169,6 +169,20 @@ def test_detector_finds_faces_of_several_sizes(astronaut):
     assert det.detect(np.zeros((1, 1, 3), np.uint8)) == []
 
 
+@needs_detector
+def test_proposals_in_bands_equal_the_whole_level(astronaut, monkeypatch):
+    """The proposal net runs on bands of rows (bounded memory on large photos): same maps."""
+    from arasfsr.faces import detect, load_detector
+
+    det = load_detector()
+    level = np.ascontiguousarray(astronaut[:301, :250])  # odd height: the last cell is partial
+    whole = det._pnet_maps(level)
+    monkeypatch.setattr(detect, "PNET_BAND_PIXELS", 250 * 30)
+    banded = det._pnet_maps(level)
+    for a, b in zip(whole, banded):
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
+
+
 @pytest.fixture
 def photos(tmp_path, astronaut):
     scene, _ = _scene(astronaut, [(40, 10, 20, 0), (24, 250, 150, 10)])

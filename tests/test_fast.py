@@ -2,12 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from arasfsr.cli.main import main
 from arasfsr.models import ImplicitSR, create_model
-from arasfsr.models.core import coord_range, make_coord
+from arasfsr.models.core import coord_range, make_coord, plan_tiles
 from arasfsr.models.reference import reference_render
 from arasfsr.runtime import auto_chunk_size
 
@@ -194,3 +195,40 @@ def test_export_and_upscale_with_onnx_engine(tmp_path, capsys, name):
     assert got.shape == want.shape == (25, 30, 3)
     assert np.abs(got.astype(int) - want).max() <= 1
     assert load_model(str(onnx_path), engine="onnx").upscale(img, size=(7, 9)).size == (7, 9)
+
+
+@pytest.mark.parametrize("lr_hw,out_hw", [((37, 50), (80, 111)), ((40, 40), (20, 33)), ((33, 17), (33, 17))])
+def test_tiles_cover_every_output_pixel_once(lr_hw, out_hw):
+    seen = torch.zeros(out_hw, dtype=torch.int32)
+    tiles = plan_tiles(lr_hw, out_hw, side=12, margin=4)
+    assert len(tiles) > 1
+    for rows, cols, window, crop in tiles:
+        seen[rows.start:rows.stop, cols.start:cols.stop] += 1
+        assert crop[0].start <= window.y0 and window.y0 + window.h <= crop[0].stop
+    assert bool((seen == 1).all())
+
+
+@pytest.mark.parametrize("name", ["arasfsr", "liif", "lte", "diinn-ensemble"])
+def test_tiled_encoder_equals_whole_on_small_models(name):
+    model = small(name)
+    lr = torch.rand(1, 3, 30, 26, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        whole = model.render(lr, (67, 45), precision="fp32")
+        tiled = model.render(lr, (67, 45), precision="fp32", tile=10)
+    assert float((whole - tiled).abs().max()) < 1e-4
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_tile_seams_of_the_default_model_stay_above_50db(shared_data, precision):
+    """The shipped encoder's receptive field vs TILE_MARGIN, on a real face tiled small."""
+    from PIL import Image
+
+    from arasfsr.api import images_to_tensor, load_model
+
+    face = sorted((shared_data / "utkface" / "val").glob("*.jpg"))[0]
+    lr = images_to_tensor(np.asarray(Image.open(face).convert("RGB").resize((40, 40), Image.BICUBIC))[None])
+    model = load_model("arasfsr-a", precision=precision).model
+    with torch.inference_mode():
+        whole = model.render(lr, (60, 60), precision=precision).clamp(0, 1)
+        tiled = model.render(lr, (60, 60), precision=precision, tile=16).clamp(0, 1)
+    assert psnr(whole, tiled) >= 50

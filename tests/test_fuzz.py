@@ -356,6 +356,7 @@ def _number_cases() -> list[tuple[str, str, list[str]]]:
     forms = [("upscale", a) for a in amount] + [("restore", a) for a in amount] + [
         ("align", ["--size", "{v}"]),
         ("eval", ["--limit", "{v}"]), ("eval", ["--batch-size", "{v}"]), ("eval", ["--chunk-size", "{v}"]),
+        ("eval-uncertainty", ["--limit", "{v}"]),
         ("compare", ["--lr", "{v}"]), ("compare", ["--hr", "{v}"]), ("compare", ["--chunk-size", "{v}"]),
         ("train", ["--devices", "{v}"]), ("train", ["--num-workers", "{v}"]),
     ]
@@ -377,6 +378,9 @@ def _command(command: str, form: list[str], value: str, root: Path, model: Path)
     if command == "eval":
         return ["eval", "--protocol", "B", "--only", "16-128", "--model", "bicubic", "--data", root / "data",
                 "--out", out, "--no-pictures", *options]
+    if command == "eval-uncertainty":
+        return ["eval-uncertainty", "--rows", "16-64", "--model", "bicubic", "--data", root / "data", "--out", out,
+                *options]
     if command == "compare":
         return ["compare", "--faces", face, "--model", "bicubic", "--out", out / "grid.png", *options]
     return ["train", "smoke/A-arasfsr", "--out", out, "--data-root", root / "no-data", *options]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
@@ -18,7 +19,8 @@ from .errors import InputError, ModelError
 from .imageio import carry_metadata, fill_transparent, normalise_mode, resize_alpha, split_alpha
 from .models import SuperResolver, create_model
 from .registry import resolve
-from .runtime import check_chunk_size, resolve_precision
+from .runtime import check_chunk_size, configure_threads, face_size_warning, is_downscale, resolve_precision
+from .uncertainty import uncertainty_map
 
 ImageLike = Union[Image.Image, np.ndarray]
 Scale = Union[float, tuple[float, float]]
@@ -103,20 +105,43 @@ class Upscaler:
     def __init__(self, model: SuperResolver, name: str, device: str | torch.device = "cpu",
                  precision: str = "auto") -> None:
         self.device = torch.device(device)
+        configure_threads()
         # Reduced precision for the implicit decoder where the hardware has it (see README "Speed").
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.name = name
+        self.learned = getattr(model, "needs_weights", True)
+        self._warned_sizes: set[tuple[int, int]] = set()
 
     def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
                sample_z: bool = False, seed: int | None = None) -> torch.Tensor:
-        """(B,3,h,w) in [0,1] -> (B,3,H,W); the ONNX engine overrides this.
+        """(B,3,h,w) in [0,1] -> (B,3,H,W).
+
+        An output smaller than the input (not larger on either axis) is the input resized
+        by anti-aliased bicubic, without the network: on faces it scored higher than the
+        network on the input shrunk to the output size (README "Speed", down-scaling), and
+        the network on the full input costs time and memory for nothing. A face far outside
+        the sizes the model was trained on gets one line on stderr (once per input size).
 
         ``sample_z`` draws ARASFSR's frequency latent z instead of using its mean, as the
         authors' code does at inference; from ``seed`` if given (reproducible, and each
         image's draw independent of its batch), else from torch's global generator.
         """
         seed = check_sampling(sample_z, seed)
+        in_hw = tuple(lr.shape[-2:])
+        if is_downscale(in_hw, size):
+            return torch.nn.functional.interpolate(lr, size=tuple(size), mode="bicubic", align_corners=False,
+                                                   antialias=True).clamp(0, 1)
+        if self.learned and in_hw not in self._warned_sizes:
+            message = face_size_warning(*in_hw, self.name)
+            if message:
+                print(message, file=sys.stderr)
+                self._warned_sizes.add(in_hw)
+        return self.network(lr, size, chunk_size, sample_z=sample_z, seed=seed)
+
+    def network(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
+                sample_z: bool = False, seed: int | None = None) -> torch.Tensor:
+        """The model itself, (B,3,h,w) in [0,1] -> (B,3,H,W); the ONNX engine overrides this."""
         if not sample_z:
             return self.model.render(lr, size, chunk_size=chunk_size, precision=self.precision)
         if getattr(self.model, "frequency", None) is None:
@@ -132,10 +157,14 @@ class Upscaler:
     @torch.inference_mode()
     def upscale(self, image: ImageLike, *, scale: Scale | None = None,
                 size: tuple[int, int] | None = None, chunk_size: int | None = None,
-                max_pixels: int | None = DEFAULT_MAX_PIXELS, sample_z: bool = False,
-                seed: int | None = None) -> ImageLike:
+                max_pixels: int | None = DEFAULT_MAX_PIXELS, uncertainty: bool = False,
+                sample_z: bool = False, seed: int | None = None) -> ImageLike | tuple[ImageLike, np.ndarray]:
         """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``;
         ``scale`` is one factor or ``(sx, sy)``, width first like ``size``.
+
+        ``uncertainty=True`` returns ``(image, map)``: the map is float32 (H, W), the
+        output's size, the expected |output - truth| per pixel in grey levels (0-255, RGB
+        mean) from :mod:`arasfsr.uncertainty`; deterministic, a few ms.
 
         Takes a PIL image or a uint8 array (HxW grayscale, HxWx3 RGB, HxWx4 RGBA) and returns
         the same kind: grayscale stays grayscale (super-resolved on its luminance), alpha is
@@ -144,15 +173,17 @@ class Upscaler:
         ``seed``: see :meth:`render` (default: the mean, deterministic).
         """
         return self.upscale_many([image], scale=scale, size=size, chunk_size=chunk_size, max_pixels=max_pixels,
-                                 sample_z=sample_z, seed=seed)[0]
+                                 uncertainty=uncertainty, sample_z=sample_z, seed=seed)[0]
 
     @torch.inference_mode()
     def upscale_many(self, images: Sequence[ImageLike], *, scale: Scale | None = None,
                      size: tuple[int, int] | None = None, chunk_size: int | None = None,
                      max_pixels: int | None = DEFAULT_MAX_PIXELS, batch_size: int | None = None,
-                     sample_z: bool = False, seed: int | None = None) -> list[ImageLike]:
+                     uncertainty: bool = False, sample_z: bool = False,
+                     seed: int | None = None) -> list[ImageLike] | list[tuple[ImageLike, np.ndarray]]:
         """:meth:`upscale` of each image, with the images that share their input and output
-        sizes rendered together, at most ``batch_size`` per forward pass (None: all of them).
+        sizes rendered together, at most ``batch_size`` per forward pass (None: all of them);
+        ``uncertainty=True``: ``(image, map)`` pairs, as :meth:`upscale` gives.
 
         The results are those of :meth:`upscale` one by one (the model treats each image of
         a batch on its own; a seeded z draw too); a batch only saves the per-pass overheads.
@@ -174,7 +205,7 @@ class Upscaler:
                 lr = images_to_tensor(np.stack([prepared[i].rgb for i in part]), self.device)
                 sr = self.render(lr, (out_h, out_w), chunk_size, sample_z=sample_z, seed=seed)
                 for i, one in zip(part, sr):
-                    results[i] = self._finish(images[i], prepared[i], one[None])
+                    results[i] = self._finish(images[i], prepared[i], one[None], uncertainty)
         return results
 
     def _prepare(self, image: ImageLike, scale: Scale | None, size: tuple[int, int] | None,
@@ -201,8 +232,9 @@ class Upscaler:
         return _Prepared(colour.mode, rgb, alpha, out_size)
 
     @staticmethod
-    def _finish(image: ImageLike, prepared: _Prepared, sr: torch.Tensor) -> ImageLike:
-        """The model's (1,3,H,W) output as the kind of image ``image`` is."""
+    def _finish(image: ImageLike, prepared: _Prepared, sr: torch.Tensor,
+                uncertainty: bool = False) -> ImageLike | tuple[ImageLike, np.ndarray]:
+        """The model's (1,3,H,W) output as the kind of image ``image`` is (and its map)."""
         rgb = prepared.rgb
         # One luminance for a grayscale input: the model's three channels differ by a few levels.
         gray = prepared.mode == "L" or bool((rgb[..., :1] == rgb[..., 1:]).all())
@@ -211,9 +243,10 @@ class Upscaler:
         out = Image.fromarray(tensor_to_images(sr)[0]).convert(prepared.mode)
         if prepared.alpha is not None:
             out.putalpha(resize_alpha(prepared.alpha, prepared.out_size))
-        if isinstance(image, np.ndarray):
-            return np.asarray(out)
-        return carry_metadata(image, out)
+        result = np.asarray(out) if isinstance(image, np.ndarray) else carry_metadata(image, out)
+        if not uncertainty:
+            return result
+        return result, uncertainty_map(images_to_tensor(rgb[None], sr.device), sr)[0].cpu().numpy()
 
     @torch.inference_mode()
     def upscale_batch(self, images: np.ndarray, size_hw: tuple[int, int],
@@ -239,10 +272,11 @@ class OnnxUpscaler(Upscaler):
         self.engine = OnnxEngine(model_or_path)
         self.device = torch.device("cpu")
         self.name = name
+        self.learned = True
+        self._warned_sizes = set()
 
-    def render(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
-               sample_z: bool = False, seed: int | None = None) -> torch.Tensor:
-        check_sampling(sample_z, seed)
+    def network(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
+                sample_z: bool = False, seed: int | None = None) -> torch.Tensor:
         if sample_z:
             raise InputError("an exported ONNX model computes z's mean; sample z with the torch engine")
         return self.engine.render(lr, size, chunk_size)

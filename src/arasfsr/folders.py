@@ -163,6 +163,7 @@ class UpscaleSettings:
     chunk_size: int | None = None
     max_pixels: int | None = None
     overwrite: bool = False
+    uncertainty: bool = False  # also NAME_uncertainty.png/.npy (written before NAME)
     sample_z: bool = False  # draw ARASFSR's z (seeded by ``seed``) instead of its mean
     seed: int | None = None
 
@@ -370,6 +371,7 @@ def upscale_items(model: Upscaler, items: list[Item], settings: UpscaleSettings,
     what fails is marked failed (or stops the run). Nothing outlives the call: at most
     ``len(items)`` images are held at a time."""
     from .imageio import output_notes, write_image
+    from .uncertainty import write_uncertainty
 
     images, ready = [], []
     for item in items:
@@ -384,10 +386,14 @@ def upscale_items(model: Upscaler, items: list[Item], settings: UpscaleSettings,
         with run.attempt(ready):
             outs = model.upscale_many(images, scale=settings.scale, size=settings.size,
                                       chunk_size=settings.chunk_size, max_pixels=settings.max_pixels,
-                                      sample_z=settings.sample_z, seed=settings.seed)
+                                      uncertainty=settings.uncertainty, sample_z=settings.sample_z,
+                                      seed=settings.seed)
     del images
     for item, out in zip(ready, outs):
         with run.attempt([item]):
             run.make_parent(item.dst)
+            if settings.uncertainty:
+                out, umap = out
+                write_uncertainty(umap, item.dst, overwrite=settings.overwrite)
             write_image(out, item.dst, overwrite=settings.overwrite)
             run.done(item)

@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -416,14 +416,21 @@ def write_image(img: Image.Image, path: str | Path, overwrite: bool = False) -> 
         if exif and not (fmt == "JPEG" and len(exif) > 65533):  # JPEG's limit: one APP1 segment
             opts["exif"] = exif
 
+    return write_file(path, lambda f: img.save(f, format=fmt, **opts))
+
+
+def write_file(path: Path, fill: Callable[[BinaryIO], object]) -> Path:
+    """Write ``path`` atomically by ``fill(open binary file)``; a failure is an InputError
+    naming the file or its folder (a full disk, a folder that cannot be written)."""
+
     def save(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            img.save(f, format=fmt, **opts)
+            fill(f)
 
     try:
         atomic_write(path, save)
     except TempFileError as exc:
-        raise InputError(f"{parent}: cannot write into this folder ({exc.strerror or one_line(exc)})") from None
+        raise InputError(f"{path.parent}: cannot write into this folder ({exc.strerror or one_line(exc)})") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot write ({exc.strerror or one_line(exc)})") from None
     return path

@@ -1,13 +1,18 @@
-"""Runtime policy of inference: which precision, how many queries per chunk.
+"""Runtime policy of inference: threads, precision, chunks of queries, tiles of the input.
 
 The models compute; this module decides, from the device and the free memory, how:
-``auto`` precision resolves to bf16 where the hardware multiplies bf16 natively, and
-the chunk of queries rendered per pass is sized to the cache (CPU) or the free memory.
+``auto`` precision resolves to bf16 where the hardware multiplies bf16 natively, the
+chunk of queries rendered per pass is sized to the cache (CPU) or the free memory, a
+large input is encoded in overlapping tiles, and torch uses as many threads as this
+process may really run on. (OpenMP's wait policy is set in ``arasfsr/__init__.py``,
+before torch loads.)
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -22,6 +27,80 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 # fp32) runs fastest: measured 1.5-2x faster than 16k queries. GPUs want big chunks.
 PREFERRED_CHUNK = {"cpu": 2048, "cuda": 65536}
 MIN_CHUNK = 256
+
+# Inputs up to this many pixels are encoded whole (exact, and no work repeated on the
+# overlaps); larger ones in tiles of TILE_SIDE with TILE_MARGIN pixels of context on
+# each side. The margin covers the encoders' effective receptive field: tiled vs whole
+# >= 50 dB PSNR (measured in README "Speed"; tests/test_fast.py checks it).
+TILE_PIXELS = 512 * 512
+TILE_SIDE = 384
+TILE_MARGIN = 16
+
+
+def tile_side(h: int, w: int) -> int:
+    """Side of the LR tiles for an ``h x w`` input: the whole input when it is small enough."""
+    return max(h, w) if h * w <= TILE_PIXELS else TILE_SIDE
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a container's CPU quota
+    (cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), which the mask does not show."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(n, math.ceil(quota))) if quota else n
+
+
+def _cgroup_cpu_quota() -> float | None:
+    for path, period_path in (("/sys/fs/cgroup/cpu.max", None),
+                              ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
+        try:
+            with open(path) as fh:
+                fields = fh.read().split()
+            if period_path is not None:
+                with open(period_path) as fh:
+                    fields.append(fh.read().strip())
+        except OSError:
+            continue
+        if len(fields) == 2 and fields[0] not in ("max", "-1") and float(fields[1]) > 0:
+            return float(fields[0]) / float(fields[1])
+        return None
+    return None
+
+
+def configure_threads() -> int:
+    """Intra-op threads for inference: no more than :func:`usable_cpus` (more threads
+    than CPUs wait on each other at every operation), never more than the user set
+    (``OMP_NUM_THREADS``, ``torch.set_num_threads``). Returns the count in use."""
+    n = usable_cpus()
+    if "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() > n:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+# The faces the learned models were trained on (protocols A-C and P: 12 to 96 px); a face
+# more than FAR_FACTOR times outside gets a warning: a 512-px face comes back within 0.2
+# grey levels of bicubic.
+TRAINED_FACE_PX = (12, 96)
+FAR_FACTOR = 2
+
+
+def face_size_warning(h: int, w: int, model_name: str) -> str | None:
+    """One line for a face of ``h x w`` px far outside :data:`TRAINED_FACE_PX`, else None."""
+    low, high = TRAINED_FACE_PX
+    if min(h, w) * FAR_FACTOR >= low and max(h, w) <= high * FAR_FACTOR:
+        return None
+    expect = "little more than bicubic" if max(h, w) > high * FAR_FACTOR else "a blurred guess"
+    return (f"arasfsr: warning: the input is {w}x{h} px, far outside the {low}-{high} px faces "
+            f"{model_name} was trained on; expect {expect}")
+
+
+def is_downscale(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> bool:
+    """True when the output is not larger than the input on either axis and smaller on one
+    (equal sizes are x1 restoration, which the models are trained for)."""
+    return out_hw[0] <= in_hw[0] and out_hw[1] <= in_hw[1] and tuple(out_hw) != tuple(in_hw)
 
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:

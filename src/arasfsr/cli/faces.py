@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ..errors import InputError
 from .common import (add_amount_options, add_folder_options, add_output_options, add_overwrite_option,
                      add_rendering_options, load_renderer, output_size_check, parse_count)
+from .uncertainty import add_uncertainty_option
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--side-by-side", action="store_true",
                     help="also write NAME_compare.png: input, bicubic up-scale, restored")
     rs.add_argument("--json", action="store_true", help="also write NAME.json: faces, landmarks, transforms")
+    add_uncertainty_option(rs, " for the faces (grey elsewhere: not estimated); with --faces-only one per crop")
     add_folder_options(rs)
     rs.set_defaults(func=run_restore)
 
@@ -115,7 +117,7 @@ def _refuse_old_crops(items: list) -> None:
     import re
 
     for item in items:
-        crop = re.compile(re.escape(item.dst.stem) + r"_face\d+\.png")
+        crop = re.compile(re.escape(item.dst.stem) + r"_face\d+(_uncertainty)?\.png")  # a crop, or its map
         old = sorted(p for p in item.dst.parent.glob(f"{item.dst.stem}_face*.png") if crop.fullmatch(p.name))
         if old:
             raise InputError(f"{old[0]}: exists; pass --overwrite to replace it")
@@ -128,6 +130,7 @@ def run_restore(args: argparse.Namespace) -> int:
     from ..faces.restore import restore, side_by_side_picture
     from ..folders import FolderRun, collect_sources, plan_items, rank_device, rank_report, torchrun_share
     from ..imageio import make_output_dir, probe_image, refuse_existing, write_image
+    from ..uncertainty import uncertainty_paths, write_uncertainty
 
     if args.faces_only and args.out_dir is None:
         raise InputError("--faces-only writes one crop per face: give --out-dir instead of -o")
@@ -137,7 +140,8 @@ def run_restore(args: argparse.Namespace) -> int:
         """What an input writes, the one written last first: it marks the input as done."""
         first = _crop_path(dst, 0) if args.faces_only else dst
         return ([first] + [dst.with_name(f"{dst.stem}_compare.png")] * (args.side_by_side and not args.faces_only)
-                + [dst.with_suffix(".json")] * args.json)
+                + [dst.with_suffix(".json")] * args.json
+                + list(uncertainty_paths(dst)) * (args.uncertainty and not args.faces_only))
 
     rank, world = torchrun_share()
     args.device = rank_device(args.device)
@@ -165,7 +169,7 @@ def run_restore(args: argparse.Namespace) -> int:
                 img = run.read(item)
                 res = restore(img, model, scale=args.scale, size=args.size, detector=detector,
                               background=background, faces_only=args.faces_only, max_pixels=args.max_pixels,
-                              chunk_size=args.chunk_size)
+                              chunk_size=args.chunk_size, uncertainty=args.uncertainty)
                 if not res.faces:
                     run.say(_no_face_note(item.src, img) + ("; nothing written" if args.faces_only else
                                                            "; the photo is up-scaled without face restoration"))
@@ -177,11 +181,15 @@ def run_restore(args: argparse.Namespace) -> int:
                     for k in reversed(range(len(res.faces))):  # face 0 last: it marks the photo done
                         name = _crop_path(item.dst, k)
                         refuse_existing(name, replace)
+                        if args.uncertainty:
+                            write_uncertainty(res.faces[k].uncertainty, name, replace)
                         write_image(Image.fromarray(res.faces[k].crop), name, overwrite=replace)
                 else:
                     if args.side_by_side:
                         write_image(side_by_side_picture(img, res), item.dst.with_name(f"{item.dst.stem}_compare.png"),
                                     overwrite=replace)
+                    if args.uncertainty:
+                        write_uncertainty(res.uncertainty, item.dst, replace, res.coverage, res.image)
                     write_image(res.image, item.dst, overwrite=args.overwrite)
                 run.done(item)
                 what = "face crops" if args.faces_only else str(item.dst)

@@ -20,10 +20,10 @@ import traceback
 
 from .. import __version__
 from ..errors import ArasfsrError
-from . import evaluate, faces, train, ui, upscale
+from . import evaluate, faces, train, ui, uncertainty, upscale
 from .common import EXIT_USAGE, ArgumentParser, known_problem
 
-COMMANDS = (upscale, evaluate, faces, train, ui)
+COMMANDS = (upscale, evaluate, uncertainty, faces, train, ui)
 DESCRIPTION = ("Face super-resolution to any size or scale: ARASFSR (WACV 2024) and its baselines. "
                "Each command's options: arasfsr COMMAND --help.")
 

@@ -10,6 +10,7 @@ from .. import defaults
 from ..errors import InputError
 from .common import (add_amount_options, add_folder_options, add_output_options, add_overwrite_option,
                      add_rendering_options, load_renderer, output_size_check, parse_count)
+from .uncertainty import add_uncertainty_option, outputs_with_maps
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        dir_help="output folder, one NAME.png per input image (created if missing)")
     add_amount_options(up)
     add_rendering_options(up)
+    add_uncertainty_option(up)
     up.add_argument("--batch-size", type=parse_count, default=1, metavar="N",
                     help="render up to N inputs of the same size in one forward pass (default 1)")
     up.add_argument("--sample-z", action="store_true",
@@ -69,13 +71,13 @@ def run_upscale(args: argparse.Namespace) -> int:
     rank, world = torchrun_share()
     args.device = rank_device(args.device)
     items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing,
-                       share=(rank, world))
+                       outputs_with_maps(args.uncertainty), share=(rank, world))
     run = FolderRun(items, args.continue_on_error, rank_report(args.report, rank, world), "upscale")
     run.check_report_path()
     check_size = output_size_check(args)
     run.check(lambda item: probe_size(item, check_size))  # every header and size, before any work
     settings = UpscaleSettings(args.scale, args.size, args.chunk_size, args.max_pixels, args.overwrite,
-                               args.sample_z, args.seed)
+                               args.uncertainty, args.sample_z, args.seed)
     out_dir = args.out_dir if args.out_dir is not None else args.output.parent
     if not run.pending:
         return run.finish(out_dir)

@@ -92,6 +92,10 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return ((x.astype(np.float32) - 127.5) / 128.0)
 
 
+# The proposal net runs on bands of a pyramid level of at most this many pixels.
+PNET_BAND_PIXELS = 1 << 20
+
+
 class MTCNN:
     """Three-stage cascade: proposal net on an image pyramid, refine net, output net.
 
@@ -125,8 +129,7 @@ class MTCNN:
         while min(w, h) * scale >= 12:
             sw, sh = int(np.ceil(w * scale)), int(np.ceil(h * scale))
             level = np.asarray(img.resize((sw, sh), Image.BILINEAR, reducing_gap=None if scale >= 1 else 2.0))
-            reg, prob = self._run("pnet", _normalise(level.transpose(1, 0, 2))[None])
-            prob, reg = prob[0, :, :, 1].T, reg[0].transpose(1, 0, 2)  # back to (y, x)
+            prob, reg = self._pnet_maps(level)
             ys, xs = np.nonzero(prob >= self.thresholds[0])
             if ys.size:
                 # Each output cell sees a 12x12 window with stride 2 at this pyramid level.
@@ -140,6 +143,26 @@ class MTCNN:
             return np.zeros((0, 5), np.float32)
         cand = np.concatenate(found)
         return cand[_nms(cand[:, :4], cand[:, 4], 0.7)]
+
+    def _pnet_maps(self, level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The proposal net's face probability (y, x) and box offsets (y, x, 4) over a pyramid
+        level, run on bands of rows of at most PNET_BAND_PIXELS: a level of a large photo
+        is larger than the photo (faces down to MIN_FACE), and run whole it took 2 GB. The
+        net is a 12x12 window at stride 2 with no padding, so a band starting on an even row
+        gives exactly the full level's cells; each band keeps the cells whose window it holds."""
+        h, w = level.shape[:2]
+        cells_per_band = max(1, (PNET_BAND_PIXELS // max(w, 1) - 12) // 2 + 1)
+        probs, regs, c0 = [], [], 0
+        while True:
+            last = 2 * (c0 + cells_per_band - 1) + 12 >= h
+            band = level[2 * c0:] if last else level[2 * c0:2 * (c0 + cells_per_band - 1) + 12]
+            reg, prob = self._run("pnet", _normalise(band.transpose(1, 0, 2))[None])
+            prob, reg = prob[0, :, :, 1].T, reg[0].transpose(1, 0, 2)  # back to (y, x)
+            probs.append(prob if last else prob[:cells_per_band])
+            regs.append(reg if last else reg[:cells_per_band])
+            if last:
+                return np.concatenate(probs), np.concatenate(regs)
+            c0 += cells_per_band
 
     @staticmethod
     def _patches(arr: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from ..api import Scale, Upscaler, load_model, output_size
 from ..defaults import DEFAULT_MAX_PIXELS
 from ..errors import InputError
 from ..imageio import carry_metadata
+from ..uncertainty import paste_face_maps
 from .align import aligned_crop, compose, feather_mask, natural_size, paste
 from .detect import Detector, Face
 
@@ -30,6 +31,7 @@ class RestoredFace:
     to_crop_out: np.ndarray  # output photo -> super-resolved crop (2x3)
     crop_out: int
     crop: np.ndarray = field(repr=False)  # the super-resolved crop, uint8
+    uncertainty: np.ndarray | None = field(default=None, repr=False)  # its map (float32), if asked
 
     def to_json(self) -> dict:
         return {**self.face.to_json(), "crop_in": self.crop_in, "crop_out": self.crop_out,
@@ -42,6 +44,8 @@ class RestoreResult:
     image: Image.Image | None  # None with faces_only
     faces: list[RestoredFace]
     size: tuple[int, int]
+    uncertainty: np.ndarray | None = None  # the faces' maps pasted (0 elsewhere), if asked
+    coverage: np.ndarray | None = None  # the faces' share of each output pixel (0..1), with the map
 
 
 def _match_colour(sr: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -56,11 +60,13 @@ def restore(photo: Image.Image, face_model: Upscaler, *, scale: Scale | None = N
             size: tuple[int, int] | None = None, detector: Detector | None = None,
             faces: list[Face] | None = None, background: Upscaler | None = None,
             faces_only: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-            chunk_size: int | None = None) -> RestoreResult:
+            chunk_size: int | None = None, uncertainty: bool = False) -> RestoreResult:
     """Up-scale ``photo`` to ``scale`` (s, or (sx, sy) width first) or ``size`` (w, h), faces
     by ``face_model``.
 
     ``faces`` skips detection (landmarks given); otherwise ``detector`` finds them.
+    ``uncertainty``: each face's uncertainty map (``upscale(..., uncertainty=True)``), and
+    the maps pasted like the faces (``result.uncertainty``, ``result.coverage``).
     """
     rgb = photo.convert("RGB")
     w, h = rgb.size
@@ -80,12 +86,14 @@ def restore(photo: Image.Image, face_model: Upscaler, *, scale: Scale | None = N
         n_in = natural_size(face.landmarks)
         n_out = max(1, round(n_in * zoom))
         to_crop, lr = aligned_crop(arr, face.landmarks, n_in)
-        sr = face_model.upscale(lr, size=(n_out, n_out), chunk_size=chunk_size, max_pixels=None)
+        sr = face_model.upscale(lr, size=(n_out, n_out), chunk_size=chunk_size, max_pixels=None,
+                                uncertainty=uncertainty)
+        sr, umap = sr if uncertainty else (sr, None)
         ref = bicubic.upscale(lr, size=(n_out, n_out), max_pixels=None)
         sr = _match_colour(sr.astype(np.float32), ref, feather_mask(n_out)).round().astype(np.uint8)
         to_crop_out = compose(np.array([[n_out / n_in, 0, 0], [0, n_out / n_in, 0]]),
                               compose(to_crop, from_output))
-        restored.append(RestoredFace(face, to_crop, n_in, to_crop_out, n_out, sr))
+        restored.append(RestoredFace(face, to_crop, n_in, to_crop_out, n_out, sr, umap))
     if faces_only:
         return RestoreResult(None, restored, (out_w, out_h))
     base = (background or bicubic).upscale(rgb, size=(out_w, out_h), max_pixels=max_pixels, chunk_size=chunk_size)
@@ -93,7 +101,9 @@ def restore(photo: Image.Image, face_model: Upscaler, *, scale: Scale | None = N
     for rf in restored:
         paste(canvas, rf.crop.astype(np.float32), rf.to_crop_out)
     out = Image.fromarray(np.clip(np.round(canvas), 0, 255).astype(np.uint8))
-    return RestoreResult(carry_metadata(photo, out), restored, (out_w, out_h))  # ICC profile, EXIF
+    maps = (paste_face_maps((out_w, out_h), [rf.uncertainty for rf in restored],
+                            [rf.to_crop_out for rf in restored]) if uncertainty else (None, None))
+    return RestoreResult(carry_metadata(photo, out), restored, (out_w, out_h), *maps)  # ICC profile, EXIF
 
 
 def side_by_side_picture(photo: Image.Image, result: RestoreResult,

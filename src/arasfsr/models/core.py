@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..architectures import record_config
-from ..runtime import auto_chunk_size, autocast, compute_dtype
+from ..runtime import TILE_MARGIN, auto_chunk_size, autocast, compute_dtype, tile_side
 
 
 def make_coord(shape: tuple[int, int], device: torch.device | str | None = None,
@@ -68,6 +68,24 @@ class Neighbour:
     index: Tensor      # (B, Q) flat index of the code in the h*w grid
 
 
+@dataclass(frozen=True)
+class Window:
+    """The part of a ``full_h x full_w`` LR grid that a tile's ``proj`` holds: rows
+    ``y0:y0+h``, columns ``x0:x0+w``."""
+
+    full_h: int
+    full_w: int
+    y0: int
+    x0: int
+    h: int
+    w: int
+
+    def local(self, index: Tensor) -> Tensor:
+        """Flat indices into the full grid -> flat indices into the window."""
+        iy = torch.div(index, self.full_w, rounding_mode="floor") - self.y0
+        return iy * self.w + (index % self.full_w - self.x0)
+
+
 @dataclass
 class Encoded:
     """What :meth:`ImplicitSR.encode` computes once per image, read by every query."""
@@ -79,6 +97,7 @@ class Encoded:
     qfeat: Tensor | None = None       # plain path: ``feat`` unfolded, once per image
     proj: Tensor | None = None        # fast path: what a neighbour gathers, (B*h*w, H)
     proj_extra: Tensor | None = None  # fast path: the first layer's weights for the extras
+    window: Window | None = None      # fast path, tiled: where ``proj`` lies in the LR grid
 
 
 @dataclass
@@ -333,12 +352,14 @@ class ImplicitSR(SuperResolver):
         """Same as :meth:`query` (after :meth:`project`), the 4 neighbours in one pass;
         ``dtype`` is the hidden layers' (the one given to :meth:`project`)."""
         b, q = coord.shape[:2]
-        h, w = state.feat.shape[-2:]
+        window = state.window
+        h, w = state.feat.shape[-2:] if window is None else (window.full_h, window.full_w)
         ratio_q = ratio[:, None, :].expand(-1, q, -1).to(coord.dtype)
         ctx = self.fast_context(state, self.query_context(state, coord, ratio_q), dtype)
         nb = locate_codes(coord, h, w, self.local_ensemble, self.ties)
         k = nb.index.shape[0]
-        index = nb.index + (torch.arange(b, device=coord.device) * (h * w)).view(1, b, 1)
+        index, rows_per_image = (nb.index, h * w) if window is None else (window.local(nb.index), window.h * window.w)
+        index = index + (torch.arange(b, device=coord.device) * rows_per_image).view(1, b, 1)
         rows = state.proj.index_select(0, index.reshape(-1))  # (K*B*Q, H): no unfolded code per query
         hidden = self.neighbour_hidden(state, rows, nb, ctx, dtype)
         with autocast(coord.device, dtype):
@@ -362,14 +383,17 @@ class ImplicitSR(SuperResolver):
         return denormalise(self.query(state, coord, ratio))
 
     def render(self, lr: Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
-               precision: str | None = None, fast: bool = True) -> Tensor:
+               precision: str | None = None, fast: bool = True, tile: int | None = None) -> Tensor:
         """Super-resolve ``lr`` (B,3,h,w in [0,1]) to ``size = (H, W)``.
 
         ``chunk_size`` counts queries per pass over the whole batch (automatic from the
         free memory when None: :func:`arasfsr.runtime.auto_chunk_size`), so memory is
         bounded whatever the output size. ``fast=False`` forces the plain path;
         ``precision`` ("fp32", the default, keeps render equal to forward; "bf16";
-        "auto") sets the fast path's hidden-layer dtype.
+        "auto") sets the fast path's dtype: in bf16 the encoder runs under autocast too.
+        The fast path encodes a large input in overlapping tiles of ``tile`` LR pixels a
+        side (default :func:`arasfsr.runtime.tile_side`), so that memory stays bounded
+        whatever the input size; an input that fits one tile is encoded whole.
         """
         b = lr.shape[0]
         out_h, out_w = size
@@ -377,17 +401,120 @@ class ImplicitSR(SuperResolver):
         dtype = compute_dtype(precision or "fp32", lr.device) if fast else torch.float32
         chunk = chunk_size or auto_chunk_size(self.bytes_per_query(fast, dtype.itemsize), lr.device)
         per_image = max(1, chunk // b)
-        state = self.encode(normalise(lr))
-        if fast:
-            self.project(state, dtype)
+        inp = normalise(lr)
         ratio = scale_ratio(lr.shape[-2:], (out_h, out_w), b, lr.device).to(lr.dtype)
-        out = lr.new_empty(b, 3, out_h * out_w)
-        for start in range(0, out_h * out_w, per_image):
-            stop = min(start + per_image, out_h * out_w)
-            c = coord_range(out_h, out_w, start, stop, lr.device, lr.dtype).unsqueeze(0).expand(b, -1, -1)
-            pred = self.query_fast(state, c, ratio, dtype) if fast else self.query(state, c, ratio)
-            out[:, :, start:stop] = denormalise(pred).transpose(1, 2)
-        return out.view(b, 3, out_h, out_w)
+        out = lr.new_empty(b, 3, out_h, out_w)
+        if not fast:
+            state = self.encode(inp)
+            for rows, cols in chunk_rects(range(out_h), range(out_w), per_image):
+                c = coord_rect(out_h, out_w, rows, cols, lr.device, lr.dtype).unsqueeze(0).expand(b, -1, -1)
+                out[:, :, rows.start:rows.stop, cols.start:cols.stop] = _as_image(self.query(state, c, ratio), rows, cols)
+            return out
+        h, w = lr.shape[-2:]
+        side = tile or tile_side(h, w)
+        for out_rows, out_cols, window, crop in plan_tiles((h, w), (out_h, out_w), side, TILE_MARGIN):
+            state = self.encode_fast(inp, dtype, window, crop)
+            for rows, cols in chunk_rects(out_rows, out_cols, per_image):
+                c = coord_rect(out_h, out_w, rows, cols, lr.device, lr.dtype).unsqueeze(0).expand(b, -1, -1)
+                pred = self.query_fast(state, c, ratio, dtype)
+                out[:, :, rows.start:rows.stop, cols.start:cols.stop] = _as_image(pred, rows, cols)
+        return out
+
+    def encode_fast(self, inp: Tensor, dtype: torch.dtype, window: Window | None = None,
+                    crop: tuple[slice, slice] | None = None) -> Encoded:
+        """:meth:`encode` and :meth:`project` of normalised ``inp`` for :meth:`query_fast`.
+
+        In reduced precision the encoder runs under autocast, channels-last (oneDNN's
+        fast layout for bf16 convolutions); its map is stored back in fp32. With a
+        ``window``, only ``inp[..., crop]`` is encoded and ``proj`` keeps the window's rows.
+        """
+        part = inp if crop is None else inp[..., crop[0], crop[1]]
+        reduced = dtype != torch.float32
+        with autocast(inp.device, dtype):
+            state = self.encode(part.contiguous(memory_format=torch.channels_last) if reduced else part)
+            if reduced:
+                state.feat = state.feat.float().contiguous()
+            self.project(state, dtype)
+        if window is not None:
+            crop_y0, crop_x0 = crop[0].start, crop[1].start
+            eh, ew = part.shape[-2:]
+            rows = state.proj.view(inp.shape[0], eh, ew, -1)
+            rows = rows[:, window.y0 - crop_y0:window.y0 - crop_y0 + window.h,
+                        window.x0 - crop_x0:window.x0 - crop_x0 + window.w]
+            state.proj = rows.reshape(-1, rows.shape[-1])
+            state.window = window
+        state.inp = inp  # the skip reads the whole input at global coordinates
+        return state
+
+
+def _as_image(pred: Tensor, rows: range, cols: range) -> Tensor:
+    """Normalised predictions (B, len(rows)*len(cols), 3) -> an image block (B,3,rows,cols)."""
+    return denormalise(pred).transpose(1, 2).reshape(pred.shape[0], 3, len(rows), len(cols))
+
+
+def chunk_rects(rows: range, cols: range, per_chunk: int) -> list[tuple[range, range]]:
+    """Cover the block ``rows x cols`` with blocks of at most ``per_chunk`` pixels (whole
+    rows where a row fits), in raster order."""
+    width = min(len(cols), per_chunk)
+    band = max(1, per_chunk // width)
+    return [(range(r, min(r + band, rows.stop)), range(c, min(c + width, cols.stop)))
+            for r in range(rows.start, rows.stop, band) for c in range(cols.start, cols.stop, width)]
+
+
+def _tile_bounds(n: int, side: int) -> list[int]:
+    """Split 0..n into about equal parts of at most ``side``: the boundaries."""
+    parts = -(-n // side)
+    return [round(i * n / parts) for i in range(parts + 1)]
+
+
+def _first_rows(n_lr: int, n_out: int, bounds: list[int]) -> list[int]:
+    """For each LR boundary, the first output row whose centre lies at or after it."""
+    centre_lr = [(2 * i + 1) * n_lr // (2 * n_out) for i in range(n_out)]  # LR row under each centre
+    firsts, i = [], 0
+    for b in bounds:
+        while i < n_out and centre_lr[i] < b:
+            i += 1
+        firsts.append(i)
+    return firsts
+
+
+def plan_tiles(lr_hw: tuple[int, int], out_hw: tuple[int, int], side: int,
+               margin: int) -> list[tuple[range, range, Window | None, tuple[slice, slice] | None]]:
+    """Tiles of the LR grid of at most ``side`` a side: for each, the output rows and
+    columns whose pixel centres fall in it, the window of codes their queries read (the
+    tile and one code around it), and the crop to encode (the window, one more pixel for
+    the 3x3 projection, and ``margin`` pixels for the encoder's receptive field).
+
+    One tile covering the grid comes back as (all rows, all columns, None, None): the
+    input is encoded whole, exactly as without tiling.
+    """
+    (h, w), (out_h, out_w) = lr_hw, out_hw
+    ys, xs = _tile_bounds(h, side), _tile_bounds(w, side)
+    if len(ys) == 2 and len(xs) == 2:
+        return [(range(out_h), range(out_w), None, None)]
+    oys, oxs = _first_rows(h, out_h, ys), _first_rows(w, out_w, xs)
+    tiles = []
+    for ty in range(len(ys) - 1):
+        for tx in range(len(xs) - 1):
+            out_rows, out_cols = range(oys[ty], oys[ty + 1]), range(oxs[tx], oxs[tx + 1])
+            if not out_rows or not out_cols:
+                continue
+            wy0, wy1 = max(0, ys[ty] - 1), min(h, ys[ty + 1] + 1)
+            wx0, wx1 = max(0, xs[tx] - 1), min(w, xs[tx + 1] + 1)
+            crop = (slice(max(0, wy0 - 1 - margin), min(h, wy1 + 1 + margin)),
+                    slice(max(0, wx0 - 1 - margin), min(w, wx1 + 1 + margin)))
+            tiles.append((out_rows, out_cols, Window(h, w, wy0, wx0, wy1 - wy0, wx1 - wx0), crop))
+    return tiles
+
+
+def coord_rect(h: int, w: int, rows: range, cols: range, device: torch.device | str | None = None,
+               dtype: torch.dtype = torch.float32) -> Tensor:
+    """The pixel-centre coordinates of ``make_coord((h, w))`` in the block ``rows x cols``,
+    (len(rows)*len(cols), 2), without building the whole grid."""
+    iy = torch.arange(rows.start, rows.stop, device=device).to(dtype)
+    ix = torch.arange(cols.start, cols.stop, device=device).to(dtype)
+    ys, xs = -1 + 1.0 / h + (2.0 / h) * iy, -1 + 1.0 / w + (2.0 / w) * ix
+    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
 
 
 def coord_range(h: int, w: int, start: int, stop: int, device: torch.device | str | None = None,
