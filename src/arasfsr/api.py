@@ -137,20 +137,24 @@ class Upscaler:
             if message:
                 print(message, file=sys.stderr)
                 self._warned_sizes.add(in_hw)
-        return self.network(lr, size, chunk_size, sample_z=sample_z, seed=seed)
+        if sample_z:
+            return self.network_sampled(lr, size, chunk_size, seed)
+        return self.network(lr, size, chunk_size)
 
-    def network(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
-                sample_z: bool = False, seed: int | None = None) -> torch.Tensor:
+    def network(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
         """The model itself, (B,3,h,w) in [0,1] -> (B,3,H,W); the ONNX engine overrides this."""
-        if not sample_z:
-            return self.model.render(lr, size, chunk_size=chunk_size, precision=self.precision)
+        return self.model.render(lr, size, chunk_size=chunk_size, precision=self.precision)
+
+    def network_sampled(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None,
+                        seed: int | None) -> torch.Tensor:
+        """:meth:`network` with ARASFSR's z drawn (from ``seed``) instead of its mean."""
         if getattr(self.model, "frequency", None) is None:
             raise InputError(f"sampling z needs a model with the frequency module (ARASFSR); "
                              f"{self.name} has no latent z")
         saved = self.model.sample, self.model.sample_seed
         self.model.sample, self.model.sample_seed = True, seed
         try:
-            return self.model.render(lr, size, chunk_size=chunk_size, precision=self.precision)
+            return self.network(lr, size, chunk_size)
         finally:
             self.model.sample, self.model.sample_seed = saved
 
@@ -275,11 +279,12 @@ class OnnxUpscaler(Upscaler):
         self.learned = True
         self._warned_sizes = set()
 
-    def network(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
-                sample_z: bool = False, seed: int | None = None) -> torch.Tensor:
-        if sample_z:
-            raise InputError("an exported ONNX model computes z's mean; sample z with the torch engine")
+    def network(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None = None) -> torch.Tensor:
         return self.engine.render(lr, size, chunk_size)
+
+    def network_sampled(self, lr: torch.Tensor, size: tuple[int, int], chunk_size: int | None,
+                        seed: int | None) -> torch.Tensor:
+        raise InputError("an exported ONNX model computes z's mean; sample z with the torch engine")
 
 
 def check_sampling(sample_z: bool, seed: object) -> int | None:
