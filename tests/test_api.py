@@ -109,6 +109,9 @@ def test_sample_z_is_seeded_and_off_by_default(tmp_path):
             up.upscale(arr, scale=2, **bad)
     with pytest.raises(InputError, match="frequency"):
         arasfsr.load_model("bicubic").upscale(arr, scale=2, sample_z=True)
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(InputError, match="ONNX"):  # the exported graph computes the mean
+        arasfsr.load_model(str(path), engine="onnx").upscale(arr, scale=2, sample_z=True, seed=3)
 def test_downscale_is_antialiased_bicubic_without_the_network(tiny, monkeypatch):
     up = arasfsr.load_model(tiny)
     monkeypatch.setattr(up.model, "render", lambda *a, **k: pytest.fail("the network ran for a down-scale"))
