@@ -53,7 +53,6 @@ def upscale_dataset(inputs: Sequence[str | Path], out_dir: str | Path, *, model:
     """
     from .api import output_size
     from .folders import FolderRun, UpscaleSettings, collect_sources, plan_items
-    from .imageio import make_output_dir
 
     out_dir = Path(out_dir)
     output_size((1, 1), scale, size, None)  # a bad scale or size fails before anything starts
@@ -62,8 +61,7 @@ def upscale_dataset(inputs: Sequence[str | Path], out_dir: str | Path, *, model:
                     report=None if report is None else Path(report))
     run.check_report_path()
     if run.pending:
-        run.created = make_output_dir(out_dir)
-        run.sweep()
+        run.start(out_dir)
     with run.running():
         upscale_items_on_ray(run, UpscaleSettings(scale, size, chunk_size, max_pixels, overwrite), model,
                              address=address, batch_size=batch_size, device=device, precision=precision,

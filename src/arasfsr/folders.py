@@ -117,7 +117,8 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
     for src, _ in sources:
         owner = writer.get(src.resolve())
         if owner is not None:
-            what = "output would replace its input" if owner == src else f"{owner.name}'s output would replace this input"
+            what = ("output would replace its input" if owner == src
+                    else f"{owner.name}'s output would replace this input")
             raise InputError(f"{src}: {what}")
     rank, world = share
     items = []
@@ -266,6 +267,14 @@ class FolderRun:
 
         for folder in sorted({item.dst.parent for item in self.items}):
             remove_stale_parts(folder)
+
+    def start(self, out_dir: Path) -> None:
+        """Before the work: ``out_dir`` made and probed (what is made is removed again if the
+        run leaves it empty, see :meth:`running`), and killed runs' temporary files swept."""
+        from .imageio import make_output_dir
+
+        self.created = make_output_dir(out_dir)
+        self.sweep()
 
     @contextmanager
     def running(self, unit: str = "img") -> Iterator[FolderRun]:

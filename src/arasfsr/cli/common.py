@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .. import defaults
-from ..errors import InputError, known_problem  # noqa: F401  (known_problem: the commands')
+from ..errors import InputError
 from ..folders import EXIT_PARTIAL
 
 if TYPE_CHECKING:
     from ..api import Upscaler
+    from ..folders import FolderRun
 
 EXIT_USAGE = 2
 
@@ -215,3 +216,21 @@ def output_size_check(args: argparse.Namespace) -> Callable[[Path, tuple[int, in
             raise InputError(f"{path}: {exc}") from None
 
     return check
+
+
+def plan_folder_run(args: argparse.Namespace, command: str,
+                    outputs: Callable[[Path], list[Path]]) -> tuple[FolderRun, Path]:
+    """The run of ``upscale`` or ``restore`` over its inputs, planned before any work:
+    the inputs found, this rank's share of them under torchrun (with its own GPU and
+    report), every output (``outputs(dst)``) checked, the --report path checked; and
+    the output folder."""
+    from ..folders import FolderRun, collect_sources, plan_items, rank_device, rank_report, torchrun_share
+
+    sources = collect_sources(args.inputs, args.recursive, exclude=args.out_dir)
+    rank, world = torchrun_share()
+    args.device = rank_device(args.device)
+    items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing, outputs,
+                       share=(rank, world))
+    run = FolderRun(items, args.continue_on_error, rank_report(args.report, rank, world), command)
+    run.check_report_path()
+    return run, (args.out_dir if args.out_dir is not None else args.output.parent)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from .common import (add_amount_options, add_folder_options, add_output_options, add_overwrite_option,
-                     add_rendering_options, load_renderer, output_size_check, parse_count)
+                     add_rendering_options, load_renderer, output_size_check, parse_count, plan_folder_run)
 from .uncertainty import add_uncertainty_option
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def run_align(args: argparse.Namespace) -> int:
     from ..faces.align import TEMPLATE, aligned_crop
     from ..faces.detect import load_detector
     from ..folders import FolderRun, collect_sources, plan_items
-    from ..imageio import make_output_dir, probe_image, refuse_existing, write_image
+    from ..imageio import probe_image, refuse_existing, write_image
 
     if not 8 <= args.size <= 4096:
         raise InputError(f"--size {args.size}: give a crop side between 8 and 4096 pixels")
@@ -75,10 +75,10 @@ def run_align(args: argparse.Namespace) -> int:
     run = FolderRun(items, args.continue_on_error, args.report, "align")
     run.check_report_path()
     run.check(lambda item: probe_image(item.src))  # every header before any work
-    run.created = make_output_dir(args.out_dir)
-    detector = load_detector()
+    run.start(args.out_dir)
     records, crops = [], 0
-    with run.running("photo"):
+    with run.running("photo"):  # from here on, a failure removes the folders made for the run
+        detector = load_detector()
         for item in run.pending:
             with run.attempt([item]):
                 img = run.read(item)
@@ -112,6 +112,10 @@ def _crop_path(dst: Path, k: int) -> Path:
     return dst.with_name(f"{dst.stem}_face{k}.png")
 
 
+def _compare_path(dst: Path) -> Path:
+    return dst.with_name(f"{dst.stem}_compare.png")
+
+
 def _refuse_old_crops(items: list) -> None:
     """Crops NAME_faceK.png of an earlier run: a photo with fewer faces would leave them mixed in."""
     import re
@@ -128,36 +132,27 @@ def run_restore(args: argparse.Namespace) -> int:
 
     from ..faces.detect import load_detector
     from ..faces.restore import restore, side_by_side_picture
-    from ..folders import FolderRun, collect_sources, plan_items, rank_device, rank_report, torchrun_share
-    from ..imageio import make_output_dir, probe_image, refuse_existing, write_image
+    from ..imageio import probe_image, refuse_existing, write_image
     from ..uncertainty import uncertainty_paths, write_uncertainty
 
     if args.faces_only and args.out_dir is None:
         raise InputError("--faces-only writes one crop per face: give --out-dir instead of -o")
-    sources = collect_sources(args.inputs, args.recursive, exclude=args.out_dir)
 
     def outputs(dst: Path) -> list[Path]:
         """What an input writes, the one written last first: it marks the input as done."""
         first = _crop_path(dst, 0) if args.faces_only else dst
-        return ([first] + [dst.with_name(f"{dst.stem}_compare.png")] * (args.side_by_side and not args.faces_only)
+        return ([first] + [_compare_path(dst)] * (args.side_by_side and not args.faces_only)
                 + [dst.with_suffix(".json")] * args.json
                 + list(uncertainty_paths(dst)) * (args.uncertainty and not args.faces_only))
 
-    rank, world = torchrun_share()
-    args.device = rank_device(args.device)
-    items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing, outputs,
-                       share=(rank, world))
+    run, out_dir = plan_folder_run(args, "restore", outputs)
     if args.faces_only and not (args.overwrite or args.skip_existing):
-        _refuse_old_crops(items)
-    run = FolderRun(items, args.continue_on_error, rank_report(args.report, rank, world), "restore")
-    run.check_report_path()
+        _refuse_old_crops(run.items)
     check_size = output_size_check(args)
     run.check(lambda item: check_size(item.src, probe_image(item.src)[0]))  # sizes, before any work
-    out_dir = args.out_dir if args.out_dir is not None else args.output.parent
     if not run.pending:
         return run.finish(out_dir, "photos")
-    run.created = make_output_dir(out_dir)
-    run.sweep()
+    run.start(out_dir)
     # An unfinished input's other outputs (its first is missing) are a killed run's: replaced.
     replace = args.overwrite or args.skip_existing
     with run.running("photo"):  # from here on, a failure removes the folders made for the run
@@ -186,8 +181,7 @@ def run_restore(args: argparse.Namespace) -> int:
                         write_image(Image.fromarray(res.faces[k].crop), name, overwrite=replace)
                 else:
                     if args.side_by_side:
-                        write_image(side_by_side_picture(img, res), item.dst.with_name(f"{item.dst.stem}_compare.png"),
-                                    overwrite=replace)
+                        write_image(side_by_side_picture(img, res), _compare_path(item.dst), overwrite=replace)
                     if args.uncertainty:
                         write_uncertainty(res.uncertainty, item.dst, replace, res.coverage, res.image)
                     write_image(res.image, item.dst, overwrite=args.overwrite)

@@ -19,9 +19,9 @@ import sys
 import traceback
 
 from .. import __version__
-from ..errors import ArasfsrError
+from ..errors import ArasfsrError, known_problem
 from . import evaluate, faces, train, ui, uncertainty, upscale
-from .common import EXIT_USAGE, ArgumentParser, known_problem
+from .common import EXIT_USAGE, ArgumentParser
 
 COMMANDS = (upscale, evaluate, uncertainty, faces, train, ui)
 DESCRIPTION = ("Face super-resolution to any size or scale: ARASFSR (WACV 2024) and its baselines. "

@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import defaults
 from ..errors import InputError
 from .common import (add_amount_options, add_folder_options, add_output_options, add_overwrite_option,
-                     add_rendering_options, load_renderer, output_size_check, parse_count)
+                     add_rendering_options, load_renderer, output_size_check, parse_count, plan_folder_run)
 from .uncertainty import add_uncertainty_option, outputs_with_maps
 
 
@@ -59,30 +59,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_upscale(args: argparse.Namespace) -> int:
-    from ..folders import (FolderRun, UpscaleSettings, batches, collect_sources, plan_items, probe_size, rank_device,
-                           rank_report, torchrun_share, upscale_items)
+    from ..folders import UpscaleSettings, batches, probe_size, upscale_items
     from ..api import check_sampling
-    from ..imageio import make_output_dir
 
     if args.seed is not None and not args.sample_z:
         raise InputError("--seed is for --sample-z; add --sample-z")
     check_sampling(args.sample_z, args.seed)
-    sources = collect_sources(args.inputs, args.recursive, exclude=args.out_dir)
-    rank, world = torchrun_share()
-    args.device = rank_device(args.device)
-    items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing,
-                       outputs_with_maps(args.uncertainty), share=(rank, world))
-    run = FolderRun(items, args.continue_on_error, rank_report(args.report, rank, world), "upscale")
-    run.check_report_path()
+    run, out_dir = plan_folder_run(args, "upscale", outputs_with_maps(args.uncertainty))
     check_size = output_size_check(args)
     run.check(lambda item: probe_size(item, check_size))  # every header and size, before any work
     settings = UpscaleSettings(args.scale, args.size, args.chunk_size, args.max_pixels, args.overwrite,
                                args.uncertainty, args.sample_z, args.seed)
-    out_dir = args.out_dir if args.out_dir is not None else args.output.parent
     if not run.pending:
         return run.finish(out_dir)
-    run.created = make_output_dir(out_dir)
-    run.sweep()
+    run.start(out_dir)
     with run.running():
         if args.ray or args.ray_address:
             from ..distributed import upscale_items_on_ray
