@@ -26,7 +26,8 @@ from estimators import (LEVELS, SHIFTS, bicubic_up, latent_samples, render_flipp
                         render_parts, render_shifted, rgb_mean_std, sobel_magnitude)
 
 from arasfsr import load_model  # noqa: E402
-from arasfsr.protocols import TestRow, default_data_root, list_faces, load_ground_truth, make_pair  # noqa: E402
+from arasfsr.data import resolve_data_root  # noqa: E402
+from arasfsr.protocols import TestRow, list_faces, load_ground_truth, make_pair  # noqa: E402
 
 Y_WEIGHTS = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
@@ -75,7 +76,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = load_model("arasfsr").model  # precision "auto", as upscale() runs it
     dataset = f"utkface/{args.split}"
-    faces = list_faces(default_data_root(), dataset, args.limit)
+    faces = list_faces(resolve_data_root(), dataset, args.limit)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rows = [TestRow(dataset, *(int(v) for v in r.split("-"))) for r in args.rows.split(",")]
@@ -89,7 +90,7 @@ def main() -> None:
             lr, hr = make_pair(gt, row)
             if i == 0:  # the re-implemented render must be the model's own
                 with torch.inference_mode():
-                    ref = model.render(to_tensor(lr), hr.shape[:2])
+                    ref = model.render(to_tensor(lr), hr.shape[:2], precision="auto")
                 got, _ = render_parts(model, to_tensor(lr), hr.shape[:2])
                 assert torch.equal(ref, got), float((ref - got).abs().max())
             np.savez(dest, **face_maps(model, lr, hr, args.cheap, not args.no_latent))

@@ -12,28 +12,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from arasfsr.models.core import (_DTYPES, _autocast, area_weights, coord_range, denormalise,
-                                 locate_codes, normalise, resolve_precision, scale_ratio)
+from arasfsr.models.core import (area_weights, coord_range, denormalise, locate_codes, normalise,
+                                 scale_ratio)
+from arasfsr.runtime import autocast, compute_dtype
 
 LEVELS = 255.0
 # Sub-pixel shifts of the LR input (in LR pixels, (dy, dx)) used by test-time augmentation.
 SHIFTS = ((0.25, 0.25), (0.25, -0.25), (-0.25, 0.25), (-0.25, -0.25))
 
 
-def query_parts(model, state: dict, coord: Tensor, ratio: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+def query_parts(model, state, coord: Tensor, ratio: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """``ImplicitSR.query_fast`` that also returns the weighted std of the 4 neighbour
     predictions: (out (B,Q,3), spread (B,Q,3)), both in the model's [-1, 1] scale."""
     b, q = coord.shape[:2]
-    h, w = state["feat"].shape[-2:]
+    h, w = state.feat.shape[-2:]
     ratio_q = ratio[:, None, :].expand(-1, q, -1).to(coord.dtype)
     ctx = model.fast_context(state, model.query_context(state, coord, ratio_q), dtype)
     nb = locate_codes(coord, h, w, model.local_ensemble)
     k = nb.index.shape[0]
     index = nb.index + (torch.arange(b, device=coord.device) * (h * w)).view(1, b, 1)
-    rows = state["proj"].index_select(0, index.reshape(-1))
+    rows = state.proj.index_select(0, index.reshape(-1))
     hidden = model.neighbour_hidden(state, rows, nb, ctx, dtype)
-    with _autocast(coord.device, dtype):
-        pred = model.decode_hidden(state, hidden.view(k, b, q, -1), ctx)
+    with autocast(coord.device, dtype):
+        pred = model.decode_hidden(state, hidden.view(k, b, q, -1), nb, ctx)
     pred = pred.to(coord.dtype)
     weights = area_weights(nb.rel_coord).unsqueeze(-1)
     mean = (pred * weights).sum(dim=0)
@@ -45,13 +46,12 @@ def query_parts(model, state: dict, coord: Tensor, ratio: Tensor, dtype: torch.d
 @torch.inference_mode()
 def render_parts(model, lr: Tensor, size: tuple[int, int], offset: tuple[float, float] = (0.0, 0.0),
                  chunk: int = 2048) -> tuple[Tensor, Tensor]:
-    """``model.render`` (fast path, the model's precision) at pixel centres moved by
+    """``model.render`` (fast path, precision "auto" as ``upscale`` runs it) at pixel centres moved by
     ``offset`` (normalised units); returns (sr in [0,1] unclamped, ensemble std in [0,1] units)."""
     b = lr.shape[0]
     out_h, out_w = size
-    dtype = _DTYPES[resolve_precision(model.precision, lr.device)]
-    state = model.encode(normalise(lr))
-    model.project(state, dtype)
+    dtype = compute_dtype("auto", lr.device)
+    state = model.encode_fast(normalise(lr), dtype)
     ratio = scale_ratio(lr.shape[-2:], size, b, lr.device).to(lr.dtype)
     sr = lr.new_empty(b, 3, out_h * out_w)
     spread = lr.new_empty(b, 3, out_h * out_w)

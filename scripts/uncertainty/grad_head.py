@@ -73,7 +73,8 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     from arasfsr import load_model
-    from arasfsr.protocols import TestRow, default_data_root, list_faces, load_ground_truth, make_pair
+    from arasfsr.data import resolve_data_root
+    from arasfsr.protocols import TestRow, list_faces, load_ground_truth, make_pair
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--coef", type=Path, required=True, help="evaluate.py --fit-on output with the head")
@@ -87,13 +88,13 @@ def main() -> None:
     coef = json.loads(args.coef.read_text())["coefficients"][KEY]
     up = load_model("arasfsr")
     dataset = f"utkface/{args.split}"
-    paths = list_faces(default_data_root(), dataset, 97)[::97 // args.faces][:args.faces]
+    paths = list_faces(resolve_data_root(), dataset, 97)[::97 // args.faces][:args.faces]
     fig, axes = plt.subplots(len(paths), 5, figsize=(13, 2.8 * len(paths)), squeeze=False)
     for ax_row, path in zip(axes, paths):
         lr, hr = make_pair(load_ground_truth(path, dataset), TestRow(dataset, args.lr, 128))
         lr_t = torch.from_numpy(np.array(lr)).permute(2, 0, 1).float()[None] / 255
         with torch.inference_mode():
-            sr = up.model.render(lr_t, (128, 128))
+            sr = up.network(lr_t, (128, 128))  # as upscale runs it (precision auto)
             unc = uncertainty_map(lr_t, sr, coef, CALIBRATION).numpy()
             grad = sobel_magnitude(bicubic_up(lr_t, (128, 128)))
         hr_t = torch.from_numpy(np.array(hr)).permute(2, 0, 1).float()[None] / 255

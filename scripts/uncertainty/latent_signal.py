@@ -18,7 +18,8 @@ from scipy.stats import spearmanr
 
 from arasfsr import load_model
 from arasfsr.models.core import normalise
-from arasfsr.protocols import TestRow, default_data_root, list_faces, load_ground_truth, make_pair
+from arasfsr.data import resolve_data_root
+from arasfsr.protocols import TestRow, list_faces, load_ground_truth, make_pair
 
 
 def main() -> None:
@@ -27,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     model = load_model("arasfsr").model
-    faces = list_faces(default_data_root(), "utkface/val", args.limit)
+    faces = list_faces(resolve_data_root(), "utkface/val", args.limit)
     for lr_side in (16, 32):
         lvs, sig_over_mu, tok_move, rhos = [], [], [], []
         for path in faces:
@@ -38,7 +39,7 @@ def main() -> None:
                 tokens, mu, logvar = model.frequency(x, sample=False)
                 torch.manual_seed(0)
                 drawn = [model.frequency(x, sample=True)[0] for _ in range(8)]
-                sr = model.render(x * 0.5 + 0.5, (128, 128)).clamp(0, 1)
+                sr = model.render(x * 0.5 + 0.5, (128, 128), precision="auto").clamp(0, 1)
             lvs.append(logvar.flatten())
             sigma = torch.exp(0.5 * logvar)
             sig_over_mu.append(float(sigma.mean() / mu.std(dim=(2, 3)).mean()))

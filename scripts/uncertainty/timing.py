@@ -24,7 +24,8 @@ from grad_head import uncertainty_map  # noqa: E402
 from heads import LinearHead, feature_stack  # noqa: E402
 
 from arasfsr import load_model  # noqa: E402
-from arasfsr.protocols import TestRow, default_data_root, list_faces, load_ground_truth, make_pair  # noqa: E402
+from arasfsr.data import resolve_data_root  # noqa: E402
+from arasfsr.protocols import TestRow, list_faces, load_ground_truth, make_pair  # noqa: E402
 
 
 def main() -> None:
@@ -82,7 +83,7 @@ def main() -> None:
 
     estimators = {"upscale": plain, "gbic": gradient, "ens": ensemble, "lin-cheap": head_cheap, "grad-head": grad_head,
                   "lat8": latent8, "tta": tta6}
-    faces = list_faces(default_data_root(), "utkface/val", args.faces)
+    faces = list_faces(resolve_data_root(), "utkface/val", args.faces)
     print(f"threads {args.threads}, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     for lr_side in (16, 32):
         times: dict[str, list[float]] = {k: [] for k in estimators}
