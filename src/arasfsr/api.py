@@ -18,6 +18,7 @@ from .defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
 from .errors import InputError, ModelError
 from .imageio import carry_metadata, fill_transparent, normalise_mode, resize_alpha, split_alpha
 from .models import SuperResolver, create_model
+from .models.bicubic import bicubic_resize
 from .registry import resolve
 from .runtime import check_chunk_size, configure_threads, face_size_warning, is_downscale, resolve_precision
 from .uncertainty import uncertainty_map
@@ -130,8 +131,7 @@ class Upscaler:
         seed = check_sampling(sample_z, seed)
         in_hw = tuple(lr.shape[-2:])
         if is_downscale(in_hw, size):
-            return torch.nn.functional.interpolate(lr, size=tuple(size), mode="bicubic", align_corners=False,
-                                                   antialias=True).clamp(0, 1)
+            return bicubic_resize(lr, size)
         if self.learned and in_hw not in self._warned_sizes:
             message = face_size_warning(*in_hw, self.name)
             if message:

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .models.bicubic import bicubic_resize
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -72,10 +74,6 @@ class GradientHead:
 def default_head() -> GradientHead:
     return GradientHead.from_json(json.loads(HEAD_FILE.read_text()))
 
-
-def bicubic_up(lr: Tensor, size: tuple[int, int]) -> Tensor:
-    """(B,3,h,w) -> (B,3,H,W) at ``size = (H, W)``: the ``bicubic`` model's up-sampling."""
-    return F.interpolate(lr, size=tuple(size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
 
 def sobel_magnitude(img: Tensor) -> Tensor:
@@ -122,7 +120,7 @@ def head_features(lr: Tensor, sr: Tensor, sigma: float = 2.0) -> tuple[Tensor, T
     """(G(grad), G(added)), each (B,1,H,W) in grey levels, of LR (B,3,h,w) and SR (B,3,H,W)
     in [0,1] (SR as rendered; clamped here)."""
     lr, sr = lr.float(), sr.float().clamp(0, 1)
-    added = (sr - bicubic_up(lr, sr.shape[-2:])).abs().mean(dim=1, keepdim=True) * LEVELS
+    added = (sr - bicubic_resize(lr, sr.shape[-2:])).abs().mean(dim=1, keepdim=True) * LEVELS
     return gaussian_blur(sobel_magnitude(sr), sigma), gaussian_blur(added, sigma)
 
 
@@ -147,7 +145,7 @@ def uncertainty_map(lr: Tensor, sr: Tensor, head: GradientHead | None = None) ->
 def gradient_baseline(lr: Tensor, size: tuple[int, int]) -> Tensor:
     """The trivial map any user could compute: (B,H,W) Sobel magnitude of the grey bicubic
     up-sampling of ``lr`` to ``size = (H, W)``, grey levels."""
-    return sobel_magnitude(bicubic_up(lr.float(), size))[:, 0]
+    return sobel_magnitude(bicubic_resize(lr.float(), size))[:, 0]
 
 
 # --- restore: maps of faces pasted like the faces ---------------------------------------

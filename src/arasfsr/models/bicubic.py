@@ -13,6 +13,11 @@ from ..architectures import register_model
 from .core import SuperResolver
 
 
+def bicubic_resize(lr: Tensor, size: tuple[int, int]) -> Tensor:
+    """(B,C,h,w) in [0,1] -> (B,C,H,W) at ``size = (H, W)``, up or down, clamped to [0,1]."""
+    return F.interpolate(lr, size=tuple(size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
 @register_model()
 class Bicubic(SuperResolver):
     """Needs no weights. The package ships it as ``weights/bicubic.safetensors`` (no
@@ -24,5 +29,4 @@ class Bicubic(SuperResolver):
 
     def render(self, lr: Tensor, size: tuple[int, int], chunk_size: int | None = None, *,
                precision: str | None = None, fast: bool = True) -> Tensor:
-        out = F.interpolate(lr, size=tuple(size), mode="bicubic", align_corners=False, antialias=True)
-        return out.clamp(0, 1)
+        return bicubic_resize(lr, size)
