@@ -14,6 +14,7 @@ from torch import Tensor
 
 from arasfsr.models.core import (area_weights, coord_range, denormalise, locate_codes, normalise,
                                  scale_ratio)
+from arasfsr.models.bicubic import bicubic_resize as bicubic_up  # noqa: F401  (the study's name)
 from arasfsr.runtime import autocast, compute_dtype
 
 LEVELS = 255.0
@@ -105,11 +106,6 @@ def rgb_mean_std(samples: list[Tensor]) -> np.ndarray:
     """Std over samples (unbiased=False) per channel, averaged over RGB, 8-bit units: (H, W)."""
     stack = torch.stack([s.clamp(0, 1) for s in samples])
     return (stack.std(dim=0, correction=0).mean(dim=1)[0] * LEVELS).numpy().astype(np.float32)
-
-
-def bicubic_up(lr: Tensor, size: tuple[int, int]) -> Tensor:
-    """The ``bicubic`` model's up-sampling (anti-aliased, Pillow's kernel)."""
-    return F.interpolate(lr, size=tuple(size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
 
 _SOBEL = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]) / 8.0
