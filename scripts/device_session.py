@@ -351,7 +351,7 @@ def benchmark(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     fast = "device+train.fused_adam=true+train.channels_last=true"
     variants = {"paper/A-arasfsr": ["today=workers+train.ema_decay=null", f"device={fast}",
-                                    f"compiled={fast}+train.compile=true"],
+                                    *([] if args.skip_compile else [f"compiled={fast}+train.compile=true"])],
                 "paper/P-arasfsr": ["today=workers+train.ema_decay=null", f"device={fast}"]}
     code = 0
     for config in args.benchmark_configs.split(","):
@@ -391,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--benchmark-configs", default="paper/A-arasfsr,paper/P-arasfsr")
     p.add_argument("--benchmark-iterations", type=int, default=1000)
     p.add_argument("--baseline-iterations", type=int, default=200)
+    p.add_argument("--skip-compile", action="store_true", help="benchmark without the compiled variant (its compile "
+                   "takes minutes of a lease)")
     p.add_argument("--ship", type=Path, default=None, metavar="FILES_AT", help="here: ship what a session improved")
     p.add_argument("--ship-all", action="store_true", help="with --ship: also the models that did not improve")
     p.add_argument("--results-dir", type=Path, default=ROOT / "results", help="with --ship: eval results and logs go here")
