@@ -226,3 +226,29 @@ def test_speed_switches_train(face_data, tmp_path):
             "train.channels_last=true"]
     path = train("smoke/A-arasfsr", out=tmp_path / "fast", data_root=face_data, overrides=sets)
     assert json.loads(path.with_suffix(".json").read_text())["val_psnr_final"] > 10
+
+
+def test_time_budget_fits_again_when_the_first_steps_were_slow(monkeypatch):
+    """A run whose first measured steps are slow (new shapes, warming loaders) is fitted again
+    from later windows, so it uses its budget instead of stopping early (the H100 session's
+    protocol P run trained 142 s of a 222-s slice with one early fit)."""
+    from types import SimpleNamespace
+
+    from arasfsr.training import timing
+
+    clock = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    budget = timing.TimeBudget(100.0, warm=20, measure=50)
+    epoch_loop = SimpleNamespace(max_steps=10**8)
+    trainer = SimpleNamespace(global_step=0, max_steps=10**8, should_stop=False,
+                              fit_loop=SimpleNamespace(epoch_loop=epoch_loop))
+    module = SimpleNamespace(device=torch.device("cpu"), total_iterations=10**8)
+    budget.on_train_start(trainer, module)
+    while not trainer.should_stop and trainer.global_step < epoch_loop.max_steps:
+        trainer.global_step += 1
+        clock[0] += 0.1 if trainer.global_step <= 100 else 0.05  # 10 it/s, then 20 it/s
+        budget.on_train_batch_end(trainer, module, None, None, 0)
+    first_fit = budget.fits[0][1]
+    assert first_fit < 1100  # the slow window alone: ~10 it/s over the budget
+    assert len(budget.fits) >= 3 and budget.fitted == module.total_iterations == epoch_loop.max_steps
+    assert trainer.global_step > 1800 and clock[0] <= 100.0  # ~all of the budget at 20 it/s, not past it

@@ -275,6 +275,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
         if budget is not None:
             card["time_budget_s"] = cfg["train"]["time_budget_s"]
             card["iterations_planned"] = task.total_iterations
+            card["time_budget_fits"] = [{"at_step": a, "total": t} for a, t in budget.fits]
         if profile is not None:
             card["profile"] = profile.result()
         if init_card is not None:

@@ -127,15 +127,24 @@ class StepProfile(Callback):
 
 class TimeBudget(Callback):
     """Fit the run into ``budget_s`` seconds of training: after ``warm`` steps (compilation,
-    caches) it times ``measure`` steps, then lowers the step count (and with it the LR
-    schedule, which reads ``total_iterations``) to what fits; it stops at the budget in any case.
+    caches) it times ``measure`` steps and lowers the step count (and with it the LR schedule,
+    which reads ``total_iterations``) to what fits. The first steps after the warm-up are often
+    slower than the rest (new input shapes, loader workers filling up: protocol P on an H100 ran
+    at 12 it/s there and 20 later, so one early fit left 80 s of a 222-s slice unused), so it fits
+    again after each doubling of the measured steps, from the latest window, while less than
+    ``refit_until`` of the budget is spent. It stops at the budget in any case.
     """
 
-    def __init__(self, budget_s: float, warm: int = 20, measure: int = 50, margin: float = 0.97) -> None:
+    def __init__(self, budget_s: float, warm: int = 20, measure: int = 50, margin: float = 0.97,
+                 refit_until: float = 0.6) -> None:
         self.budget_s, self.warm, self.measure, self.margin = budget_s, warm, measure, margin
+        self.refit_until = refit_until
         self.t0 = 0.0
-        self._warm_at: tuple[int, float] | None = None
+        self._mark: tuple[int, float] | None = None  # (step, time) where the current window began
+        self._next_fit = warm + measure
         self.fitted: int | None = None
+        self._cap: int | None = None
+        self.fits: list[tuple[int, int]] = []  # (at step, fitted total): what the card can show
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.t0 = time.perf_counter()
@@ -143,17 +152,22 @@ class TimeBudget(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         step = trainer.global_step
-        if self.fitted is None and step in (self.warm, self.warm + self.measure):
+        if step == self.warm:
+            self._mark = (step, self._now(module))
+        elif step == self._next_fit and self._mark is not None:
             now = self._now(module)
-            if step == self.warm:
-                self._warm_at = (step, now)
-            elif self._warm_at is not None:
-                rate = (step - self._warm_at[0]) / (now - self._warm_at[1])
-                left = self.budget_s - (now - self.t0)
-                total = min(trainer.max_steps, step + max(1, int(rate * left * self.margin)))
-                self.fitted = total
-                trainer.fit_loop.epoch_loop.max_steps = total
-                module.total_iterations = total
+            rate = (step - self._mark[0]) / max(now - self._mark[1], 1e-9)
+            left = self.budget_s - (now - self.t0)
+            if self._cap is None:
+                self._cap = trainer.max_steps  # the configured iterations: never fit above them
+            total = min(self._cap, step + max(1, int(rate * left * self.margin)))
+            self.fitted = total
+            self.fits.append((step, total))
+            trainer.fit_loop.epoch_loop.max_steps = total
+            module.total_iterations = total
+            if (now - self.t0) < self.refit_until * self.budget_s:
+                self._mark = (step, now)
+                self._next_fit = step + 2 * (step - self.warm)
         if time.perf_counter() - self.t0 > self.budget_s:
             trainer.should_stop = True
 
