@@ -152,6 +152,8 @@ def section_budget() -> list[str]:
         for name in names:
             c = card(name)
             its = c["iterations"] if "init" not in c else f"{c['init']['iterations']} + {c['iterations']}"
+            if c.get("sessions"):  # continued in device sessions: the card keeps the running totals
+                its = f"{c['totals']['iterations']:,} ({len(c['sessions'])} session(s))"
             rows.append([name, c["protocol"], c["tier"], f"{c['parameters']:,}", its,
                          c["wall_time_s"], c["machine"], c.get("val_psnr_final")])
     return ["## Models and budgets", "",
@@ -165,10 +167,46 @@ def section_budget() -> list[str]:
             "development CPU (one thread, shared with other jobs). The default model "
             "`arasfsr` is the paper-tier protocol-P run fine-tuned further, alone on the GPU, with the "
             "device time left (`arasfsr train --init`; iterations of both stages; its wall time is the "
-            "first stage's, the fine-tune ran under a 178 s limit). Validation PSNR is the training monitor (RGB, whole faces at the "
+            "first stage's, the fine-tune ran under a 178 s limit). Models continued in device sessions "
+            "(`scripts/device_session.py`, next section) show their total iterations; their wall time, machine "
+            "and validation PSNR are the last session's. Validation PSNR is the training monitor (RGB, whole faces at the "
             "protocol's central size), not a test result.", "",
             *table(["model", "protocol", "tier", "parameters", "iterations", "wall s", "machine", "val PSNR"], rows),
             ""]
+
+
+def section_sessions() -> list[str]:
+    """Device sessions: each continued model before and after, on the FULL test sets."""
+    lines = []
+    for folder in sorted((EVAL / "sessions").glob("*/results.json")):
+        res = json.loads(folder.read_text())
+        name = folder.parent.name.split("-", 1)[1]
+        session = card(name).get("sessions", [])
+        info = next((x for x in session if x["date"][:16].replace(":", "").replace("-", "")
+                     == folder.parent.name.split("-", 1)[0]), None)
+        by = {(r["model"], r["row"]): r for r in res["results"]}
+        rows = []
+        for row in res["rows"]:
+            cells = [by.get((m, row["key"])) for m in ("bicubic", f"{name}-shipped", f"{name}-new")]
+            if None in cells:
+                continue
+            bic, before, after = (c["psnr"] for c in cells)
+            rows.append([row["key"], cells[2]["count"], bic, before, after, f"{after - before:+.3f}",
+                         f"{before - bic:+.3f} -> {after - bic:+.3f}"])
+        head = f"### `{name}`, session {folder.parent.name.split('-', 1)[0]}"
+        if info is not None:
+            head += (f" ({info['machine']}: +{info['iterations']:,} iterations, {info['samples']:,} samples, "
+                     f"{info['device_seconds']} s of training, {info['train_faces']:,} training faces)")
+        lines += [head, "", *table(["row", "faces", "bicubic", "before", "after", "change", "margin over bicubic"],
+                                   rows), ""]
+    if not lines:
+        return []
+    return ["## Device sessions: the continued models on the full test sets", "",
+            "Each lent accelerator continues the shipped models from their weights "
+            "(`scripts/device_session.py`, README \"Device sessions\"); a model is shipped only when its mean "
+            "PSNR over its protocol's rows improves on ALL test faces (1,000 UTKFace, 10 FFHQ). PSNR (dB) on Y, "
+            "fp32; `before` is the model that shipped until then. These are the only full-test numbers of "
+            "those models here; the tables below use 50 UTKFace faces per row.", "", *lines]
 
 
 def section_a(res: Results) -> tuple[list[str], dict]:
@@ -467,7 +505,7 @@ def main() -> int:
              "the full 1,000 would take hours on 2 CPU cores) and all 10 FFHQ test faces (cropped to the UTKFace "
              "framing, see README). Metrics: PSNR and SSIM on Y (BT.601), whole image, fp32 inference; "
              "the full tables with MATLAB-style SSIM and per-group rows are in `results/eval/*/results.md`.",
-             "", *section_budget(), *default_lines, *a_lines, *section_variant(res["A"]), *section_b(res["B"]),
+             "", *section_budget(), *section_sessions(), *default_lines, *a_lines, *section_variant(res["A"]), *section_b(res["B"]),
              *section_c(res["C"]), *section_d(res["A"]), *section_groups(res["P"]), *section_uncertainty(),
              *section_claims(res["A"], res["B"], res["C"])]
     pics = sorted((ROOT / "results").glob("*.png"))
