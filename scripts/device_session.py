@@ -20,10 +20,13 @@ A session:
    optimiser state is not kept: Adam's moments for the three models would take ~60 MB,
    more than a call's working tree leaves free, so each session starts them afresh under a
    100-step learning-rate warm-up (the EMA restarts from the shipped weights);
-3. trains the models one after the other on the device path, ``--budget-s`` split by
-   ``--shares`` (priority order; what a model leaves unspent goes to the next), each run
-   fitted to its time slice (``train.time_budget_s``) and ending with its learning-rate
-   decay (cosine down to 1 % of the rate);
+3. trains the models on the device path, each run fitted to its time slice
+   (``train.time_budget_s``) and ending with its learning-rate decay (cosine down to 1 % of
+   the rate): on CUDA all at once, side by side on the one GPU (``--parallel``: a step of
+   these models is launch-bound, so the GPU has room for several), each for the whole
+   budget less the evaluation reserve; else (``--no-parallel``) one after the other,
+   ``--budget-s`` split by ``--shares`` (priority order; what a model leaves unspent goes
+   to the next);
 4. evaluates each trained model against the shipped one and bicubic with ``arasfsr eval`` on
    every row of its protocol over the full test sets (all 1,000 utkface/test faces, all
    ffhq/test faces), in CPU processes that overlap the next model's training;
@@ -222,37 +225,27 @@ def session(args: argparse.Namespace) -> int:
     machine = torch.cuda.get_device_name(0) if device == "cuda" else "CPU"
     eval_ranks = args.eval_ranks or max(1, min(8, (os.cpu_count() or 2) // 2 - 1))
     workers = args.train_workers if args.train_workers is not None else max(0, min(6, (os.cpu_count() or 2) // 3))
-    log(f"session on {machine}: budget {args.budget_s} s, models {names} (shares {shares}), data {data_root}, "
-        f"eval ranks {eval_ranks}, train workers {workers}")
+    if args.parallel is None:
+        args.parallel = device == "cuda"
+    if args.eval_reserve_s is None:  # side by side, every evaluation runs after the training
+        args.eval_reserve_s = 120.0 if args.parallel else 75.0
+    log(f"session on {machine}: budget {args.budget_s} s, models {names} "
+        f"({'side by side' if args.parallel else f'one after another, shares {shares}'}), data {data_root}, "
+        f"eval ranks {eval_ranks}, train workers {workers}, eval reserve {args.eval_reserve_s:.0f} s")
     for p in plans:
         log(f"  {p['name']}: {p['config']}, protocol {p['protocol']}, "
             f"{'resumes ' + str(p['weights']) if p['init'] else 'starts fresh (weights of another size)'}")
     if args.dry:
         return 0
 
-    from arasfsr.training import train
-
     work = Path(tempfile.mkdtemp(prefix="device-session-"))
     deadline = t0 + args.budget_s
     evals: dict[str, tuple[subprocess.Popen, float]] = {}
     done: dict[str, dict[str, Any]] = {}
-    for i, p in enumerate(plans):
-        left = deadline - time.time() - args.eval_reserve_s - args.overhead_s * (len(plans) - i)
-        slice_s = left * p["share"] / sum(q["share"] for q in plans[i:])
-        if slice_s < args.min_slice_s:
-            log(f"{p['name']}: skipped, {slice_s:.0f} s left for it")
-            continue
+
+    def finished(p: dict[str, Any], model_path: Path, started: float, slice_s: float, ranks: int) -> None:
+        """A model's run ended: keep its weights as shipped (fp16 for the paper tier), start its evaluation."""
         name, run_dir = p["name"], work / p["name"]
-        sets = [*SESSION_SETS, f"train.time_budget_s={slice_s:.1f}", f"data.num_workers={workers}", *args.set]
-        log(f"{name}: training {p['config']} for {slice_s:.0f} s")
-        started = time.time()
-        try:
-            model_path = train(p["config"], out=run_dir / "run", data_root=data_root, init=p["init"], overrides=sets,
-                               command=f"scripts/device_session.py ({p['config']}, "
-                                       f"{' '.join('--set ' + s for s in sets)})")
-        except Exception:  # one model's failure must not cost the others their time
-            log(f"{name}: training failed\n{traceback.format_exc()}")
-            continue
         run_card = read_card(model_path)
         half = p["tier"] == "paper"
         new_path = run_dir / f"{name}-new.safetensors"
@@ -264,12 +257,71 @@ def session(args: argparse.Namespace) -> int:
             f"samples) in {trained_s:.0f} s; val PSNR {run_card['val_psnr_final']:.3f}; "
             f"profile {json.dumps(run_card.get('profile', {}).get('ms_per_step'))}")
         evals[name] = (launch_eval(p["protocol"], [shipped_path, new_path], run_dir / "eval", data_root, device,
-                                   eval_ranks, args.eval_limit, p["tier"], run_dir / "eval.log"), time.time())
+                                   ranks, args.eval_limit, p["tier"], run_dir / "eval.log"), time.time())
         done[name] = {"plan": p, "run_card": run_card, "new": new_path, "half": half, "trained_s": trained_s,
                       "slice_s": slice_s, "run_dir": run_dir}
 
+    def sets_for(slice_s: float, loader_workers: int) -> list[str]:
+        return [*SESSION_SETS, f"train.time_budget_s={slice_s:.1f}", f"data.num_workers={loader_workers}", *args.set]
+
+    if args.parallel:
+        # All models at once on the one device: a step of these small models is launch-bound
+        # (the H100 was busy 11-51 % of a step), so runs side by side share it at little cost
+        # to each; every model gets the whole slice. Evaluations start as runs end.
+        slice_s = deadline - time.time() - args.eval_reserve_s - args.overhead_s
+        if slice_s < args.min_slice_s:
+            raise SystemExit(f"device_session: {slice_s:.0f} s left to train: raise --budget-s")
+        cpus = os.cpu_count() or 2
+        loader_workers = max(1, min(workers, cpus // (2 * len(plans))))
+        ranks = max(1, eval_ranks // len(plans)) if args.eval_ranks is None else eval_ranks
+        runs: dict[str, tuple[subprocess.Popen, float, dict[str, Any]]] = {}
+        for p in plans:
+            run_dir = work / p["name"]
+            run_dir.mkdir(parents=True)
+            cmd = [sys.executable, "-m", "arasfsr.cli", "train", p["config"], "--out", str(run_dir / "run"),
+                   "--data-root", str(data_root), *(["--init", str(p["init"])] if p["init"] else []),
+                   *[a for kv in sets_for(slice_s, loader_workers) for a in ("--set", kv)]]
+            env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=str(max(1, cpus // (4 * len(plans)))))
+            log(f"{p['name']}: training {p['config']} for {slice_s:.0f} s, alongside the others")
+            runs[p["name"]] = (subprocess.Popen(cmd, env=env, stdout=open(run_dir / "train.log", "w"),
+                                                stderr=subprocess.STDOUT), time.time(), p)
+        while runs:
+            for name, (proc, started, p) in list(runs.items()):
+                if proc.poll() is None:
+                    continue
+                del runs[name]
+                model_path = work / name / "run" / "model.safetensors"
+                if proc.returncode != 0 or not model_path.is_file():
+                    log(f"{name}: training failed (exit {proc.returncode})\n"
+                        + (work / name / "train.log").read_text(errors="replace")[-3000:])
+                    continue
+                finished(p, model_path, started, slice_s, ranks)
+            time.sleep(1.0)
+    else:
+        from arasfsr.training import train
+
+        for i, p in enumerate(plans):
+            left = deadline - time.time() - args.eval_reserve_s - args.overhead_s * (len(plans) - i)
+            slice_s = left * p["share"] / sum(q["share"] for q in plans[i:])
+            if slice_s < args.min_slice_s:
+                log(f"{p['name']}: skipped, {slice_s:.0f} s left for it")
+                continue
+            name, run_dir = p["name"], work / p["name"]
+            sets = sets_for(slice_s, workers)
+            log(f"{name}: training {p['config']} for {slice_s:.0f} s")
+            started = time.time()
+            try:
+                model_path = train(p["config"], out=run_dir / "run", data_root=data_root, init=p["init"],
+                                   overrides=sets, command=f"scripts/device_session.py ({p['config']}, "
+                                                           f"{' '.join('--set ' + s for s in sets)})")
+            except Exception:  # one model's failure must not cost the others their time
+                log(f"{name}: training failed\n{traceback.format_exc()}")
+                continue
+            finished(p, model_path, started, slice_s, eval_ranks)
+
     summary: dict[str, Any] = {"started": datetime.fromtimestamp(t0, timezone.utc).isoformat(timespec="seconds"),
                                "machine": machine, "budget_s": args.budget_s, "data_root": str(data_root),
+                               "parallel": args.parallel,
                                "models": {}}
     bundles: dict[str, list[tuple[Path, str]]] = {}
     for name, d in done.items():
@@ -382,10 +434,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-limit", type=int, default=None, help="faces per test set (default: all; tests only)")
     p.add_argument("--eval-ranks", type=int, default=None, help="evaluation processes (default ~half the cores)")
     p.add_argument("--train-workers", type=int, default=None, help="loader processes for JPEG-bearing LR inputs")
-    p.add_argument("--eval-reserve-s", type=float, default=75.0, help="kept for the last model's evaluation")
+    p.add_argument("--eval-reserve-s", type=float, default=None,
+                   help="kept for evaluation after the training (default 75 s one after another, 120 s side by side)")
     p.add_argument("--eval-grace-s", type=float, default=30.0, help="evaluation may run this far past the budget")
     p.add_argument("--overhead-s", type=float, default=20.0, help="per model: start, compile, export")
     p.add_argument("--min-slice-s", type=float, default=30.0, help="a model with less time left is skipped")
+    p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=None,
+                   help="train all models at once on the one device (default: on CUDA) instead of one after another")
     p.add_argument("--dry", action="store_true", help="print the plan only")
     p.add_argument("--benchmark", action="store_true", help="item 1: today's trainer vs the device path")
     p.add_argument("--benchmark-configs", default="paper/A-arasfsr,paper/P-arasfsr")

@@ -40,7 +40,8 @@ def test_shards_fill_each_call_and_unpack_into_a_data_root(shared_data, tmp_path
     assert (root / "utkface" / "train" / train[0]).read_bytes() == same.read_bytes()  # the original bytes
 
 
-def test_session_resumes_trains_evaluates_and_ships(face_data, tmp_path):
+@pytest.mark.parametrize("mode", ["--no-parallel", "--parallel"])
+def test_session_resumes_trains_evaluates_and_ships(face_data, tmp_path, mode):
     from arasfsr.checkpoint import read_card
     from arasfsr.training import train
 
@@ -55,14 +56,18 @@ def test_session_resumes_trains_evaluates_and_ships(face_data, tmp_path):
     cmd = [sys.executable, str(ROOT / "scripts" / "device_session.py"), "--models", "arasfsr,liif-a",
            "--weights-dir", str(weights), "--budget-s", "45", "--eval-limit", "2", "--eval-reserve-s", "6",
            "--overhead-s", "3", "--min-slice-s", "1", "--eval-ranks", "1", "--train-workers", "1",
-           "--data-root", str(face_data), "--devdata", str(tmp_path / "none"), "--out", str(out)]
+           "--data-root", str(face_data), "--devdata", str(tmp_path / "none"), "--out", str(out), mode]
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     files = sorted(p.name for p in out.iterdir())
     assert files == ["arasfsr.tar", "liif-a.tar", "session.json", "session.log"], (out / "session.log").read_text()
     summary = json.loads((out / "session.json").read_text())
     slices = {n: m["time_slice_s"] for n, m in summary["models"].items()}
-    assert slices["arasfsr"] > slices["liif-a"]  # the first model's share is twice the other's
+    assert summary["parallel"] == (mode == "--parallel")
+    if mode == "--parallel":  # side by side: every model trains for the whole slice
+        assert slices["arasfsr"] == slices["liif-a"]
+    else:
+        assert slices["arasfsr"] > slices["liif-a"]  # the first model's share is twice the other's
     for name, seed_iters in (("arasfsr", 4), ("liif-a", 4)):
         with tarfile.open(out / f"{name}.tar") as tar:
             assert {"%s.safetensors" % name, "%s.json" % name, "eval/results.json", "metrics.csv"} <= set(tar.getnames())
