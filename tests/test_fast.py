@@ -125,6 +125,29 @@ def test_auto_chunk_size_follows_the_free_memory(monkeypatch):
     assert auto_chunk_size(10, "cuda") == runtime.PREFERRED_CHUNK["cuda"]  # GPUs take big chunks
 
 
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_stacked_training_query_has_the_reference_loops_gradients(name):
+    """Training decodes the four neighbours as one stack; its loss and every parameter's
+    gradient are those of the authors' loop over the neighbours (models/reference.py)."""
+    from arasfsr.models.core import normalise, scale_ratio
+    from arasfsr.models.reference import reference_query
+
+    model = small(name).train()
+    lr = torch.rand(2, 3, 9, 11)
+    coord = make_coord((20, 17)).unsqueeze(0).expand(2, -1, -1)
+    ratio = scale_ratio((9, 11), (20, 17), 2, lr.device)
+    grads = []
+    for query in (model.query, lambda st, c, r: reference_query(model, st, c, r)):
+        model.zero_grad()
+        torch.manual_seed(0)  # the same z samples (ARASFSR's frequency module) in both passes
+        out = query(model.encode(normalise(lr)), coord, ratio)
+        (out ** 2).mean().backward()
+        grads.append({k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for k in grads[0]:
+        assert torch.allclose(grads[0][k], grads[1][k], rtol=1e-4, atol=1e-6), k
+
+
 def test_fast_path_keeps_training_gradients_on_the_plain_path():
     model = small("arasfsr").train()
     lr = torch.rand(1, 3, 8, 8)

@@ -141,15 +141,21 @@ def rows_of(feat: Tensor) -> Tensor:
     return feat.permute(0, 2, 3, 1).reshape(-1, feat.shape[1]).contiguous()
 
 
+def gather_stacked(feat: Tensor, coord: Tensor, local_ensemble: bool = True, ties: str = "up") -> Neighbour:
+    """The four nearest codes of each query with their (unfolded) codes gathered, stacked
+    (K, B, Q, ...): one gather, and a decoder that takes the stack runs once for all four."""
+    b, c, h, w = feat.shape
+    flat = rows_of(feat).view(b, h * w, c)
+    nb = locate_codes(coord, h, w, local_ensemble, ties)
+    nb.feat = flat[torch.arange(b, device=feat.device).view(1, b, 1), nb.index]
+    return nb
+
+
 def gather_neighbours(feat: Tensor, coord: Tensor, local_ensemble: bool = True,
                       ties: str = "up") -> list[Neighbour]:
     """The four nearest codes of each query, each with its (unfolded) code gathered."""
-    b, c, h, w = feat.shape
-    flat = rows_of(feat).view(b, h * w, c)
-    batch_idx = torch.arange(b, device=feat.device).unsqueeze(1)
-    nb = locate_codes(coord, h, w, local_ensemble, ties)
-    return [Neighbour(flat[batch_idx, index], rel, cc, index)
-            for rel, cc, index in zip(nb.rel_coord, nb.code_coord, nb.index)]
+    nb = gather_stacked(feat, coord, local_ensemble, ties)
+    return [Neighbour(*parts) for parts in zip(nb.feat, nb.rel_coord, nb.code_coord, nb.index)]
 
 
 def area_weights(rel_coord: Tensor) -> Tensor:
@@ -253,7 +259,9 @@ class ImplicitSR(SuperResolver):
         return Queries(coord, ratio)
 
     def decode(self, state: Encoded, nb: Neighbour, ctx: Queries) -> Tensor:
-        """Prediction (B,Q,3) from one neighbour."""
+        """Prediction (..., B, Q, 3) from neighbours ``nb`` with any leading axes: the plain
+        query passes all four stacked (K, B, Q, ...), the reference loop one (B, Q, ...);
+        ``ctx`` is per query (B, Q, ...), so broadcast it (``expand_as``)."""
         raise NotImplementedError
 
     def skip(self, state: Encoded, coord: Tensor) -> Tensor | None:
@@ -316,11 +324,12 @@ class ImplicitSR(SuperResolver):
         feat = self.query_features(state)
         ratio_q = ratio[:, None, :].expand(-1, coord.shape[1], -1).to(coord.dtype)
         ctx = self.query_context(state, coord, ratio_q)
-        neighbours = gather_neighbours(feat, coord, self.local_ensemble, self.ties)
-        weights = ensemble_weights(neighbours)
-        out = 0
-        for nb, wgt in zip(neighbours, weights):
-            out = out + self.decode(state, nb, ctx) * wgt.unsqueeze(-1)
+        # The four neighbours as one stack (K, B, Q, ...) through the decoder: a quarter of the
+        # kernels of a loop over them (a training step on a GPU is launch-bound), and what
+        # depends on the query only (ARASFSR's sine layers, LTE's phase) is broadcast, not
+        # computed four times. The reference loop (models/reference.py) checks it.
+        nb = gather_stacked(feat, coord, self.local_ensemble, self.ties)
+        out = (self.decode(state, nb, ctx) * area_weights(nb.rel_coord).unsqueeze(-1)).sum(0)
         extra = self.skip(state, coord)
         return out if extra is None else out + extra
 
