@@ -228,7 +228,7 @@ def session(args: argparse.Namespace) -> int:
     if args.parallel is None:
         args.parallel = device == "cuda"
     if args.eval_reserve_s is None:  # side by side, every evaluation runs after the training
-        args.eval_reserve_s = 120.0 if args.parallel else 75.0
+        args.eval_reserve_s = 150.0 if args.parallel else 75.0
     log(f"session on {machine}: budget {args.budget_s} s, models {names} "
         f"({'side by side' if args.parallel else f'one after another, shares {shares}'}), data {data_root}, "
         f"eval ranks {eval_ranks}, train workers {workers}, eval reserve {args.eval_reserve_s:.0f} s")
@@ -273,7 +273,9 @@ def session(args: argparse.Namespace) -> int:
             raise SystemExit(f"device_session: {slice_s:.0f} s left to train: raise --budget-s")
         cpus = os.cpu_count() or 2
         loader_workers = max(1, min(workers, cpus // (2 * len(plans))))
-        ranks = max(1, eval_ranks // len(plans)) if args.eval_ranks is None else eval_ranks
+        # The evaluations run at once when the runs end, with the cores the training left:
+        # on 16 cores 5 ranks each (protocol A took 25 s with 7 ranks alone on the H100 machine).
+        ranks = max(1, (cpus - 1) // len(plans)) if args.eval_ranks is None else eval_ranks
         runs: dict[str, tuple[subprocess.Popen, float, dict[str, Any]]] = {}
         for p in plans:
             run_dir = work / p["name"]
@@ -439,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-ranks", type=int, default=None, help="evaluation processes (default ~half the cores)")
     p.add_argument("--train-workers", type=int, default=None, help="loader processes for JPEG-bearing LR inputs")
     p.add_argument("--eval-reserve-s", type=float, default=None,
-                   help="kept for evaluation after the training (default 75 s one after another, 120 s side by side)")
+                   help="kept for evaluation after the training (default 75 s one after another, 150 s side by side)")
     p.add_argument("--eval-grace-s", type=float, default=30.0, help="evaluation may run this far past the budget")
     p.add_argument("--overhead-s", type=float, default=20.0, help="per model: start, compile, export")
     p.add_argument("--min-slice-s", type=float, default=30.0, help="a model with less time left is skipped")
