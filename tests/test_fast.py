@@ -255,3 +255,19 @@ def test_tile_seams_of_the_default_model_stay_above_50db(shared_data, precision)
         whole = model.render(lr, (60, 60), precision=precision).clamp(0, 1)
         tiled = model.render(lr, (60, 60), precision=precision, tile=16).clamp(0, 1)
     assert psnr(whole, tiled) >= 50
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_batch_computes_the_modulation_once_and_renders_each_face_as_alone(fast, monkeypatch):
+    """A batch renders one grid: ARASFSR's positional encoding and sine layers run once per
+    pixel, not once per pixel and face, and every face comes out as it does alone."""
+    model = small("arasfsr")
+    rows = []
+    plain_pe = model.pe.forward
+    monkeypatch.setattr(model.pe, "forward", lambda x: rows.append(x.shape[0]) or plain_pe(x))
+    lr = torch.rand(3, 3, 8, 10)
+    with torch.no_grad():
+        batch = model.render(lr, (24, 30), fast=fast, precision="fp32")
+        assert set(rows) == {1}
+        alone = torch.cat([model.render(lr[i:i + 1], (24, 30), fast=fast, precision="fp32") for i in range(3)])
+    assert (batch - alone).abs().max() < 1e-6

@@ -102,8 +102,14 @@ class ARASFSR(ImplicitSR):
         return Encoded(torch.cat([feat, tokens], dim=1), inp=lr, mu=mu, logvar=logvar)
 
     def query_context(self, state: Encoded, coord: Tensor, ratio: Tensor) -> ModulatedQueries:
-        # g depends on the query only: once for all 4 neighbours
-        return ModulatedQueries(coord, ratio, g=None if self.pe is None else self.pe(coord))
+        # g depends on the query only: once for all 4 neighbours, and once for a whole batch
+        # when the batch renders one grid (render expands it: stride 0); the sine layers
+        # then run once per pixel, not once per pixel and image.
+        if self.pe is None:
+            return ModulatedQueries(coord, ratio, g=None)
+        shared = coord.shape[0] > 1 and coord.stride(0) == 0 and not torch.jit.is_tracing() \
+            and not torch.onnx.is_in_onnx_export()
+        return ModulatedQueries(coord, ratio, g=self.pe(coord[:1] if shared else coord))
 
     def neighbour_inputs(self, state: Encoded, nb: Neighbour, ctx: Queries) -> Tensor:
         cell = ctx.ratio.expand_as(nb.rel_coord)
