@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from arasfsr import runtime
@@ -48,3 +49,25 @@ def test_usable_cpus_reads_a_cgroup_quota(monkeypatch):
     assert runtime.usable_cpus() == 2
     monkeypatch.setattr(runtime, "_cgroup_cpu_quota", lambda: None)
     assert runtime.usable_cpus() == 8
+
+
+def test_freed_activation_memory_is_reused_not_faulted_in_again():
+    """After keep_freed_memory (the API and CLI call it), a chunk's megabytes of activations,
+    freed and allocated again, come from the heap instead of fresh pages from the system:
+    a 64->512 upscale took 918,736 page faults and 1.56 s of system time without it."""
+    import resource
+    import sys
+
+    import torch
+
+    from arasfsr.runtime import keep_freed_memory
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's malloc")
+    assert keep_freed_memory()
+    for _ in range(2):  # the heap grows to the block once
+        torch.empty(2**21).fill_(1.0)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):  # 20 blocks of 8 MB: 40,960 pages if each were fresh
+        torch.empty(2**21).fill_(1.0)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 8192  # a few blocks at most

@@ -70,10 +70,38 @@ def _cgroup_cpu_quota() -> float | None:
     return None
 
 
+# glibc's malloc serves blocks above a threshold (128 kB, rising to at most 32 MB) with fresh
+# mmap pages and gives freed memory back to the system: every chunk of queries then faults
+# its activations (megabytes) in anew. Measured on a 64->512 upscale (2-core VM): 918,736
+# page faults and 1.56 s of system time per image, 2.57 s in all; with blocks up to 32 MB
+# kept in the heap and not trimmed, 256 faults, 0.15 s and 1.58 s. (PyTorch's CPU
+# performance guide gets the same from jemalloc or tcmalloc, which need LD_PRELOAD.)
+KEEP_BLOCKS_UP_TO = 32 * 2**20  # glibc's largest mmap threshold on 64-bit
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc reuse freed blocks of up to 32 MB instead of returning them to
+    the system (see above). A no-op where the C library is not glibc, or when the user set
+    ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``. Returns whether it applied."""
+    if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, KEEP_BLOCKS_UP_TO)) and bool(mallopt(_M_TRIM_THRESHOLD, 4 * KEEP_BLOCKS_UP_TO))
+
+
 def configure_threads() -> int:
     """Intra-op threads for inference: no more than :func:`usable_cpus` (more threads
     than CPUs wait on each other at every operation), never more than the user set
-    (``OMP_NUM_THREADS``, ``torch.set_num_threads``). Returns the count in use."""
+    (``OMP_NUM_THREADS``, ``torch.set_num_threads``). Returns the count in use. Also
+    keeps freed memory for reuse (:func:`keep_freed_memory`)."""
+    keep_freed_memory()
     n = usable_cpus()
     if "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() > n:
         torch.set_num_threads(n)
