@@ -78,11 +78,15 @@ def test_fast_path_equals_authors_formulation(name, lr_hw, size):
 
 
 @pytest.mark.parametrize("name", ["arasfsr", "arasfsr-authors", "liif", "lte", "diinn", "diinn-ensemble"])
-def test_bf16_stays_above_50db_on_realistic_weights(name):
+def test_bf16_stays_above_50db_on_realistic_weights(name, monkeypatch):
+    from arasfsr.models import fused
+
     model = realistic(small(name))
-    seen = []  # the dtypes the decoder's layers compute in
+    seen = []  # the dtypes the decoder's layers compute in: nn.Linear modules and fused products
     for layer in (m for m in model.modules() if isinstance(m, torch.nn.Linear)):
         layer.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    product = fused._linear
+    monkeypatch.setattr(fused, "_linear", lambda *args: seen.append(args[0].dtype) or product(*args))
     lr = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         ref = reference_render(model, lr, (64, 64))
@@ -123,6 +127,7 @@ def test_auto_chunk_size_follows_the_free_memory(monkeypatch):
     assert auto_chunk_size(2000) == (1 << 20) // 2000
     assert auto_chunk_size(10**9) == runtime.MIN_CHUNK  # never below the floor
     assert auto_chunk_size(10, "cuda") == runtime.PREFERRED_CHUNK["cuda"]  # GPUs take big chunks
+    assert auto_chunk_size(100, itemsize=2) == 2 * runtime.PREFERRED_CHUNK["cpu"]  # bf16: the same bytes
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

@@ -408,7 +408,7 @@ class ImplicitSR(SuperResolver):
         out_h, out_w = size
         fast = fast and self.has_fast_path
         dtype = compute_dtype(precision or "fp32", lr.device) if fast else torch.float32
-        chunk = chunk_size or auto_chunk_size(self.bytes_per_query(fast, dtype.itemsize), lr.device)
+        chunk = chunk_size or auto_chunk_size(self.bytes_per_query(fast, dtype.itemsize), lr.device, dtype.itemsize)
         per_image = max(1, chunk // b)
         inp = normalise(lr)
         ratio = scale_ratio(lr.shape[-2:], (out_h, out_w), b, lr.device).to(lr.dtype)

@@ -24,6 +24,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from . import fused
+
 
 class PositionalEncoding(nn.Module):
     """(x, sin(2^0 pi x), cos(2^0 pi x), ..., sin(2^{N-1} pi x), cos(2^{N-1} pi x)); without
@@ -60,6 +62,7 @@ class ModulatedMLP(nn.Module):
             self.mods.append(nn.Linear(coord_dim if i == 0 or not chained else prev, h))
             prev = h
         self.out = nn.Linear(prev, out_dim)
+        self._weights_cache: tuple | None = None  # see _weights_in
 
     def modulations(self, g: Tensor, dtype: torch.dtype | None = None) -> list[Tensor]:
         """sin(W'_i g + b'_i) for every layer (Eq. 8): all from g_s, so one product
@@ -88,9 +91,13 @@ class ModulatedMLP(nn.Module):
         """Inference after the first linear layer; ``h`` is its pre-activation (overwritten).
 
         ``mods`` may have fewer leading dimensions than ``h`` (one per query, broadcast
-        over the four neighbours). ``W [m, s]`` is computed as ``W_m m + W_s s``, which
-        saves copying the concatenation.
+        over the four neighbours). On a CPU each layer writes ``[m, s]`` into one buffer
+        that the next layer's product reads whole, its bias and ReLU fused into the
+        product (:mod:`.fused`). Elsewhere (and in an ONNX export) ``W [m, s]`` is
+        ``W_m m + W_s s``, which saves the concatenation.
         """
+        if fused.fusable(h, "relu"):
+            return self._forward_hidden_fused(h, mods)
         s = h.relu_()
         m = s * mods[0]
         dt = m.dtype
@@ -101,6 +108,33 @@ class ModulatedMLP(nn.Module):
             s = s.relu_().view(*m.shape[:-1], -1)
             m = s * mod
         return self.out(m)
+
+    def _forward_hidden_fused(self, h: Tensor, mods: list[Tensor]) -> Tensor:
+        layers = self._weights_in(h.dtype)
+        buf = None
+        s = h.relu_()
+        for i, mod in enumerate(mods):
+            if i + 1 == len(mods):  # the last modulated features go to the output layer alone
+                weight, bias = layers[-1]
+                return fused.linear(s.mul_(mod), weight, bias)
+            width = s.shape[-1]
+            if buf is None or buf.shape[-1] != 2 * width:
+                buf = h.new_empty(*h.shape[:-1], 2 * width)
+            torch.mul(s, mod, out=buf[..., :width])
+            buf[..., width:].copy_(s)
+            weight, bias = layers[i + 1]
+            s = fused.linear_relu(buf, weight, bias)
+        raise AssertionError("unreachable: mods has one entry per hidden layer")
+
+    def _weights_in(self, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]]:
+        """Hidden and output layers' (weight, bias) in ``dtype``, cast once per weights and
+        dtype rather than once per chunk."""
+        linears = [*self.layers, self.out]
+        key = (dtype, tuple((lin.weight.data_ptr(), lin.weight._version, lin.bias._version) for lin in linears))
+        if self._weights_cache is None or self._weights_cache[0] != key:
+            self._weights_cache = (key, [(lin.weight.detach().to(dtype), lin.bias.detach().to(dtype))
+                                         for lin in linears])
+        return self._weights_cache[1]
 
     def forward(self, x: Tensor, g: Tensor) -> Tensor:
         """Eqs. 7-12 step by step for one input, every sine layer evaluated (the reference)."""
