@@ -255,6 +255,10 @@ def test_out_of_memory_advice_fits_where_it_ran_out(capsys, tmp_path, monkeypatc
         monkeypatch.setattr(arasfsr.api.Upscaler, "render", out_of_memory)
     else:
         monkeypatch.setattr(getattr(torch.nn, layer), "forward", out_of_memory)
+    if layer == "Linear":  # the decoder's fused products (CPU) too
+        from arasfsr.models import fused
+
+        monkeypatch.setattr(fused, "_linear", out_of_memory)
     photo = tmp_path / "face.png"
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(photo)
     before = tree(tmp_path)
