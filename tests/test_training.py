@@ -4,6 +4,7 @@ DDP through torchrun keeps the ranks identical; training checkpoints hold no pic
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -175,7 +176,10 @@ def test_same_seed_same_weights_other_seed_differs(face_data, tmp_path, pipeline
 
 def test_torchrun_ddp_two_ranks_agree(face_data, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    with socket.socket() as sock:  # a free port: a fixed one failed the test once in a full run
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
            "-m", "arasfsr.cli", "train", "smoke/A-arasfsr", "--data-root", str(face_data), "--out", str(out),
            "--accelerator", "cpu", "--set", "train.iterations=3", "--set", "train.val_every=3"]
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
