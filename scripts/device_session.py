@@ -419,6 +419,7 @@ def benchmark(args: argparse.Namespace) -> int:
         cmd = [sys.executable, str(ROOT / "benchmarks" / "train_speed.py"), "--device", device,
                "--data-root", str(data_root), "--configs", config, "--iterations", str(args.benchmark_iterations),
                "--iterations-of", f"today={args.baseline_iterations}",
+               f"batch64={max(50, args.benchmark_iterations // 4)}",  # the same faces as the batch-16 run
                "--variants", *variants.get(config, variants["paper/P-arasfsr"]),
                "--json", str(out / f"benchmark-{config.replace('/', '-')}.json")]
         print(" ".join(cmd), flush=True)
