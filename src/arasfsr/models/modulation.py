@@ -111,21 +111,17 @@ class ModulatedMLP(nn.Module):
         return self.out(m)
 
     def _forward_hidden_fused(self, h: Tensor, mods: list[Tensor]) -> Tensor:
-        layers = self._weights_in(h.dtype)
+        *layers, (w_out, b_out) = self._weights_in(h.dtype)
         buf = None
         s = h.relu_()
-        for i, mod in enumerate(mods):
-            if i + 1 == len(mods):  # the last modulated features go to the output layer alone
-                weight, bias = layers[-1]
-                return fused.linear(s.mul_(mod), weight, bias)
+        for (weight, bias), mod in zip(layers[1:], mods):  # hidden layer i + 1 reads [m_i, s_i]
             width = s.shape[-1]
             if buf is None or buf.shape[-1] != 2 * width:
                 buf = h.new_empty(*h.shape[:-1], 2 * width)
             torch.mul(s, mod, out=buf[..., :width])
             buf[..., width:].copy_(s)
-            weight, bias = layers[i + 1]
             s = fused.linear_relu(buf, weight, bias)
-        raise AssertionError("unreachable: mods has one entry per hidden layer")
+        return fused.linear(s.mul_(mods[-1]), w_out, b_out)  # the last modulated features alone
 
     def _weights_in(self, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]]:
         """Hidden and output layers' (weight, bias) in ``dtype``, cast once per weights and
