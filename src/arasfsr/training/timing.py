@@ -142,12 +142,17 @@ class TimeBudget(Callback):
         self.t0 = 0.0
         self._mark: tuple[int, float] | None = None  # (step, time) where the current window began
         self._next_fit = warm + measure
-        self.fitted: int | None = None
-        self._cap: int | None = None
+        self._cap = 0  # the configured iterations: never fitted above them
         self.fits: list[tuple[int, int]] = []  # (at step, fitted total): what the card can show
+
+    @property
+    def fitted(self) -> int | None:
+        """The step count of the latest fit (None before the first)."""
+        return self.fits[-1][1] if self.fits else None
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.t0 = time.perf_counter()
+        self._cap = trainer.max_steps
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
@@ -158,10 +163,7 @@ class TimeBudget(Callback):
             now = self._now(module)
             rate = (step - self._mark[0]) / max(now - self._mark[1], 1e-9)
             left = self.budget_s - (now - self.t0)
-            if self._cap is None:
-                self._cap = trainer.max_steps  # the configured iterations: never fit above them
             total = min(self._cap, step + max(1, int(rate * left * self.margin)))
-            self.fitted = total
             self.fits.append((step, total))
             trainer.fit_loop.epoch_loop.max_steps = total
             module.total_iterations = total
