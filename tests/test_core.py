@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from arasfsr.models import ARCHITECTURES, create_model
-from arasfsr.models.core import (ImplicitSR, ensemble_weights, gather_neighbours, make_coord,
-                                 scale_ratio)
+from arasfsr.models.core import ImplicitSR, area_weights, gather_stacked, make_coord, scale_ratio
 
 SMALL = {"encoder_args": {"n_resblocks": 2, "n_feats": 16}, "hidden": [32, 32]}
 SMALL_CONFIGS = {
@@ -33,15 +32,13 @@ def test_make_coord_are_pixel_centres():
 def test_ensemble_weights_sum_to_one_and_are_bilinear():
     feat = torch.randn(2, 5, 7, 6)
     coord = torch.rand(2, 300, 2) * 2 - 1
-    nbs = gather_neighbours(feat, coord)
-    weights = ensemble_weights(nbs)
-    total = torch.stack(weights).sum(0)
+    weights = area_weights(gather_stacked(feat, coord).rel_coord)  # (K, B, Q)
+    total = weights.sum(0)
     assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
-    assert all((w >= 0).all() for w in weights)
+    assert (weights >= 0).all()
     # Ensemble of the codes' own coordinates is bilinear interpolation of the grid.
     grid_y = make_coord((7, 6))[:, 0].view(1, 1, 7, 6).expand(2, 1, 7, 6)
-    nbs = gather_neighbours(grid_y.contiguous(), coord)
-    interp = sum(n.feat[..., 0] * w for n, w in zip(nbs, weights))
+    interp = (gather_stacked(grid_y.contiguous(), coord).feat[..., 0] * weights).sum(0)
     inside = (coord[..., 0].abs() < 1 - 1 / 7) & (coord[..., 1].abs() < 1 - 1 / 6)
     assert torch.allclose(interp[inside], coord[..., 0][inside], atol=1e-5)
 

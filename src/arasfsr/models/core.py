@@ -151,13 +151,6 @@ def gather_stacked(feat: Tensor, coord: Tensor, local_ensemble: bool = True, tie
     return nb
 
 
-def gather_neighbours(feat: Tensor, coord: Tensor, local_ensemble: bool = True,
-                      ties: str = "up") -> list[Neighbour]:
-    """The four nearest codes of each query, each with its (unfolded) code gathered."""
-    nb = gather_stacked(feat, coord, local_ensemble, ties)
-    return [Neighbour(*parts) for parts in zip(nb.feat, nb.rel_coord, nb.code_coord, nb.index)]
-
-
 def area_weights(rel_coord: Tensor) -> Tensor:
     """Bilinear (area) weights (K, B, Q) of stacked neighbours; they sum to 1 per query.
 
