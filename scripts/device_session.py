@@ -369,9 +369,14 @@ def session(args: argparse.Namespace) -> int:
 
 
 # -- afterwards: ship what improved ---------------------------------------------------------
+def session_stamp(started: str) -> str:
+    """The folder stamp of a session started at ISO time ``started``: 20261126T1801."""
+    return started[:16].replace(":", "").replace("-", "")
+
+
 def ship(files_at: Path, weights_dir: Path, results_dir: Path, force: bool = False) -> int:
     summary = json.loads((files_at / "session.json").read_text())
-    stamp = summary["started"][:16].replace(":", "").replace("-", "")
+    stamp = session_stamp(summary["started"])
     for name, info in summary["models"].items():
         verdict = info["verdict"]
         print(f"{name}: {verdict.get('mean_shipped')} -> {verdict.get('mean_new')} dB mean over "

@@ -177,13 +177,13 @@ def section_budget() -> list[str]:
 
 def section_sessions() -> list[str]:
     """Device sessions: each continued model before and after, on the FULL test sets."""
+    from device_session import session_stamp  # scripts/ is on the path of a script run
+
     lines = []
     for folder in sorted((EVAL / "sessions").glob("*/results.json")):
         res = json.loads(folder.read_text())
-        name = folder.parent.name.split("-", 1)[1]
-        session = card(name).get("sessions", [])
-        info = next((x for x in session if x["date"][:16].replace(":", "").replace("-", "")
-                     == folder.parent.name.split("-", 1)[0]), None)
+        stamp, name = folder.parent.name.split("-", 1)
+        info = next((x for x in card(name).get("sessions", []) if session_stamp(x["date"]) == stamp), None)
         by = {(r["model"], r["row"]): r for r in res["results"]}
         rows = []
         for row in res["rows"]:
@@ -193,7 +193,7 @@ def section_sessions() -> list[str]:
             bic, before, after = (c["psnr"] for c in cells)
             rows.append([row["key"], cells[2]["count"], bic, before, after, f"{after - before:+.3f}",
                          f"{before - bic:+.3f} -> {after - bic:+.3f}"])
-        head = f"### `{name}`, session {folder.parent.name.split('-', 1)[0]}"
+        head = f"### `{name}`, session {stamp}"
         if info is not None:
             head += (f" ({info['machine']}: +{info['iterations']:,} iterations, {info['samples']:,} samples, "
                      f"{info['device_seconds']} s of training, {info['train_faces']:,} training faces)")
