@@ -29,7 +29,7 @@ A session:
    to the next);
 4. evaluates each trained model against the shipped one and bicubic with ``arasfsr eval`` on
    every row of its protocol over the full test sets (all 1,000 utkface/test faces, all
-   ffhq/test faces), in CPU processes that overlap the next model's training;
+   ffhq/test faces), in processes on the device that start as each run ends;
 5. writes ``$OUT/NAME.tar`` per model (weights, fp16 for the paper tier as shipped; card;
    eval results; training log and profile) and ``$OUT/session.json`` + ``session.log``:
    at most 8 files of at most 16 MiB. Cards accumulate iterations, samples and device
