@@ -135,6 +135,11 @@ def plan_models(names: list[str], shares: list[float], weights_dir: Path, tier: 
 
 
 # -- evaluation -------------------------------------------------------------------------------
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a process this script starts: this checkout's package first."""
+    return dict(os.environ, PYTHONPATH=str(ROOT / "src"), **extra)
+
+
 def launch_eval(protocol: str, models: list[Path], out: Path, data_root: Path, device: str, ranks: int,
                 limit: int | None, tier: str, log_path: Path) -> subprocess.Popen:
     args = ["eval", "--protocol", protocol, "--model", *map(str, models), "--out", str(out), "--data", str(data_root),
@@ -146,7 +151,7 @@ def launch_eval(protocol: str, models: list[Path], out: Path, data_root: Path, d
                "-m", "arasfsr.cli", *args]
     else:
         cmd = [sys.executable, "-m", "arasfsr.cli", *args]
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    env = child_env(OMP_NUM_THREADS="1")
     return subprocess.Popen(cmd, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
 
 
@@ -283,7 +288,7 @@ def session(args: argparse.Namespace) -> int:
             cmd = [sys.executable, "-m", "arasfsr.cli", "train", p["config"], "--out", str(run_dir / "run"),
                    "--data-root", str(data_root), *(["--init", str(p["init"])] if p["init"] else []),
                    *[a for kv in sets_for(slice_s, loader_workers) for a in ("--set", kv)]]
-            env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=str(max(1, cpus // (4 * len(plans)))))
+            env = child_env(OMP_NUM_THREADS=str(max(1, cpus // (4 * len(plans)))))
             log(f"{p['name']}: training {p['config']} for {slice_s:.0f} s, alongside the others")
             runs[p["name"]] = (subprocess.Popen(cmd, env=env, stdout=open(run_dir / "train.log", "w"),
                                                 stderr=subprocess.STDOUT), time.time(), p)
@@ -428,7 +433,7 @@ def benchmark(args: argparse.Namespace) -> int:
                "--variants", *variants.get(config, variants["paper/P-arasfsr"]),
                "--json", str(out / f"benchmark-{config.replace('/', '-')}.json")]
         print(" ".join(cmd), flush=True)
-        code |= subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT / "src"))).returncode
+        code |= subprocess.run(cmd, env=child_env()).returncode
     return code
 
 
