@@ -53,8 +53,8 @@ def test_usable_cpus_reads_a_cgroup_quota(monkeypatch):
 
 def test_freed_activation_memory_is_reused_not_faulted_in_again():
     """After keep_freed_memory (the API and CLI call it), a chunk's megabytes of activations,
-    freed and allocated again, come from the heap instead of fresh pages from the system:
-    a 64->512 upscale took 918,736 page faults and 1.56 s of system time without it."""
+    freed and allocated again, come from the heap instead of fresh pages from the system
+    (without it a 64->512 render faults in 1.5 million pages: benchmarks/decoder_ab.py)."""
     import resource
     import sys
 

@@ -25,9 +25,10 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 # Queries per pass in fp32 (bf16: twice as many, the same bytes). On a CPU a chunk whose
 # activations stay small runs fastest: 2,048 fp32 queries were 1.5-2x faster than 16k;
-# in bf16 (freed memory kept, see keep_freed_memory) 4,096 took 1.23-1.28 s for a
-# 64->512 upscale against 1.43-1.48 s at 2,048 and 1.37 s at 8,192, while 16,384 makes
-# blocks over 32 MB that come fresh from the system again. GPUs want big chunks.
+# in bf16 (freed memory kept, see keep_freed_memory) 4,096 took 1.20 s for a 64->512
+# render against 1.21 s at 2,048 and 1.45 s at 8,192 (`python benchmarks/decoder_ab.py`,
+# idle), while 16,384 makes blocks over 32 MB that come fresh from the system again.
+# GPUs want big chunks.
 PREFERRED_CHUNK = {"cpu": 2048, "cuda": 65536}
 MIN_CHUNK = 256
 
@@ -75,10 +76,11 @@ def _cgroup_cpu_quota() -> float | None:
 
 # glibc's malloc serves blocks above a threshold (128 kB, rising to at most 32 MB) with fresh
 # mmap pages and gives freed memory back to the system: every chunk of queries then faults
-# its activations (megabytes) in anew. Measured on a 64->512 upscale (2-core VM): 918,736
-# page faults and 1.56 s of system time per image, 2.57 s in all; with blocks up to 32 MB
-# kept in the heap and not trimmed, 256 faults, 0.15 s and 1.58 s. (PyTorch's CPU
-# performance guide gets the same from jemalloc or tcmalloc, which need LD_PRELOAD.)
+# its activations (megabytes) in anew. A 64->512 render of arasfsr-a on the 2-core VM:
+# 1,557,971 page faults and 2.65 s of system time, 3.14 s in all; with blocks up to 32 MB
+# kept in the heap and not trimmed, 0 faults and 1.19 s (`python benchmarks/decoder_ab.py`,
+# idle). (PyTorch's CPU performance guide gets the same from jemalloc or tcmalloc, which
+# need LD_PRELOAD.)
 KEEP_BLOCKS_UP_TO = 32 * 2**20  # glibc's largest mmap threshold on 64-bit
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 

@@ -1,0 +1,100 @@
+"""The fast decoder's CPU switches one at a time: kept freed memory, fused layers, chunk size.
+
+    python benchmarks/decoder_ab.py                  # arasfsr-a, one 64x64 face to 512x512
+    python benchmarks/decoder_ab.py --busy-cores 1   # with another process keeping a core busy
+
+Each line is a fresh process that renders with ``Upscaler.render`` (the default precision)
+after one warm-up, ``--repeats`` times, alternating the two settings it compares, and
+prints the median seconds, the system CPU seconds and the minor page faults per render:
+
+- ``memory``: glibc's default malloc (``MALLOC_TRIM_THRESHOLD_`` set to glibc's default,
+  so ``runtime.keep_freed_memory`` leaves malloc alone) against the package's setting;
+- ``fused``: the hidden layers' products with bias and ReLU fused (``models/fused.py``)
+  against the plain ops, in one process;
+- ``chunk``: queries per chunk 2,048, 4,096 (the bf16 default) and 8,192, in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from busy import busy_cores, load_average  # noqa: E402
+
+CHILD = r"""
+import json, resource, statistics, sys, time
+import torch
+import arasfsr
+from arasfsr.models import fused
+
+model, size, repeats, variants = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(",")
+up = arasfsr.load_model(model)
+lr = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+plain_fusable = fused.fusable
+
+def setting(name):
+    fused.fusable = plain_fusable if name != "plain" else (lambda x, post_op="none": False)
+    return int(name) if name.isdigit() else None
+
+stats = {v: {"s": [], "sys": [], "faults": []} for v in variants}
+with torch.inference_mode():
+    up.render(lr, (size, size))
+    for _ in range(repeats):
+        for v in variants:
+            chunk = setting(v)
+            r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            up.render(lr, (size, size), chunk)
+            t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+            stats[v]["s"].append(t1 - t0)
+            stats[v]["sys"].append(r1.ru_stime - r0.ru_stime)
+            stats[v]["faults"].append(r1.ru_minflt - r0.ru_minflt)
+print(json.dumps({v: {k: statistics.median(x) for k, x in d.items()} for v, d in stats.items()}))
+"""
+
+
+def run(args: argparse.Namespace, variants: list[str], env: dict[str, str]) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, args.model, str(args.size), str(args.repeats), ",".join(variants)],
+                         env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="arasfsr-a")
+    p.add_argument("--size", type=int, default=512, help="output side (the input is 64x64)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--busy-cores", type=int, default=0)
+    p.add_argument("--busy-seconds", type=float, default=1800.0)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args()
+    env = dict(os.environ, PYTHONPATH=str(HERE / "src"))
+    default_malloc = dict(env, MALLOC_TRIM_THRESHOLD_="131072")  # glibc's default: keep_freed_memory steps aside
+    results = {"model": args.model, "size": args.size, "busy_cores": args.busy_cores, "load_before": load_average()}
+    with busy_cores(args.busy_cores, args.busy_seconds):
+        memory = {}
+        for _ in range(args.repeats):  # alternate the two processes
+            for name, e in (("glibc default", default_malloc), ("kept", env)):
+                one = run(argparse.Namespace(**{**vars(args), "repeats": 1}), ["fused"], e)["fused"]
+                memory.setdefault(name, []).append(one)
+        results["memory"] = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in memory.items()}
+        results["fused"] = run(args, ["fused", "plain"], env)
+        results["chunk"] = run(args, ["2048", "4096", "8192"], env)
+    results["load_after"] = load_average()
+    for part in ("memory", "fused", "chunk"):
+        for name, r in results[part].items():
+            print(f"{part:7s} {name:14s} {r['s']:7.3f} s  sys {r['sys']:5.2f} s  {int(r['faults']):>9,} page faults")
+    print(f"{args.busy_cores} busy cores; load average {results['load_before']} before, {results['load_after']} after")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
