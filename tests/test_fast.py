@@ -276,3 +276,35 @@ def test_a_batch_computes_the_modulation_once_and_renders_each_face_as_alone(fas
         assert set(rows) == {1}
         alone = torch.cat([model.render(lr[i:i + 1], (24, 30), fast=fast, precision="fp32") for i in range(3)])
     assert (batch - alone).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("encoder", ["edsr-baseline", "rdn"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fused_encoder_convolutions_compute_the_plain_ones(encoder, precision, monkeypatch):
+    """The encoders and the frequency module in inference, their ReLUs and residual adds fused
+    into oneDNN's convolutions, against the plain layers (what training runs)."""
+    from arasfsr.models import fused
+
+    torch.manual_seed(0)
+    model = create_model("arasfsr", encoder=encoder, hidden=[16],
+                         encoder_args={"n_resblocks": 2, "n_feats": 16} if encoder == "edsr-baseline"
+                         else {"n_blocks": 2, "n_layers": 2, "growth": 8, "n_feats": 16},
+                         frequency_width=16, frequency_blocks=2).eval()
+    fused_calls = []
+    conv_args = fused._conv_args
+    monkeypatch.setattr(fused, "_conv_args", lambda conv: fused_calls.append(conv) or conv_args(conv))
+    lr = torch.rand(2, 3, 21, 17) * 2 - 1
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+
+    def encode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype, enabled=precision == "bf16"):
+            inp = lr.contiguous(memory_format=torch.channels_last) if precision == "bf16" else lr
+            return model.encode(inp).feat.float()
+
+    fast = encode()
+    assert fused_calls and not fused._refused  # oneDNN really ran the fused convolutions
+    monkeypatch.setattr(fused, "fusable", lambda x, post_op="none": False)
+    plain = encode()
+    assert fast.shape == plain.shape
+    err = float((fast - plain).abs().max() / plain.abs().max())
+    assert err < (1e-5 if precision == "fp32" else 2e-2)

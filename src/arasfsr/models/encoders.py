@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from ..architectures import AtLeast, Preset, bind_config, preset
 from ..errors import ModelError
+from . import fused
 
 
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:
@@ -30,7 +31,10 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x) * self.res_scale
+        conv1, _, conv2 = self.body
+        if self.res_scale == 1:  # the convolutions do the ReLU and the add (CPU inference)
+            return fused.conv2d_add(fused.conv2d(x, conv1, "relu"), conv2, x)
+        return torch.add(x, self.body(x), alpha=self.res_scale)
 
 
 class EDSR(nn.Module):
@@ -46,7 +50,7 @@ class EDSR(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.head(x)
-        return x + self.body(x)
+        return fused.conv2d_add(self.body[:-1](x), self.body[-1], x)
 
 
 class DenseLayer(nn.Module):
@@ -55,7 +59,7 @@ class DenseLayer(nn.Module):
         self.conv = nn.Sequential(conv3x3(cin, growth), nn.ReLU(inplace=True))
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([x, self.conv(x)], dim=1)
+        return torch.cat([x, fused.conv2d(x, self.conv[0], "relu")], dim=1)
 
 
 class RDB(nn.Module):
@@ -67,7 +71,7 @@ class RDB(nn.Module):
         self.fuse = nn.Conv2d(channels + n_layers * growth, channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.fuse(self.layers(x))
+        return fused.conv2d_add(self.layers(x), self.fuse, x)
 
 
 class RDN(nn.Module):
@@ -89,7 +93,7 @@ class RDN(nn.Module):
         for block in self.blocks:
             x = block(x)
             outs.append(x)
-        return self.gff(torch.cat(outs, dim=1)) + f1
+        return fused.conv2d_add(self.gff[0](torch.cat(outs, dim=1)), self.gff[1], f1)
 
 
 ENCODERS = {"edsr-baseline": EDSR, "rdn": RDN}

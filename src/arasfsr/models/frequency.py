@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from . import fused
 from .encoders import ResBlock, conv3x3
 
 
@@ -31,8 +32,8 @@ class _Trunk(nn.Module):
         self.tail = conv3x3(width, cout)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.head(x)
-        return self.tail(x + self.body(x))
+        x = fused.conv2d(x, self.head[0], "leaky_relu", self.head[1].negative_slope)
+        return self.tail(fused.conv2d_add(self.body[:-1](x), self.body[-1], x))
 
 
 class FrequencyEstimator(nn.Module):
