@@ -1,4 +1,5 @@
-"""The fast decoder's CPU switches one at a time: kept freed memory, fused layers, chunk size.
+"""The fast decoder's CPU switches one at a time: kept freed memory, fused layers, chunk size,
+the modulations' layout.
 
     python benchmarks/decoder_ab.py                  # arasfsr-a, one 64x64 face to 512x512
     python benchmarks/decoder_ab.py --busy-cores 1   # with another process keeping a core busy
@@ -11,7 +12,10 @@ prints the median seconds, the system CPU seconds and the minor page faults per 
   so ``runtime.keep_freed_memory`` leaves malloc alone) against the package's setting;
 - ``fused``: the hidden layers' products with bias and ReLU fused (``models/fused.py``)
   against the plain ops, in one process;
-- ``chunk``: queries per chunk 2,048, 4,096 (the bf16 default) and 8,192, in one process.
+- ``chunk``: queries per chunk 2,048, 4,096 (the bf16 default) and 8,192, in one process;
+- ``layout``: the sine modulations computed layer-major (each layer's a contiguous block,
+  the default) against column slices of one (queries x layers*hidden) product, whose rows
+  the 4-neighbour multiply then reads with a stride, in one process.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import json, resource, statistics, sys, time
 import torch
 import arasfsr
 from arasfsr.models import fused
+from arasfsr.models.modulation import ModulatedMLP
 
 model, size, repeats, variants = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(",")
 up = arasfsr.load_model(model)
@@ -41,7 +46,8 @@ plain_fusable = fused.fusable
 
 def setting(name):
     fused.fusable = plain_fusable if name != "plain" else (lambda x, post_op="none": False)
-    return int(name) if name.isdigit() else None
+    ModulatedMLP.layer_major = name != "sliced"
+    return int(name) if name.isdigit() else None  # a chunk size, or the default
 
 stats = {v: {"s": [], "sys": [], "faults": []} for v in variants}
 with torch.inference_mode():
@@ -73,21 +79,28 @@ def main() -> int:
     p.add_argument("--busy-cores", type=int, default=0)
     p.add_argument("--busy-seconds", type=float, default=1800.0)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--parts", default="memory,fused,chunk,layout", help="which comparisons, comma separated")
     args = p.parse_args()
     env = dict(os.environ, PYTHONPATH=str(HERE / "src"))
     default_malloc = dict(env, MALLOC_TRIM_THRESHOLD_="131072")  # glibc's default: keep_freed_memory steps aside
     results = {"model": args.model, "size": args.size, "busy_cores": args.busy_cores, "load_before": load_average()}
+    parts = args.parts.split(",")
     with busy_cores(args.busy_cores, args.busy_seconds):
-        memory = {}
-        for _ in range(args.repeats):  # alternate the two processes
-            for name, e in (("glibc default", default_malloc), ("kept", env)):
-                one = run(argparse.Namespace(**{**vars(args), "repeats": 1}), ["fused"], e)["fused"]
-                memory.setdefault(name, []).append(one)
-        results["memory"] = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in memory.items()}
-        results["fused"] = run(args, ["fused", "plain"], env)
-        results["chunk"] = run(args, ["2048", "4096", "8192"], env)
+        if "memory" in parts:
+            memory = {}
+            for _ in range(args.repeats):  # alternate the two processes
+                for name, e in (("glibc default", default_malloc), ("kept", env)):
+                    one = run(argparse.Namespace(**{**vars(args), "repeats": 1}), ["fused"], e)["fused"]
+                    memory.setdefault(name, []).append(one)
+            results["memory"] = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in memory.items()}
+        if "fused" in parts:
+            results["fused"] = run(args, ["fused", "plain"], env)
+        if "chunk" in parts:
+            results["chunk"] = run(args, ["2048", "4096", "8192"], env)
+        if "layout" in parts:
+            results["layout"] = run(args, ["layer-major", "sliced"], env)
     results["load_after"] = load_average()
-    for part in ("memory", "fused", "chunk"):
+    for part in parts:
         for name, r in results[part].items():
             print(f"{part:7s} {name:14s} {r['s']:7.3f} s  sys {r['sys']:5.2f} s  {int(r['faults']):>9,} page faults")
     print(f"{args.busy_cores} busy cores; load average {results['load_before']} before, {results['load_after']} after")

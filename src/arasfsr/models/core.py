@@ -435,7 +435,7 @@ class ImplicitSR(SuperResolver):
         with autocast(inp.device, dtype):
             state = self.encode(part.contiguous(memory_format=torch.channels_last) if reduced else part)
             if reduced:
-                state.feat = state.feat.float().contiguous()
+                state.feat = state.feat.float()  # channels-last kept: rows_of is then a view
             self.project(state, dtype)
         if window is not None:
             crop_y0, crop_x0 = crop[0].start, crop[1].start

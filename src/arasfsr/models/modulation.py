@@ -64,6 +64,8 @@ class ModulatedMLP(nn.Module):
         self.out = nn.Linear(prev, out_dim)
         self._weights_cache: tuple | None = None  # see _weights_in
 
+    layer_major = True  # modulations() layout; False only to measure the other (benchmarks/decoder_ab.py)
+
     def modulations(self, g: Tensor, dtype: torch.dtype | None = None) -> list[Tensor]:
         """sin(W'_i g + b'_i) for every layer (Eq. 8): all from g_s, so one product
         (chained: one layer after the other).
@@ -80,13 +82,23 @@ class ModulatedMLP(nn.Module):
         # copy it into every row of the (queries x 4 layers x hidden) output, one more pass
         # over memory. (oneDNN's fused bias, fused.linear, was 4-5 % slower here for this
         # thin product: 64->512 upscale 1.64-1.70 vs 1.58-1.62 s, alternating runs.)
-        weight = torch.cat([torch.cat([m.weight, m.bias[:, None]], dim=1) for m in self.mods])
-        pre = torch.matmul(torch.cat([g, g.new_ones(*g.shape[:-1], 1)], dim=-1), weight.t())
+        g1 = torch.cat([g, g.new_ones(*g.shape[:-1], 1)], dim=-1)
+        weights = [torch.cat([m.weight, m.bias[:, None]], dim=1) for m in self.mods]
+        if self.layer_major and len({w.shape[0] for w in weights}) == 1:
+            # Layer-major (..., L, Q, H): each layer's modulation is one contiguous block. A
+            # column slice of a (Q, L*H) product has rows strided by L*H, and a multiply that
+            # reads it broadcast over the 4 neighbours ran 2.7x slower (benchmarks/decoder_ab.py).
+            pre = torch.matmul(g1.unsqueeze(-3), torch.stack(weights).transpose(1, 2))
+            out = self._sine(pre, dtype)
+            return list(out.unbind(-3))
+        pre = torch.matmul(g1, torch.cat(weights).t())
+        return list(self._sine(pre, dtype).split([w.shape[0] for w in weights], -1))
+
+    @staticmethod
+    def _sine(pre: Tensor, dtype: torch.dtype | None) -> Tensor:
         if dtype is None or dtype == pre.dtype:
-            out = torch.sin(pre)
-        else:
-            out = torch.sin(pre, out=torch.empty_like(pre, dtype=dtype))
-        return list(out.split([m.out_features for m in self.mods], -1))
+            return torch.sin(pre)
+        return torch.sin(pre, out=torch.empty_like(pre, dtype=dtype))
 
     def forward_hidden(self, h: Tensor, mods: list[Tensor]) -> Tensor:
         """Inference after the first linear layer; ``h`` is its pre-activation (overwritten).
@@ -112,15 +124,19 @@ class ModulatedMLP(nn.Module):
 
     def _forward_hidden_fused(self, h: Tensor, mods: list[Tensor]) -> Tensor:
         *layers, (w_out, b_out) = self._weights_in(h.dtype)
-        buf = None
-        s = h.relu_()
-        for (weight, bias), mod in zip(layers[1:], mods):  # hidden layer i + 1 reads [m_i, s_i]
+        buf, s = None, h
+        for i, ((weight, bias), mod) in enumerate(zip(layers[1:], mods)):  # layer i + 1 reads [m_i, s_i]
             width = s.shape[-1]
             if buf is None or buf.shape[-1] != 2 * width:
                 buf = h.new_empty(*h.shape[:-1], 2 * width)
+            if i == 0:  # the first layer's ReLU writes s_0 straight into the buffer: one pass fewer
+                s = torch.clamp_min(h, 0, out=buf[..., width:])
+            else:
+                buf[..., width:].copy_(s)
             torch.mul(s, mod, out=buf[..., :width])
-            buf[..., width:].copy_(s)
             s = fused.linear_relu(buf, weight, bias)
+        if buf is None:  # a single hidden layer
+            s = h.relu_()
         return fused.linear(s.mul_(mods[-1]), w_out, b_out)  # the last modulated features alone
 
     def _weights_in(self, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]]:
