@@ -162,6 +162,19 @@ def test_fast_path_keeps_training_gradients_on_the_plain_path():
     assert model.imnet.mods[0].weight.grad is not None
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fast_render_runs_under_autograd(precision):
+    """render() without no_grad (as a user's script may call it) gives what inference gives,
+    with gradients: products with out= (the fast path's) are not differentiable."""
+    model = small("arasfsr")
+    lr = torch.rand(1, 3, 8, 8)
+    out = model.render(lr, (16, 16), precision=precision)
+    out.mean().backward()
+    assert model.imnet.mods[0].weight.grad is not None
+    with torch.no_grad():
+        assert (out - model.render(lr, (16, 16), precision=precision)).abs().max() < 2e-3
+
+
 ONNX_MODELS = ("arasfsr", "arasfsr-authors", "liif", "lte", "diinn", "diinn-ensemble", "diinn-arasfsr")
 
 

@@ -85,12 +85,24 @@ class ModulatedMLP(nn.Module):
         g1 = torch.cat([g, g.new_ones(*g.shape[:-1], 1)], dim=-1)
         weights = [torch.cat([m.weight, m.bias[:, None]], dim=1) for m in self.mods]
         if self.layer_major and len({w.shape[0] for w in weights}) == 1:
-            # Layer-major (..., L, Q, H): each layer's modulation is one contiguous block. A
-            # column slice of a (Q, L*H) product has rows strided by L*H, and a multiply that
-            # reads it broadcast over the 4 neighbours ran 2.7x slower (benchmarks/decoder_ab.py).
-            pre = torch.matmul(g1.unsqueeze(-3), torch.stack(weights).transpose(1, 2))
-            out = self._sine(pre, dtype)
-            return list(out.unbind(-3))
+            # Layer-major: each layer's modulation is one contiguous block. A column slice of
+            # one (queries x L*H) product has rows strided by L*H, which the multiply that
+            # reads it broadcast over the 4 neighbours reads slowly (benchmarks/decoder_ab.py).
+            stacked = torch.stack(weights)  # (L, H, in + 1)
+            if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or (
+                    torch.is_grad_enabled() and stacked.requires_grad):  # no out= in a graph or under autograd
+                return list(self._sine(torch.matmul(g1.unsqueeze(-3), stacked.transpose(1, 2)), dtype).unbind(-3))
+            # One product per layer into its block (a broadcast batched product was slower);
+            # in reduced precision the sine runs in place on one fp32 block, then is stored.
+            rows = g1.reshape(-1, g1.shape[-1])
+            out = rows.new_empty(len(weights), rows.shape[0], stacked.shape[1], dtype=dtype or rows.dtype)
+            pre = rows.new_empty(rows.shape[0], stacked.shape[1]) if out.dtype != rows.dtype else None
+            for block, weight in zip(out, stacked):
+                if pre is None:
+                    torch.mm(rows, weight.t(), out=block).sin_()
+                else:
+                    block.copy_(torch.mm(rows, weight.t(), out=pre).sin_())
+            return [m.view(*g.shape[:-1], -1) for m in out]
         pre = torch.matmul(g1, torch.cat(weights).t())
         return list(self._sine(pre, dtype).split([w.shape[0] for w in weights], -1))
 
@@ -98,6 +110,8 @@ class ModulatedMLP(nn.Module):
     def _sine(pre: Tensor, dtype: torch.dtype | None) -> Tensor:
         if dtype is None or dtype == pre.dtype:
             return torch.sin(pre)
+        if pre.requires_grad:  # out= is not differentiable
+            return torch.sin(pre).to(dtype)
         return torch.sin(pre, out=torch.empty_like(pre, dtype=dtype))
 
     def forward_hidden(self, h: Tensor, mods: list[Tensor]) -> Tensor:
