@@ -16,7 +16,10 @@ does by default: the automatic precision, tiling and down-scaling policy of
 Each measurement is a child process, as a user starts one: it imports arasfsr before torch
 (so arasfsr's threading defaults apply, as in the API and CLI), renders ``--warmup`` times,
 then ``--repeats`` timed times, and reports the median seconds and its peak memory (CPU:
-VmHWM, torch itself included; CUDA: max allocated). ``--baseline DIR`` measures every
+VmHWM, torch itself included; CUDA: max allocated). ``--rounds N`` measures every engine N
+times in turn (reference, upscale, reference, upscale, ...) and pools the times: on a VM
+whose speed drifts within minutes (one run's reference renders: 7.6 to 10.9 s), that keeps
+the drift out of the ratios. ``--baseline DIR`` measures every
 engine also with the code of another checkout DIR (e.g. ``git worktree add /tmp/base
 main``), right after this one's (with ``--baseline-python``, that checkout's venv), so that old and new see the same load. ``--busy-cores N``
 keeps N other processes spinning for the whole run (each stops by itself after
@@ -140,6 +143,18 @@ def measure(args: argparse.Namespace, model: str, engine: str, h: int, out: int,
     return row
 
 
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One row from the rounds of one engine and checkout: all their times, the median of
+    them all, the highest peak."""
+    row = dict(rounds[0])
+    row["times_s"] = [t for r in rounds for t in r["times_s"]]
+    row["median_s"] = statistics.median(row["times_s"])
+    row["mpix_per_s"] = row["out"] * row["out"] / 1e6 / row["median_s"]
+    row["peak_mb"] = max(r["peak_mb"] for r in rounds)
+    row["load_average"] = rounds[-1]["load_average"]
+    return row
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(((a.astype(np.float64) - b) ** 2).mean())
     return math.inf if mse == 0 else 10 * math.log10(1 / mse)
@@ -162,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engines", type=lambda s: s.split(","), default=["reference", "fast-fp32", "fast-bf16", "onnx"])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every engine this many times in turn, each a fresh process (all times pooled)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: arasfsr's choice)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--chunk-size", type=int, default=None, help="fast path / ONNX (default automatic)")
@@ -189,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 if line.startswith("model name")), "") if Path("/proc/cpuinfo").exists() else ""
     env = {"device": args.device if args.device == "cuda" else f"cpu ({cpu}, {os.cpu_count()} cores)",
            "date": time.strftime("%Y-%m-%d %H:%M"), "repeats": args.repeats, "warmup": args.warmup,
+           "rounds": args.rounds,
            "busy_cores": args.busy_cores, "baseline": str(args.baseline) if args.baseline else None,
            "user_env": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS") if k in os.environ},
            "load_average_before": load_average()}
@@ -196,14 +214,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, busy_cores(args.busy_cores, args.busy_seconds):
         for model in args.models:
             for h, out in args.sizes:
+                runs: dict[tuple[str, str], list[dict]] = {}
+                for _ in range(args.rounds):  # rounds alternate the engines, so that drift hits all alike
+                    for engine in args.engines:
+                        for src in sources:
+                            row = measure(args, model, engine, h, out, src, Path(tmp))
+                            if row is not None:
+                                row["load_average"] = load_average()
+                                runs.setdefault((engine, str(src)), []).append(row)
                 ref = {}
                 for engine in args.engines:
                     new, group = None, []
                     for src in sources:
-                        row = measure(args, model, engine, h, out, src, Path(tmp))
-                        if row is None:
+                        if (engine, str(src)) not in runs:
                             continue
-                        row["load_average"] = load_average()
+                        row = merge_rounds(runs[engine, str(src)])
                         if engine == "reference":
                             ref[str(src)] = row
                         elif str(src) in ref:
