@@ -14,8 +14,11 @@ prints the median seconds, the system CPU seconds and the minor page faults per 
   against the plain ops, in one process;
 - ``chunk``: queries per chunk 2,048, 4,096 (the bf16 default) and 8,192, in one process;
 - ``layout``: the sine modulations computed layer-major (each layer's a contiguous block,
-  the default) against column slices of one (queries x layers*hidden) product, whose rows
-  the 4-neighbour multiply then reads with a stride, in one process.
+  one product per layer, the default) against column slices of one (queries x layers*hidden)
+  product, whose rows the 4-neighbour multiply then reads with a stride, in one process.
+
+Every line also gives the PSNR of the output against an fp32 render of the same input (a
+``utkface/val`` face shrunk to 64x64, ``--face``).
 """
 
 from __future__ import annotations
@@ -29,19 +32,27 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
+FACE = HERE.parent / "shared" / "data" / "utkface" / "val"
+FACE = min(FACE.glob("*.jpg"), default=FACE)
 sys.path.insert(0, str(Path(__file__).parent))
 from busy import busy_cores, load_average  # noqa: E402
 
 CHILD = r"""
-import json, resource, statistics, sys, time
+import json, math, resource, statistics, sys, time
 import torch
 import arasfsr
 from arasfsr.models import fused
 from arasfsr.models.modulation import ModulatedMLP
 
-model, size, repeats, variants = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(",")
+model, size, repeats, variants, face = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(","), sys.argv[5]
 up = arasfsr.load_model(model)
-lr = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+if face:
+    import numpy as np
+    from PIL import Image
+    img = Image.open(face).convert("RGB").resize((64, 64), Image.BICUBIC)
+    lr = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 255
+else:
+    lr = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 plain_fusable = fused.fusable
 
 def setting(name):
@@ -49,15 +60,18 @@ def setting(name):
     ModulatedMLP.layer_major = name != "sliced"
     return int(name) if name.isdigit() else None  # a chunk size, or the default
 
-stats = {v: {"s": [], "sys": [], "faults": []} for v in variants}
+stats = {v: {"s": [], "sys": [], "faults": [], "psnr_vs_fp32": []} for v in variants}
 with torch.inference_mode():
+    fp32 = up.model.render(lr, (size, size), precision="fp32").clamp(0, 1)
     up.render(lr, (size, size))
     for _ in range(repeats):
         for v in variants:
             chunk = setting(v)
             r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-            up.render(lr, (size, size), chunk)
+            out = up.render(lr, (size, size), chunk)
             t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+            mse = float(((out.clamp(0, 1) - fp32) ** 2).mean())
+            stats[v]["psnr_vs_fp32"].append(10 * math.log10(1 / mse) if mse else float("inf"))
             stats[v]["s"].append(t1 - t0)
             stats[v]["sys"].append(r1.ru_stime - r0.ru_stime)
             stats[v]["faults"].append(r1.ru_minflt - r0.ru_minflt)
@@ -66,7 +80,8 @@ print(json.dumps({v: {k: statistics.median(x) for k, x in d.items()} for v, d in
 
 
 def run(args: argparse.Namespace, variants: list[str], env: dict[str, str]) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, args.model, str(args.size), str(args.repeats), ",".join(variants)],
+    out = subprocess.run([sys.executable, "-c", CHILD, args.model, str(args.size), str(args.repeats), ",".join(variants),
+                          str(args.face or "")],
                          env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -80,6 +95,8 @@ def main() -> int:
     p.add_argument("--busy-seconds", type=float, default=1800.0)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--parts", default="memory,fused,chunk,layout", help="which comparisons, comma separated")
+    p.add_argument("--face", type=Path, default=FACE if FACE.exists() else None,
+                   help="the image shrunk to 64x64 as the input (default: a utkface/val face; random without it)")
     args = p.parse_args()
     env = dict(os.environ, PYTHONPATH=str(HERE / "src"))
     default_malloc = dict(env, MALLOC_TRIM_THRESHOLD_="131072")  # glibc's default: keep_freed_memory steps aside
@@ -102,7 +119,8 @@ def main() -> int:
     results["load_after"] = load_average()
     for part in parts:
         for name, r in results[part].items():
-            print(f"{part:7s} {name:14s} {r['s']:7.3f} s  sys {r['sys']:5.2f} s  {int(r['faults']):>9,} page faults")
+            print(f"{part:7s} {name:14s} {r['s']:7.3f} s  sys {r['sys']:5.2f} s  {int(r['faults']):>9,} page faults  "
+                  f"PSNR vs fp32 {r['psnr_vs_fp32']:.2f} dB")
     print(f"{args.busy_cores} busy cores; load average {results['load_before']} before, {results['load_after']} after")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -20,6 +20,8 @@ Choices where paper and authors' code differ, written down (docs/fidelity.md):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -62,15 +64,17 @@ class ModulatedMLP(nn.Module):
             self.mods.append(nn.Linear(coord_dim if i == 0 or not chained else prev, h))
             prev = h
         self.out = nn.Linear(prev, out_dim)
-        self._weights_cache: tuple | None = None  # see _weights_in
+        self._cache: dict[tuple[str, torch.dtype], tuple[tuple, Any]] = {}  # see _cached
 
     layer_major = True  # modulations() layout; False only to measure the other (benchmarks/decoder_ab.py)
 
     def modulations(self, g: Tensor, dtype: torch.dtype | None = None) -> list[Tensor]:
-        """sin(W'_i g + b'_i) for every layer (Eq. 8): all from g_s, so one product
-        (chained: one layer after the other).
+        """sin(W'_i g + b'_i) for every layer (Eq. 8): all from g_s, so one product per layer
+        into one block each (chained: one layer after the other).
 
         The sine's argument stays in g's precision; only its result is stored in ``dtype``.
+        (bf16 arguments were tried: the bf16 sine in place costs about what the cheaper
+        product saves.)
         """
         if self.chained:
             out, cur = [], g
@@ -83,28 +87,44 @@ class ModulatedMLP(nn.Module):
         # over memory. (oneDNN's fused bias, fused.linear, was 4-5 % slower here for this
         # thin product: 64->512 upscale 1.64-1.70 vs 1.58-1.62 s, alternating runs.)
         g1 = torch.cat([g, g.new_ones(*g.shape[:-1], 1)], dim=-1)
-        weights = [torch.cat([m.weight, m.bias[:, None]], dim=1) for m in self.mods]
-        if self.layer_major and len({w.shape[0] for w in weights}) == 1:
-            # Layer-major: each layer's modulation is one contiguous block. A column slice of
-            # one (queries x L*H) product has rows strided by L*H, which the multiply that
-            # reads it broadcast over the 4 neighbours reads slowly (benchmarks/decoder_ab.py).
-            stacked = torch.stack(weights)  # (L, H, in + 1)
-            if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or (
-                    torch.is_grad_enabled() and stacked.requires_grad):  # no out= in a graph or under autograd
-                return list(self._sine(torch.matmul(g1.unsqueeze(-3), stacked.transpose(1, 2)), dtype).unbind(-3))
-            # One product per layer into its block (a broadcast batched product was slower);
-            # in reduced precision the sine runs in place on one fp32 block, then is stored.
-            rows = g1.reshape(-1, g1.shape[-1])
-            out = rows.new_empty(len(weights), rows.shape[0], stacked.shape[1], dtype=dtype or rows.dtype)
-            pre = rows.new_empty(rows.shape[0], stacked.shape[1]) if out.dtype != rows.dtype else None
-            for block, weight in zip(out, stacked):
-                if pre is None:
-                    torch.mm(rows, weight.t(), out=block).sin_()
-                else:
-                    block.copy_(torch.mm(rows, weight.t(), out=pre).sin_())
-            return [m.view(*g.shape[:-1], -1) for m in out]
-        pre = torch.matmul(g1, torch.cat(weights).t())
-        return list(self._sine(pre, dtype).split([w.shape[0] for w in weights], -1))
+        graph = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or (
+            torch.is_grad_enabled() and self.mods[0].weight.requires_grad)  # no out= in a graph or under autograd
+        if graph or not self.layer_major or len({m.out_features for m in self.mods}) > 1:
+            weights = [torch.cat([m.weight, m.bias[:, None]], dim=1) for m in self.mods]
+            if self.layer_major and len({w.shape[0] for w in weights}) == 1:
+                pre = torch.matmul(g1.unsqueeze(-3), torch.stack(weights).transpose(1, 2))
+                return list(self._sine(pre, dtype).unbind(-3))
+            pre = torch.matmul(g1, torch.cat(weights).t())
+            return list(self._sine(pre, dtype).split([w.shape[0] for w in weights], -1))
+        # Layer-major: each layer's modulation is one contiguous block. A column slice of one
+        # (queries x L*H) product has rows strided by L*H, which the multiply that reads it
+        # broadcast over the 4 neighbours reads slowly (benchmarks/decoder_ab.py --parts layout);
+        # one product per layer into its block (a broadcast batched product was slower).
+        out_dtype = dtype or g.dtype
+        stacked = self._modulation_weights(g.dtype)
+        rows = g1.reshape(-1, g1.shape[-1])
+        out = rows.new_empty(len(stacked), rows.shape[0], stacked.shape[1], dtype=out_dtype)
+        pre = rows.new_empty(rows.shape[0], stacked.shape[1]) if out_dtype != rows.dtype else None
+        for block, weight in zip(out, stacked):
+            if pre is None:
+                torch.mm(rows, weight.t(), out=block).sin_()
+            else:  # the sine in place on one block in g's precision, then stored
+                block.copy_(torch.mm(rows, weight.t(), out=pre).sin_())
+        return [m.view(*g.shape[:-1], -1) for m in out]
+
+    def _modulation_weights(self, dtype: torch.dtype) -> Tensor:
+        """The sine layers' [W' b'] stacked (L, H, in + 1) in ``dtype``."""
+        return self._cached("mods", dtype, self.mods, lambda: torch.stack(
+            [torch.cat([m.weight, m.bias[:, None]], dim=1) for m in self.mods]).detach().to(dtype))
+
+    def _cached(self, name: str, dtype: torch.dtype, linears: Sequence[nn.Linear], build: Callable[[], Any]) -> Any:
+        """``build()``, kept until one of ``linears``' weights changes (once per weights and
+        dtype rather than once per chunk)."""
+        key = tuple((lin.weight.data_ptr(), lin.weight._version, lin.bias._version) for lin in linears)
+        hit = self._cache.get((name, dtype))
+        if hit is None or hit[0] != key:
+            hit = self._cache[name, dtype] = (key, build())
+        return hit[1]
 
     @staticmethod
     def _sine(pre: Tensor, dtype: torch.dtype | None) -> Tensor:
@@ -154,14 +174,10 @@ class ModulatedMLP(nn.Module):
         return fused.linear(s.mul_(mods[-1]), w_out, b_out)  # the last modulated features alone
 
     def _weights_in(self, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]]:
-        """Hidden and output layers' (weight, bias) in ``dtype``, cast once per weights and
-        dtype rather than once per chunk."""
+        """Hidden and output layers' (weight, bias) in ``dtype``."""
         linears = [*self.layers, self.out]
-        key = (dtype, tuple((lin.weight.data_ptr(), lin.weight._version, lin.bias._version) for lin in linears))
-        if self._weights_cache is None or self._weights_cache[0] != key:
-            self._weights_cache = (key, [(lin.weight.detach().to(dtype), lin.bias.detach().to(dtype))
-                                         for lin in linears])
-        return self._weights_cache[1]
+        return self._cached("layers", dtype, linears, lambda: [(lin.weight.detach().to(dtype), lin.bias.detach().to(dtype))
+                                                              for lin in linears])
 
     def forward(self, x: Tensor, g: Tensor) -> Tensor:
         """Eqs. 7-12 step by step for one input, every sine layer evaluated (the reference)."""
