@@ -278,15 +278,17 @@ def test_tile_seams_of_the_default_model_stay_above_50db(shared_data, precision)
 @pytest.mark.parametrize("fast", [True, False])
 def test_a_batch_computes_the_modulation_once_and_renders_each_face_as_alone(fast, monkeypatch):
     """A batch renders one grid: ARASFSR's positional encoding and sine layers run once per
-    pixel, not once per pixel and face, and every face comes out as it does alone."""
+    pixel (fast path: once per row and per column), not once per pixel and face, and every
+    face comes out as it does alone."""
     model = small("arasfsr")
-    rows = []
+    shapes = []
     plain_pe = model.pe.forward
-    monkeypatch.setattr(model.pe, "forward", lambda x: rows.append(x.shape[0]) or plain_pe(x))
+    monkeypatch.setattr(model.pe, "forward", lambda x: shapes.append(x.shape) or plain_pe(x))
     lr = torch.rand(3, 3, 8, 10)
     with torch.no_grad():
         batch = model.render(lr, (24, 30), fast=fast, precision="fp32")
-        assert set(rows) == {1}
+        assert shapes and all(len(s) == 2 or s[0] == 1 for s in shapes)  # (rows or columns, 2) or one face's
+        assert fast == any(len(s) == 2 for s in shapes)
         alone = torch.cat([model.render(lr[i:i + 1], (24, 30), fast=fast, precision="fp32") for i in range(3)])
     assert (batch - alone).abs().max() < 1e-6
 
@@ -321,3 +323,25 @@ def test_fused_encoder_convolutions_compute_the_plain_ones(encoder, precision, m
     assert fast.shape == plain.shape
     err = float((fast - plain).abs().max() / plain.abs().max())
     assert err < (1e-5 if precision == "fp32" else 2e-2)
+
+
+def test_grid_modulations_add_a_rows_product_to_a_columns(monkeypatch):
+    """The fast path's sine layers on a grid: per row and per column, the columns' products
+    once per image (chunks are bands of whole rows), equal to the product per query."""
+    from arasfsr.models.core import grid_axes, grid_coord
+
+    model = small("arasfsr")
+    ys, xs = grid_axes(24, 30, range(3, 9), range(30))
+    g_rows = model.pe(torch.stack([ys, torch.zeros_like(ys)], -1))
+    g_cols = model.pe(torch.stack([torch.zeros_like(xs), xs], -1)) - model.pe(torch.zeros(1, 2))
+    with torch.no_grad():
+        per_query = model.imnet.modulations(model.pe(grid_coord(ys, xs))[None])
+        per_axis = model.imnet.grid_modulations(model.imnet.sine_products(g_rows),
+                                                model.imnet.sine_products(g_cols, bias=False))
+        for a, b in zip(per_query, per_axis):
+            assert a.shape == b.shape and (a - b).abs().max() < 1e-5
+        columns = []
+        products = model.imnet.sine_products
+        monkeypatch.setattr(model.imnet, "sine_products", lambda g, bias=True: columns.append(bias) or products(g, bias))
+        model.render(torch.rand(1, 3, 8, 10), (24, 30), chunk_size=60, precision="fp32")
+    assert columns.count(False) == 1 and columns.count(True) == 12  # 12 chunks of two rows

@@ -128,7 +128,24 @@ class ARASFSR(ImplicitSR):
         return self.imnet.layers[0]
 
     def fast_context(self, state: Encoded, ctx: ModulatedQueries, dtype: torch.dtype) -> ModulatedQueries:
-        return ctx if self.pe is None else replace(ctx, mods=self.imnet.modulations(ctx.g, dtype))
+        if self.pe is None:
+            return ctx
+        if ctx.grid is not None and not self.imnet.chained and not self.imnet.in_graph():
+            # The encoding separates: g(y, x) = g(y, 0) + (g(0, x) - g(0, 0)), each entry a
+            # function of y alone or of x alone. The sine layers' products then run per row
+            # and per column (the columns once per image: chunks are bands of whole rows),
+            # and each query adds its row's product to its column's.
+            ys, xs = ctx.grid
+            key = ("sine products of columns", xs.shape[0], float(xs[0]), float(xs[-1]))
+            by_col = state.memo.get(key)
+            if by_col is None:
+                g_cols = self.pe(torch.stack([torch.zeros_like(xs), xs], dim=-1)) - self.pe(xs.new_zeros(1, 2))
+                by_col = self.imnet.sine_products(g_cols, bias=False)
+                if len(state.memo) < 4:  # wider than a chunk: a few column blocks recur
+                    state.memo[key] = by_col
+            by_row = self.imnet.sine_products(self.pe(torch.stack([ys, torch.zeros_like(ys)], dim=-1)))
+            return replace(ctx, mods=self.imnet.grid_modulations(by_row, by_col, dtype))
+        return replace(ctx, mods=self.imnet.modulations(ctx.g, dtype))
 
     def decode_hidden(self, state: Encoded, hidden: Tensor, nb: Neighbour, ctx: ModulatedQueries) -> Tensor:
         if self.pe is None:

@@ -12,7 +12,7 @@ Conventions (as in LIIF): coordinates are ``(y, x)`` pairs of pixel centres in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -98,6 +98,8 @@ class Encoded:
     proj: Tensor | None = None        # fast path: what a neighbour gathers, (B*h*w, H)
     proj_extra: Tensor | None = None  # fast path: the first layer's weights for the extras
     window: Window | None = None      # fast path, tiled: where ``proj`` lies in the LR grid
+    # fast path: what a model computes once for all chunks of the image, keyed by its inputs
+    memo: dict[Any, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -109,6 +111,10 @@ class Queries:
 
     coord: Tensor  # (B,Q,2)
     ratio: Tensor  # (B,Q,2) the paper's r, broadcast to every query
+    # Fast path: when the queries are a grid (every row centre with every column centre,
+    # row-major; the same grid for the whole batch), its (rows, columns) coordinates: a
+    # model whose per-query terms separate in y and x can compute them per row and column.
+    grid: tuple[Tensor, Tensor] | None = None
 
 
 def locate_codes(coord: Tensor, h: int, w: int, local_ensemble: bool = True,
@@ -350,14 +356,17 @@ class ImplicitSR(SuperResolver):
         return rows_of(proj)
 
     def query_fast(self, state: Encoded, coord: Tensor, ratio: Tensor,
-                   dtype: torch.dtype = torch.float32) -> Tensor:
+                   dtype: torch.dtype = torch.float32, grid: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Same as :meth:`query` (after :meth:`project`), the 4 neighbours in one pass;
-        ``dtype`` is the hidden layers' (the one given to :meth:`project`)."""
+        ``dtype`` is the hidden layers' (the one given to :meth:`project`). ``grid``: see
+        :attr:`Queries.grid` (``coord`` must then be that grid)."""
         b, q = coord.shape[:2]
         window = state.window
         h, w = state.feat.shape[-2:] if window is None else (window.full_h, window.full_w)
         ratio_q = ratio[:, None, :].expand(-1, q, -1).to(coord.dtype)
-        ctx = self.fast_context(state, self.query_context(state, coord, ratio_q), dtype)
+        ctx = self.query_context(state, coord, ratio_q)
+        ctx.grid = grid
+        ctx = self.fast_context(state, ctx, dtype)
         nb = locate_codes(coord, h, w, self.local_ensemble, self.ties)
         k = nb.index.shape[0]
         index, rows_per_image = (nb.index, h * w) if window is None else (window.local(nb.index), window.h * window.w)
@@ -417,8 +426,9 @@ class ImplicitSR(SuperResolver):
         for out_rows, out_cols, window, crop in plan_tiles((h, w), (out_h, out_w), side, TILE_MARGIN):
             state = self.encode_fast(inp, dtype, window, crop)
             for rows, cols in chunk_rects(out_rows, out_cols, per_image):
-                c = coord_rect(out_h, out_w, rows, cols, lr.device, lr.dtype).unsqueeze(0).expand(b, -1, -1)
-                pred = self.query_fast(state, c, ratio, dtype)
+                axes = grid_axes(out_h, out_w, rows, cols, lr.device, lr.dtype)
+                c = grid_coord(*axes).unsqueeze(0).expand(b, -1, -1)
+                pred = self.query_fast(state, c, ratio, dtype, grid=axes)
                 out[:, :, rows.start:rows.stop, cols.start:cols.stop] = _as_image(pred, rows, cols)
         return out
 
@@ -509,14 +519,24 @@ def plan_tiles(lr_hw: tuple[int, int], out_hw: tuple[int, int], side: int,
     return tiles
 
 
+def grid_axes(h: int, w: int, rows: range, cols: range, device: torch.device | str | None = None,
+              dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+    """The pixel-centre y of ``rows`` and x of ``cols`` in an ``h x w`` grid."""
+    iy = torch.arange(rows.start, rows.stop, device=device).to(dtype)
+    ix = torch.arange(cols.start, cols.stop, device=device).to(dtype)
+    return -1 + 1.0 / h + (2.0 / h) * iy, -1 + 1.0 / w + (2.0 / w) * ix
+
+
+def grid_coord(ys: Tensor, xs: Tensor) -> Tensor:
+    """Every (y, x) of rows ``ys`` and columns ``xs``, row-major: (len(ys)*len(xs), 2)."""
+    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
+
+
 def coord_rect(h: int, w: int, rows: range, cols: range, device: torch.device | str | None = None,
                dtype: torch.dtype = torch.float32) -> Tensor:
     """The pixel-centre coordinates of ``make_coord((h, w))`` in the block ``rows x cols``,
     (len(rows)*len(cols), 2), without building the whole grid."""
-    iy = torch.arange(rows.start, rows.stop, device=device).to(dtype)
-    ix = torch.arange(cols.start, cols.stop, device=device).to(dtype)
-    ys, xs = -1 + 1.0 / h + (2.0 / h) * iy, -1 + 1.0 / w + (2.0 / w) * ix
-    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
+    return grid_coord(*grid_axes(h, w, rows, cols, device, dtype))
 
 
 def coord_range(h: int, w: int, start: int, stop: int, device: torch.device | str | None = None,

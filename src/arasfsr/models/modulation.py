@@ -87,9 +87,7 @@ class ModulatedMLP(nn.Module):
         # over memory. (oneDNN's fused bias, fused.linear, was 4-5 % slower here for this
         # thin product: 64->512 upscale 1.64-1.70 vs 1.58-1.62 s, alternating runs.)
         g1 = torch.cat([g, g.new_ones(*g.shape[:-1], 1)], dim=-1)
-        graph = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or (
-            torch.is_grad_enabled() and self.mods[0].weight.requires_grad)  # no out= in a graph or under autograd
-        if graph or not self.layer_major or len({m.out_features for m in self.mods}) > 1:
+        if self.in_graph() or not self.layer_major or len({m.out_features for m in self.mods}) > 1:
             weights = [torch.cat([m.weight, m.bias[:, None]], dim=1) for m in self.mods]
             if self.layer_major and len({w.shape[0] for w in weights}) == 1:
                 pre = torch.matmul(g1.unsqueeze(-3), torch.stack(weights).transpose(1, 2))
@@ -111,6 +109,38 @@ class ModulatedMLP(nn.Module):
             else:  # the sine in place on one block in g's precision, then stored
                 block.copy_(torch.mm(rows, weight.t(), out=pre).sin_())
         return [m.view(*g.shape[:-1], -1) for m in out]
+
+    def in_graph(self) -> bool:
+        """Whether the sine layers run in a traced graph or under autograd: then no out=
+        operations and no cached weights."""
+        return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or (
+            torch.is_grad_enabled() and self.mods[0].weight.requires_grad)
+
+    def sine_products(self, g: Tensor, bias: bool = True) -> Tensor:
+        """``W'_i g (+ b'_i)`` for every sine layer, (L, N, H) in g's dtype. Computed in
+        float64: an fp32 product can round differently with the number of rows, and a
+        grid's rows and columns come in chunks of any size (then bf16 rounding can flip)."""
+        stacked = self._modulation_weights(torch.float64)
+        out = torch.matmul(g.double(), stacked[..., :-1].transpose(1, 2))
+        if bias:
+            out += stacked[:, None, :, -1]
+        return out.to(g.dtype)
+
+    def grid_modulations(self, by_row: Tensor, by_col: Tensor, dtype: torch.dtype | None = None) -> list[Tensor]:
+        """:meth:`modulations` of a grid's queries (every row with every column, row-major),
+        each (1, rows*cols, H), from :meth:`sine_products` of encodings that add up,
+        ``g = g_row + g_col``: the product is linear, so ``W' g + b'`` is the row's product
+        (with the bias) plus the column's, one broadcast add instead of a product per query."""
+        n_layers, n_rows, width = by_row.shape
+        n_cols = by_col.shape[1]
+        out = by_row.new_empty(n_layers, n_rows, n_cols, width, dtype=dtype or by_row.dtype)
+        pre = by_row.new_empty(n_rows, n_cols, width) if out.dtype != by_row.dtype else None
+        for block, row, col in zip(out, by_row, by_col):
+            if pre is None:
+                torch.add(row[:, None], col[None], out=block).sin_()
+            else:  # the sine in place in fp32, then stored
+                block.copy_(torch.add(row[:, None], col[None], out=pre).sin_())
+        return [m.view(1, n_rows * n_cols, width) for m in out]
 
     def _modulation_weights(self, dtype: torch.dtype) -> Tensor:
         """The sine layers' [W' b'] stacked (L, H, in + 1) in ``dtype``."""
