@@ -13,9 +13,10 @@ prints the median seconds, the system CPU seconds and the minor page faults per 
 - ``fused``: the hidden layers' products with bias and ReLU fused (``models/fused.py``)
   against the plain ops, in one process;
 - ``chunk``: queries per chunk 2,048, 4,096 (the bf16 default) and 8,192, in one process;
-- ``layout``: the sine modulations computed layer-major (each layer's a contiguous block,
-  one product per layer, the default) against column slices of one (queries x layers*hidden)
-  product, whose rows the 4-neighbour multiply then reads with a stride, in one process.
+- ``layout``: the sine modulations per row and per column of the chunk's grid (the
+  default), per query layer-major (each layer's a contiguous block, one product per
+  layer), and per query as column slices of one (queries x layers*hidden) product, whose
+  rows the 4-neighbour multiply then reads with a stride (before stop 20), in one process.
 
 Every line also gives the PSNR of the output against an fp32 render of the same input (a
 ``utkface/val`` face shrunk to 64x64, ``--face``).
@@ -39,8 +40,8 @@ from busy import busy_cores, load_average  # noqa: E402
 
 CHILD = r"""
 import json, math, resource, statistics, sys, time
+import arasfsr  # before torch, as the API and CLI are used: its threading defaults apply
 import torch
-import arasfsr
 from arasfsr.models import fused
 from arasfsr.models.modulation import ModulatedMLP
 
@@ -57,7 +58,7 @@ plain_fusable = fused.fusable
 
 def setting(name):
     fused.fusable = plain_fusable if name != "plain" else (lambda x, post_op="none": False)
-    ModulatedMLP.layer_major = name != "sliced"
+    ModulatedMLP.path = name if name in ("per-query", "sliced") else "grid"
     return int(name) if name.isdigit() else None  # a chunk size, or the default
 
 stats = {v: {"s": [], "sys": [], "faults": [], "psnr_vs_fp32": []} for v in variants}
@@ -115,7 +116,7 @@ def main() -> int:
         if "chunk" in parts:
             results["chunk"] = run(args, ["2048", "4096", "8192"], env)
         if "layout" in parts:
-            results["layout"] = run(args, ["layer-major", "sliced"], env)
+            results["layout"] = run(args, ["grid", "per-query", "sliced"], env)
     results["load_after"] = load_average()
     for part in parts:
         for name, r in results[part].items():

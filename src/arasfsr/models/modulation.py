@@ -66,7 +66,10 @@ class ModulatedMLP(nn.Module):
         self.out = nn.Linear(prev, out_dim)
         self._cache: dict[tuple[str, torch.dtype], tuple[tuple, Any]] = {}  # see _cached
 
-    layer_major = True  # modulations() layout; False only to measure the other (benchmarks/decoder_ab.py)
+    # How the fast path computes the modulations: "grid" (per row and column where the queries
+    # are a grid, else per query, layer-major), "per-query" (layer-major), "sliced" (column
+    # slices of one product). Only benchmarks/decoder_ab.py sets the older two, to measure them.
+    path = "grid"
 
     def modulations(self, g: Tensor, dtype: torch.dtype | None = None) -> list[Tensor]:
         """sin(W'_i g + b'_i) for every layer (Eq. 8): all from g_s, so one product per layer
@@ -87,9 +90,9 @@ class ModulatedMLP(nn.Module):
         # over memory. (oneDNN's fused bias, fused.linear, was 4-5 % slower here for this
         # thin product: 64->512 upscale 1.64-1.70 vs 1.58-1.62 s, alternating runs.)
         g1 = torch.cat([g, g.new_ones(*g.shape[:-1], 1)], dim=-1)
-        if self.in_graph() or not self.layer_major or len({m.out_features for m in self.mods}) > 1:
+        if self.in_graph() or self.path == "sliced" or len({m.out_features for m in self.mods}) > 1:
             weights = [torch.cat([m.weight, m.bias[:, None]], dim=1) for m in self.mods]
-            if self.layer_major and len({w.shape[0] for w in weights}) == 1:
+            if self.path != "sliced" and len({w.shape[0] for w in weights}) == 1:
                 pre = torch.matmul(g1.unsqueeze(-3), torch.stack(weights).transpose(1, 2))
                 return list(self._sine(pre, dtype).unbind(-3))
             pre = torch.matmul(g1, torch.cat(weights).t())
