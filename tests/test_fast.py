@@ -345,3 +345,20 @@ def test_grid_modulations_add_a_rows_product_to_a_columns(monkeypatch):
         monkeypatch.setattr(model.imnet, "sine_products", lambda g, bias=True: columns.append(bias) or products(g, bias))
         model.render(torch.rand(1, 3, 8, 10), (24, 30), chunk_size=60, precision="fp32")
     assert columns.count(False) == 1 and columns.count(True) == 12  # 12 chunks of two rows
+
+
+def test_a_tiled_render_hands_freed_memory_back_between_tiles(monkeypatch):
+    """With freed blocks kept for reuse, a tiled render's resident memory crept up tile after
+    tile; it trims the heap before every tile and after the last (a whole input: never)."""
+    import arasfsr.models.core as core
+
+    calls = []
+    monkeypatch.setattr(core, "release_freed_memory", lambda: calls.append(1))
+    model = small("arasfsr")
+    lr = torch.rand(1, 3, 40, 40)
+    with torch.no_grad():
+        model.render(lr, (80, 80), precision="fp32")
+        assert calls == []
+        tiled = model.render(lr, (80, 80), precision="fp32", tile=16)
+    assert len(calls) == len(plan_tiles((40, 40), (80, 80), 16, core.TILE_MARGIN)) + 1 == 10
+    assert tiled.shape == (1, 3, 80, 80)

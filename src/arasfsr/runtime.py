@@ -101,6 +101,19 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, KEEP_BLOCKS_UP_TO)) and bool(mallopt(_M_TRIM_THRESHOLD, 4 * KEEP_BLOCKS_UP_TO))
 
 
+def release_freed_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``): with freed
+    blocks kept, a tiled render's resident memory crept up tile after tile (a 1904-px face
+    to 2475 px: from 0.46 to 1.5 GB over its 25 tiles), so tiled renders call this between
+    tiles; the next tile faults its pages in again. A no-op without glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def configure_threads() -> int:
     """Intra-op threads for inference: no more than :func:`usable_cpus` (more threads
     than CPUs wait on each other at every operation), never more than the user set

@@ -18,6 +18,7 @@ from ..api import Scale, Upscaler, load_model, output_size
 from ..defaults import DEFAULT_MAX_PIXELS
 from ..errors import InputError
 from ..imageio import carry_metadata
+from ..runtime import release_freed_memory
 from ..uncertainty import paste_face_maps
 from .align import aligned_crop, compose, feather_mask, natural_size, paste
 from .detect import Detector, Face
@@ -96,7 +97,10 @@ def restore(photo: Image.Image, face_model: Upscaler, *, scale: Scale | None = N
         restored.append(RestoredFace(face, to_crop, n_in, to_crop_out, n_out, sr, umap))
     if faces_only:
         return RestoreResult(None, restored, (out_w, out_h))
+    # Each stage's freed memory goes back before the next allocates the whole output.
+    release_freed_memory()
     base = (background or bicubic).upscale(rgb, size=(out_w, out_h), max_pixels=max_pixels, chunk_size=chunk_size)
+    release_freed_memory()
     canvas = np.asarray(base, dtype=np.float32).copy()
     for rf in restored:
         paste(canvas, rf.crop.astype(np.float32), rf.to_crop_out)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..architectures import record_config
-from ..runtime import TILE_MARGIN, auto_chunk_size, autocast, compute_dtype, tile_side
+from ..runtime import TILE_MARGIN, auto_chunk_size, autocast, compute_dtype, release_freed_memory, tile_side
 
 
 def make_coord(shape: tuple[int, int], device: torch.device | str | None = None,
@@ -423,13 +423,22 @@ class ImplicitSR(SuperResolver):
             return out
         h, w = lr.shape[-2:]
         side = tile or tile_side(h, w)
-        for out_rows, out_cols, window, crop in plan_tiles((h, w), (out_h, out_w), side, TILE_MARGIN):
+        tiles = plan_tiles((h, w), (out_h, out_w), side, TILE_MARGIN)
+        # Memory stays bounded by a tile: the heap's free pages go back between tiles and
+        # after the last (runtime.release_freed_memory).
+        trim = len(tiles) > 1 and lr.device.type == "cpu"
+        for out_rows, out_cols, window, crop in tiles:
+            if trim:
+                release_freed_memory()
             state = self.encode_fast(inp, dtype, window, crop)
             for rows, cols in chunk_rects(out_rows, out_cols, per_image):
                 axes = grid_axes(out_h, out_w, rows, cols, lr.device, lr.dtype)
                 c = grid_coord(*axes).unsqueeze(0).expand(b, -1, -1)
                 pred = self.query_fast(state, c, ratio, dtype, grid=axes)
                 out[:, :, rows.start:rows.stop, cols.start:cols.stop] = _as_image(pred, rows, cols)
+        if trim:
+            del state
+            release_freed_memory()
         return out
 
     def encode_fast(self, inp: Tensor, dtype: torch.dtype, window: Window | None = None,
