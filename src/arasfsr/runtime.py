@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -85,33 +86,37 @@ KEEP_BLOCKS_UP_TO = 32 * 2**20  # glibc's largest mmap threshold on 64-bit
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 
 
+def _glibc_function(name: str) -> Callable[..., int] | None:
+    """glibc's ``name`` (``mallopt``, ``malloc_trim``), or None where the C library is not
+    glibc (musl, macOS, Windows)."""
+    try:
+        import ctypes
+
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def keep_freed_memory() -> bool:
     """Have glibc's malloc reuse freed blocks of up to 32 MB instead of returning them to
     the system (see above). A no-op where the C library is not glibc, or when the user set
     ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``. Returns whether it applied."""
     if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, KEEP_BLOCKS_UP_TO)) and bool(mallopt(_M_TRIM_THRESHOLD, 4 * KEEP_BLOCKS_UP_TO))
 
 
 def release_freed_memory() -> None:
-    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``): with freed
-    blocks kept, a tiled render's resident memory crept up tile after tile (a 1904-px face
-    to 2475 px: from 0.46 to 1.5 GB over its 25 tiles), so tiled renders call this between
-    tiles; the next tile faults its pages in again. A no-op without glibc."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``). With freed
+    blocks kept, a tiled render's resident memory crept up tile after tile, so tiled
+    renders call this between tiles (the next tile faults its pages in again). A no-op
+    without glibc."""
+    malloc_trim = _glibc_function("malloc_trim")
+    if malloc_trim is not None:
+        malloc_trim(0)
 
 
 def configure_threads() -> int:
