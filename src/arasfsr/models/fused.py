@@ -14,6 +14,8 @@ ops compute the same.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -67,26 +69,29 @@ def _conv_dtype(x: Tensor) -> torch.dtype:
     return x.dtype
 
 
-def _conv_args(conv: nn.Conv2d) -> tuple[list[int], list[int], list[int], int]:
-    return list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups
-
-
-def _conv_fusable(x: Tensor, conv: nn.Conv2d, post_op: str) -> bool:
-    return (fusable(x, "conv-" + post_op) and x.dim() == 4 and conv.padding_mode == "zeros"
-            and not isinstance(conv.padding, str) and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
+def _fused_conv(x: Tensor, conv: nn.Conv2d, key: str, run: Callable[..., Tensor]) -> Tensor | None:
+    """``run(x, weight, bias, *conv's padding, stride, dilation, groups)`` with oneDNN's fused
+    convolution, in the dtype F.conv2d would compute in; None where it does not apply."""
+    if not (fusable(x, "conv-" + key) and x.dim() == 4 and conv.padding_mode == "zeros"
+            and not isinstance(conv.padding, str) and hasattr(torch.ops.mkldnn, "_convolution_pointwise")):
+        return None
+    dtype = _conv_dtype(x)
+    bias = None if conv.bias is None else conv.bias.to(dtype)
+    try:
+        return run(x.to(dtype), conv.weight.to(dtype), bias, list(conv.padding), list(conv.stride),
+                   list(conv.dilation), conv.groups)
+    except RuntimeError as exc:
+        _refuse(exc, x.dtype, "conv-" + key)
+        return None
 
 
 def conv2d(x: Tensor, conv: nn.Conv2d, post_op: str = "none", negative_slope: float = 0.0) -> Tensor:
     """``post_op(conv(x))``; ``post_op`` is "none", "relu" or "leaky_relu" (with ``negative_slope``)."""
-    if _conv_fusable(x, conv, post_op):
-        dtype = _conv_dtype(x)
-        scalars = [negative_slope] if post_op == "leaky_relu" else []
-        bias = None if conv.bias is None else conv.bias.to(dtype)
-        try:
-            return torch.ops.mkldnn._convolution_pointwise(x.to(dtype), conv.weight.to(dtype), bias,
-                                                           *_conv_args(conv), post_op, scalars, "")
-        except RuntimeError as exc:
-            _refuse(exc, x.dtype, "conv-" + post_op)
+    scalars = [negative_slope] if post_op == "leaky_relu" else []
+    out = _fused_conv(x, conv, post_op, lambda *args: torch.ops.mkldnn._convolution_pointwise(
+        *args, post_op, scalars, ""))
+    if out is not None:
+        return out
     out = conv(x)
     if post_op == "relu":
         return out.relu_()
@@ -95,13 +100,9 @@ def conv2d(x: Tensor, conv: nn.Conv2d, post_op: str = "none", negative_slope: fl
 
 def conv2d_add(x: Tensor, conv: nn.Conv2d, residual: Tensor) -> Tensor:
     """``conv(x) + residual``, the add done by the convolution as it writes its output."""
-    if _conv_fusable(x, conv, "add") and residual.shape[1] == conv.out_channels:
-        dtype = _conv_dtype(x)
-        bias = None if conv.bias is None else conv.bias.to(dtype)
-        try:
-            return torch.ops.mkldnn._convolution_pointwise.binary(
-                x.to(dtype), residual.to(dtype), conv.weight.to(dtype), bias, *_conv_args(conv), "add",
-                None, None, [], None)
-        except RuntimeError as exc:
-            _refuse(exc, x.dtype, "conv-add")
+    if residual.shape[1] == conv.out_channels:
+        out = _fused_conv(x, conv, "add", lambda x_, weight, *rest: torch.ops.mkldnn._convolution_pointwise.binary(
+            x_, residual.to(x_.dtype), weight, *rest, "add", None, None, [], None))
+        if out is not None:
+            return out
     return conv(x) + residual
