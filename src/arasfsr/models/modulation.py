@@ -87,12 +87,12 @@ class ModulatedMLP(nn.Module):
             return out
         # The bias rides in the product as a column against a ones input: F.linear would first
         # copy it into every row of the (queries x 4 layers x hidden) output, one more pass
-        # over memory. (oneDNN's fused bias, fused.linear, was 4-5 % slower here for this
-        # thin product: 64->512 upscale 1.64-1.70 vs 1.58-1.62 s, alternating runs.)
+        # over memory (oneDNN's fused bias, fused.linear, was slower for this thin product).
         g1 = torch.cat([g, g.new_ones(*g.shape[:-1], 1)], dim=-1)
-        if self.in_graph() or self.path == "sliced" or len({m.out_features for m in self.mods}) > 1:
+        equal_widths = len({m.out_features for m in self.mods}) == 1
+        if self.in_graph() or self.path == "sliced" or not equal_widths:
             weights = [torch.cat([m.weight, m.bias[:, None]], dim=1) for m in self.mods]
-            if self.path != "sliced" and len({w.shape[0] for w in weights}) == 1:
+            if self.path != "sliced" and equal_widths:
                 pre = torch.matmul(g1.unsqueeze(-3), torch.stack(weights).transpose(1, 2))
                 return list(self._sine(pre, dtype).unbind(-3))
             pre = torch.matmul(g1, torch.cat(weights).t())
@@ -101,16 +101,10 @@ class ModulatedMLP(nn.Module):
         # (queries x L*H) product has rows strided by L*H, which the multiply that reads it
         # broadcast over the 4 neighbours reads slowly (benchmarks/decoder_ab.py --parts layout);
         # one product per layer into its block (a broadcast batched product was slower).
-        out_dtype = dtype or g.dtype
         stacked = self._modulation_weights(g.dtype)
         rows = g1.reshape(-1, g1.shape[-1])
-        out = rows.new_empty(len(stacked), rows.shape[0], stacked.shape[1], dtype=out_dtype)
-        pre = rows.new_empty(rows.shape[0], stacked.shape[1]) if out_dtype != rows.dtype else None
-        for block, weight in zip(out, stacked):
-            if pre is None:
-                torch.mm(rows, weight.t(), out=block).sin_()
-            else:  # the sine in place on one block in g's precision, then stored
-                block.copy_(torch.mm(rows, weight.t(), out=pre).sin_())
+        out = self._sines((rows.shape[0], stacked.shape[1]), rows, dtype,
+                          lambda layer, target: torch.mm(rows, stacked[layer].t(), out=target))
         return [m.view(*g.shape[:-1], -1) for m in out]
 
     def in_graph(self) -> bool:
@@ -134,16 +128,25 @@ class ModulatedMLP(nn.Module):
         each (1, rows*cols, H), from :meth:`sine_products` of encodings that add up,
         ``g = g_row + g_col``: the product is linear, so ``W' g + b'`` is the row's product
         (with the bias) plus the column's, one broadcast add instead of a product per query."""
-        n_layers, n_rows, width = by_row.shape
+        n_rows, width = by_row.shape[1:]
         n_cols = by_col.shape[1]
-        out = by_row.new_empty(n_layers, n_rows, n_cols, width, dtype=dtype or by_row.dtype)
-        pre = by_row.new_empty(n_rows, n_cols, width) if out.dtype != by_row.dtype else None
-        for block, row, col in zip(out, by_row, by_col):
-            if pre is None:
-                torch.add(row[:, None], col[None], out=block).sin_()
-            else:  # the sine in place in fp32, then stored
-                block.copy_(torch.add(row[:, None], col[None], out=pre).sin_())
+        out = self._sines((n_rows, n_cols, width), by_row, dtype,
+                          lambda layer, target: torch.add(by_row[layer, :, None], by_col[layer, None], out=target))
         return [m.view(1, n_rows * n_cols, width) for m in out]
+
+    def _sines(self, shape: tuple[int, ...], like: Tensor, dtype: torch.dtype | None,
+               argument: Callable[[int, Tensor], Tensor]) -> Tensor:
+        """(L, *shape): every sine layer's ``sin(argument(layer, target))``, the argument
+        written into ``target`` in ``like``'s precision; in another ``dtype`` the sine runs
+        in place on one block of that precision, then is stored."""
+        out = like.new_empty(len(self.mods), *shape, dtype=dtype or like.dtype)
+        pre = like.new_empty(shape) if out.dtype != like.dtype else None
+        for layer, block in enumerate(out):
+            if pre is None:
+                argument(layer, block).sin_()
+            else:
+                block.copy_(argument(layer, pre).sin_())
+        return out
 
     def _modulation_weights(self, dtype: torch.dtype) -> Tensor:
         """The sine layers' [W' b'] stacked (L, H, in + 1) in ``dtype``."""
