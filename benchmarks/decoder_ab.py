@@ -50,8 +50,8 @@ up = arasfsr.load_model(model)
 if face:
     import numpy as np
     from PIL import Image
-    from arasfsr.api import images_to_tensor
-    lr = images_to_tensor(np.asarray(Image.open(face).convert("RGB").resize((64, 64), Image.BICUBIC))[None])
+    img = Image.open(face).convert("RGB").resize((64, 64), Image.BICUBIC)
+    lr = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 255
 else:
     lr = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 plain_fusable = fused.fusable
