@@ -35,6 +35,11 @@ A session:
    at most 8 files of at most 16 MiB. Cards accumulate iterations, samples and device
    seconds across sessions (``totals``) and list every session (``sessions``).
 
+A call lasts at most 10 minutes but a lease 15, so a session can span two calls on the warm
+machine: ``--no-eval --stage .devdata/stage`` trains for the whole first call (its weights
+also come back, unevaluated, as a safety net), and ``--eval-stage .devdata/stage`` in the
+next call evaluates them against the shipped ones and brings them back for ``--ship``.
+
 ``--tier smoke --weights-dir DIR --eval-limit N`` runs the same steps on a CPU in about a
 minute (the test suite does); ``--dry`` prints the plan only.
 """
@@ -177,6 +182,12 @@ def compare(results_json: Path, shipped: str, new: str) -> dict[str, Any]:
 
 
 # -- cards and packing ------------------------------------------------------------------------
+def run_logs(run_out: Path) -> list[Path]:
+    """The training log of a run folder (its last Lightning version)."""
+    return sorted(run_out.glob("logs/version_*/metrics.csv"))[-1:]
+
+
+
 def prior_device_seconds(card: dict[str, Any]) -> float:
     totals = card.get("totals") or {}
     if "device_seconds" in totals:
@@ -233,7 +244,7 @@ def session(args: argparse.Namespace) -> int:
     if args.parallel is None:
         args.parallel = device == "cuda"
     if args.eval_reserve_s is None:  # side by side, every evaluation runs after the training
-        args.eval_reserve_s = 150.0 if args.parallel else 75.0
+        args.eval_reserve_s = 0.0 if args.no_eval or args.eval_stage else 150.0 if args.parallel else 75.0
     log(f"session on {machine}: budget {args.budget_s} s, models {names} "
         f"({'side by side' if args.parallel else f'one after another, shares {shares}'}), data {data_root}, "
         f"eval ranks {eval_ranks}, train workers {workers}, eval reserve {args.eval_reserve_s:.0f} s")
@@ -244,32 +255,59 @@ def session(args: argparse.Namespace) -> int:
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="device-session-"))
+    started_iso = datetime.fromtimestamp(t0, timezone.utc).isoformat(timespec="seconds")
     deadline = t0 + args.budget_s
     evals: dict[str, tuple[subprocess.Popen, float]] = {}
     done: dict[str, dict[str, Any]] = {}
 
-    def finished(p: dict[str, Any], model_path: Path, started: float, slice_s: float, ranks: int) -> None:
-        """A model's run ended: keep its weights as shipped (fp16 for the paper tier), start its evaluation."""
+    def finished(p: dict[str, Any], run_out: Path, trained_s: float, slice_s: float, ranks: int,
+                 trained_in: str | None = None) -> None:
+        """A model's run ended (``run_out`` holds its model.safetensors, profile and logs): keep
+        its weights as shipped (fp16 for the paper tier), stage them for a later call
+        (``--stage``), start its evaluation (unless ``--no-eval``)."""
         name, run_dir = p["name"], work / p["name"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        model_path = run_out / "model.safetensors"
         run_card = read_card(model_path)
         half = p["tier"] == "paper"
         new_path = run_dir / f"{name}-new.safetensors"
         save_checkpoint(load_checkpoint(model_path), new_path, half=half)
         shipped_path = run_dir / f"{name}-shipped.safetensors"
         shutil.copyfile(p["weights"], shipped_path)
-        trained_s = time.time() - started
         log(f"{name}: {run_card['iterations']} iterations ({run_card['iterations'] * run_card['train']['batch_size']} "
             f"samples) in {trained_s:.0f} s; val PSNR {run_card['val_psnr_final']:.3f}; "
             f"profile {json.dumps(run_card.get('profile', {}).get('ms_per_step'))}")
-        evals[name] = (launch_eval(p["protocol"], [shipped_path, new_path], run_dir / "eval", data_root, device,
-                                   ranks, args.eval_limit, p["tier"], run_dir / "eval.log"), time.time())
+        if args.stage:  # the warm machine keeps it for the next call (ignored paths stay)
+            keep = Path(args.stage) / name
+            shutil.rmtree(keep, ignore_errors=True)
+            for src in [model_path, model_path.with_suffix(".json"), run_out / "profile.json", *run_logs(run_out)]:
+                if src.is_file():
+                    (keep / src.relative_to(run_out)).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, keep / src.relative_to(run_out))
+            (keep / "stage.json").write_text(json.dumps({"trained_s": trained_s, "slice_s": slice_s,
+                                                         "trained_in": trained_in or started_iso}) + "\n")
+            log(f"{name}: staged in {keep} for a later call (--eval-stage)")
+        if not args.no_eval:
+            evals[name] = (launch_eval(p["protocol"], [shipped_path, new_path], run_dir / "eval", data_root, device,
+                                       ranks, args.eval_limit, p["tier"], run_dir / "eval.log"), time.time())
         done[name] = {"plan": p, "run_card": run_card, "new": new_path, "half": half, "trained_s": trained_s,
-                      "slice_s": slice_s, "run_dir": run_dir}
+                      "slice_s": slice_s, "run_dir": run_dir, "run_out": run_out, "trained_in": trained_in}
 
     def sets_for(slice_s: float, loader_workers: int) -> list[str]:
         return [*SESSION_SETS, f"train.time_budget_s={slice_s:.1f}", f"data.num_workers={loader_workers}", *args.set]
 
-    if args.parallel:
+    if args.eval_stage:
+        # A later call: evaluate (and bring back) what an earlier call on this machine trained.
+        for p in plans:
+            keep = Path(args.eval_stage) / p["name"]
+            if not (keep / "model.safetensors").is_file():
+                log(f"{p['name']}: nothing staged in {keep}")
+                continue
+            info = json.loads((keep / "stage.json").read_text())
+            # all evaluations at once: the cores shared out as after a side-by-side session
+            ranks = max(1, ((os.cpu_count() or 2) - 1) // len(plans)) if args.eval_ranks is None else eval_ranks
+            finished(p, keep, info["trained_s"], info["slice_s"], ranks, trained_in=info["trained_in"])
+    elif args.parallel:
         # All models at once on the one device: a step of these small models is launch-bound
         # (the H100 was busy 11-51 % of a step), so runs side by side share it at little cost
         # to each; every model gets the whole slice. Evaluations start as runs end.
@@ -297,12 +335,12 @@ def session(args: argparse.Namespace) -> int:
                 if proc.poll() is None:
                     continue
                 del runs[name]
-                model_path = work / name / "run" / "model.safetensors"
-                if proc.returncode != 0 or not model_path.is_file():
+                run_out = work / name / "run"
+                if proc.returncode != 0 or not (run_out / "model.safetensors").is_file():
                     log(f"{name}: training failed (exit {proc.returncode})\n"
                         + (work / name / "train.log").read_text(errors="replace")[-3000:])
                     continue
-                finished(p, model_path, started, slice_s, ranks)
+                finished(p, run_out, time.time() - started, slice_s, ranks)
             time.sleep(1.0)
     else:
         from arasfsr.training import train
@@ -324,27 +362,31 @@ def session(args: argparse.Namespace) -> int:
             except Exception:  # one model's failure must not cost the others their time
                 log(f"{name}: training failed\n{traceback.format_exc()}")
                 continue
-            finished(p, model_path, started, slice_s, eval_ranks)
+            finished(p, model_path.parent, time.time() - started, slice_s, eval_ranks)
 
-    summary: dict[str, Any] = {"started": datetime.fromtimestamp(t0, timezone.utc).isoformat(timespec="seconds"),
-                               "machine": machine, "budget_s": args.budget_s, "data_root": str(data_root),
-                               "parallel": args.parallel,
-                               "models": {}}
+    summary: dict[str, Any] = {"started": started_iso, "machine": machine, "budget_s": args.budget_s,
+                               "data_root": str(data_root), "parallel": args.parallel,
+                               "evaluated": not args.no_eval, "models": {}}
     bundles: dict[str, list[tuple[Path, str]]] = {}
     for name, d in done.items():
-        proc, launched = evals[name]
-        try:
-            proc.wait(timeout=max(5.0, deadline + args.eval_grace_s - time.time()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        eval_s = time.time() - launched
         p, run_dir = d["plan"], d["run_dir"]
         results = run_dir / "eval" / "results.json"
-        verdict = compare(results, f"{name}-shipped", f"{name}-new") if results.is_file() else \
-            {"improved": False, "error": f"evaluation did not finish (exit {proc.returncode}); see eval.log"}
+        if name in evals:
+            proc, launched = evals[name]
+            try:
+                proc.wait(timeout=max(5.0, deadline + args.eval_grace_s - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            eval_s = time.time() - launched
+            verdict = compare(results, f"{name}-shipped", f"{name}-new") if results.is_file() else \
+                {"improved": False, "error": f"evaluation did not finish (exit {proc.returncode}); see eval.log"}
+        else:
+            eval_s = 0.0
+            verdict = {"improved": False, "error": "not evaluated (--no-eval): a later call with --eval-stage evaluates it"}
         rc = d["run_card"]
-        record = {"date": summary["started"], "machine": machine, "config": p["config"],
+        record = {"date": summary["started"], **({"trained_in": d["trained_in"]} if d["trained_in"] else {}),
+                  "machine": machine, "config": p["config"],
                   "iterations": rc["iterations"], "samples": rc["iterations"] * rc["train"]["batch_size"],
                   "device_seconds": round(d["trained_s"], 1), "eval_seconds": round(eval_s, 1),
                   "time_slice_s": round(d["slice_s"], 1), "train_faces": rc["data"]["train_images"],
@@ -357,12 +399,13 @@ def session(args: argparse.Namespace) -> int:
         (run_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
         files = [(final, f"{name}.safetensors"), (run_dir / f"{name}.json", f"{name}.json"),
                  (results, "eval/results.json"), (run_dir / "eval" / "results.md", "eval/results.md"),
-                 (run_dir / "eval.log", "eval/eval.log"), (run_dir / "run" / "profile.json", "profile.json")]
-        files += [(csv, "metrics.csv") for csv in sorted((run_dir / "run").glob("logs/version_*/metrics.csv"))[-1:]]
+                 (run_dir / "eval.log", "eval/eval.log"), (d["run_out"] / "profile.json", "profile.json")]
+        files += [(csv, "metrics.csv") for csv in run_logs(d["run_out"])]
         bundles[name] = files
         summary["models"][name] = {**record, "verdict": verdict}
-        log(f"{name}: full test mean PSNR shipped {verdict.get('mean_shipped')} -> new {verdict.get('mean_new')} "
-            f"({'improved' if verdict['improved'] else 'not improved'}); eval {eval_s:.0f} s")
+        if name in evals:
+            log(f"{name}: full test mean PSNR shipped {verdict.get('mean_shipped')} -> new {verdict.get('mean_new')} "
+                f"({'improved' if verdict['improved'] else 'not improved'}); eval {eval_s:.0f} s")
     summary["files"] = pack(out, bundles, log)
     summary["wall_s"] = round(time.time() - t0, 1)
     (out / "session.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -416,21 +459,34 @@ def benchmark(args: argparse.Namespace) -> int:
     fast = "device+train.fused_adam=true+train.channels_last=true"
     # The H100 showed a step launch-bound at batch 16 (GPU busy 11-51 %): CUDA graphs
     # (compile mode reduce-overhead) and 4x the faces per step are the two ways to more samples/s.
-    variants = {"paper/A-arasfsr": ["today=workers+train.ema_decay=null", f"device={fast}",
-                                    f"batch64={fast}+train.batch_size=64",
-                                    *([] if args.skip_compile else [f"graphs={fast}+train.compile=reduce-overhead"])],
-                "paper/P-arasfsr": ["today=workers+train.ema_decay=null", f"device={fast}",
-                                    f"batch64={fast}+train.batch_size=64"]}
+    quarter = max(50, args.benchmark_iterations // 4)  # batch 64: the same faces as the batch-16 runs
     code = 0
     for config in args.benchmark_configs.split(","):
         import torch
 
+        from arasfsr.training import load_config
+
+        lr = load_config(config)["train"]["lr"]
+        # batch64-lr2x: Adam's usual square-root scaling of the rate with the batch (4x faces, 2x rate)
+        catalogue = {"today": "workers+train.ema_decay=null", "device": fast,
+                     "batch64": f"{fast}+train.batch_size=64",
+                     "batch64-lr2x": f"{fast}+train.batch_size=64+train.lr={2 * lr:g}",
+                     "graphs": f"{fast}+train.compile=reduce-overhead",
+                     "graphs64": f"{fast}+train.compile=reduce-overhead+train.batch_size=64"}
+        if args.benchmark_variants:
+            names = args.benchmark_variants.split(",")
+        else:  # protocol P's LR size per batch would compile a graph per size: A only
+            names = ["today", "device", "batch64"] + ([] if args.skip_compile or config != "paper/A-arasfsr"
+                                                      else ["graphs"])
+        unknown = sorted(set(names) - set(catalogue))
+        if unknown:
+            raise SystemExit(f"device_session: unknown benchmark variants {unknown}; known: {sorted(catalogue)}")
         device = "cuda" if torch.cuda.is_available() else "cpu"
         cmd = [sys.executable, str(ROOT / "benchmarks" / "train_speed.py"), "--device", device,
                "--data-root", str(data_root), "--configs", config, "--iterations", str(args.benchmark_iterations),
                "--iterations-of", f"today={args.baseline_iterations}",
-               f"batch64={max(50, args.benchmark_iterations // 4)}",  # the same faces as the batch-16 run
-               "--variants", *variants.get(config, variants["paper/P-arasfsr"]),
+               *[f"{n}={quarter}" for n in names if "64" in n],
+               "--variants", *[f"{n}={catalogue[n]}" for n in names],
                "--json", str(out / f"benchmark-{config.replace('/', '-')}.json")]
         print(" ".join(cmd), flush=True)
         code |= subprocess.run(cmd, env=child_env()).returncode
@@ -458,11 +514,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-slice-s", type=float, default=30.0, help="a model with less time left is skipped")
     p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=None,
                    help="train all models at once on the one device (default: on CUDA) instead of one after another")
+    p.add_argument("--stage", default=None, metavar="DIR",
+                   help="also keep each trained model in DIR (e.g. .devdata/stage: the warm machine keeps it) "
+                        "for a later call's --eval-stage")
+    p.add_argument("--no-eval", action="store_true",
+                   help="train only (with --stage): the whole call trains, a later call evaluates")
+    p.add_argument("--eval-stage", default=None, metavar="DIR",
+                   help="train nothing: evaluate and bring back what an earlier call staged in DIR")
     p.add_argument("--dry", action="store_true", help="print the plan only")
     p.add_argument("--benchmark", action="store_true", help="item 1: today's trainer vs the device path")
     p.add_argument("--benchmark-configs", default="paper/A-arasfsr,paper/P-arasfsr")
     p.add_argument("--benchmark-iterations", type=int, default=1000)
     p.add_argument("--baseline-iterations", type=int, default=200)
+    p.add_argument("--benchmark-variants", default=None,
+                   help="comma list of today, device, batch64, batch64-lr2x, graphs, graphs64 (default: the first three, "
+                        "and graphs on paper/A-arasfsr unless --skip-compile)")
     p.add_argument("--skip-compile", action="store_true", help="benchmark without the compiled variant (its compile "
                    "takes minutes of a lease)")
     p.add_argument("--ship", type=Path, default=None, metavar="FILES_AT", help="here: ship what a session improved")
@@ -471,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.ship:
         return ship(args.ship, Path(args.weights_dir), args.results_dir, args.ship_all)
+    if args.no_eval and not args.stage:
+        p.error("--no-eval without --stage would throw the training away: stage it for a later --eval-stage")
     if args.benchmark:
         return benchmark(args)
     return session(args)

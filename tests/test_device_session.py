@@ -40,18 +40,24 @@ def test_shards_fill_each_call_and_unpack_into_a_data_root(shared_data, tmp_path
     assert (root / "utkface" / "train" / train[0]).read_bytes() == same.read_bytes()  # the original bytes
 
 
-@pytest.mark.parametrize("mode", ["--no-parallel", "--parallel"])
-def test_session_resumes_trains_evaluates_and_ships(face_data, tmp_path, mode):
+def _shipped(face_data: Path, tmp_path: Path, models: tuple[tuple[str, str], ...]) -> Path:
+    """A weights folder of smoke-tier models standing in for the shipped ones."""
     from arasfsr.checkpoint import read_card
     from arasfsr.training import train
 
     weights = tmp_path / "weights"
     weights.mkdir()
-    for name, config in (("arasfsr", "smoke/P-arasfsr"), ("liif-a", "smoke/A-liif")):
+    for name, config in models:
         path = train(config, out=tmp_path / f"seed-{name}", data_root=face_data, command="seed")
         card = {**read_card(path), "name": name, "description": f"smoke {name}"}
         (weights / f"{name}.safetensors").write_bytes(path.read_bytes())
         (weights / f"{name}.json").write_text(json.dumps(card))
+    return weights
+
+
+@pytest.mark.parametrize("mode", ["--no-parallel", "--parallel"])
+def test_session_resumes_trains_evaluates_and_ships(face_data, tmp_path, mode):
+    weights = _shipped(face_data, tmp_path, (("arasfsr", "smoke/P-arasfsr"), ("liif-a", "smoke/A-liif")))
     out = tmp_path / "OUT"
     cmd = [sys.executable, str(ROOT / "scripts" / "device_session.py"), "--models", "arasfsr,liif-a",
            "--weights-dir", str(weights), "--budget-s", "45", "--eval-limit", "2", "--eval-reserve-s", "6",
@@ -88,6 +94,44 @@ def test_session_resumes_trains_evaluates_and_ships(face_data, tmp_path, mode):
     assert (weights / "liif-a.safetensors").read_bytes() != before
     assert json.loads((weights / "liif-a.json").read_text())["sessions"]
     assert list((tmp_path / "results" / "eval" / "sessions").glob("*-liif-a/results.json"))
+
+
+def test_a_session_can_train_in_one_call_and_evaluate_in_the_next(face_data, tmp_path):
+    # A call is 10 minutes, a lease 15: the first call only trains and stages its weights on
+    # the machine, the next evaluates them against the shipped ones and brings them back.
+    weights = _shipped(face_data, tmp_path, (("liif-a", "smoke/A-liif"),))
+    stage = tmp_path / "devdata" / "stage"
+    common = [sys.executable, str(ROOT / "scripts" / "device_session.py"), "--models", "liif-a",
+              "--weights-dir", str(weights), "--eval-limit", "2", "--overhead-s", "3", "--min-slice-s", "1",
+              "--eval-ranks", "1", "--train-workers", "1", "--data-root", str(face_data),
+              "--devdata", str(tmp_path / "none"), "--no-parallel"]
+    first, second = tmp_path / "OUT1", tmp_path / "OUT2"
+    r = subprocess.run([*common, "--budget-s", "20", "--no-eval", "--stage", str(stage), "--out", str(first)],
+                       env=_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    summary = json.loads((first / "session.json").read_text())
+    trained = summary["models"]["liif-a"]
+    assert not summary["evaluated"] and trained["iterations"] > 0 and not trained["verdict"]["improved"]
+    assert trained["time_slice_s"] > 20 - 3 - 5  # no evaluation reserve: the call trains throughout
+    with tarfile.open(first / "liif-a.tar") as tar:  # the unevaluated weights come back too
+        assert {"liif-a.safetensors", "liif-a.json", "metrics.csv"} <= set(tar.getnames())
+        assert "eval/results.json" not in tar.getnames()
+    assert {"model.safetensors", "model.json", "profile.json", "stage.json"} <= {f.name for f in (stage / "liif-a").iterdir()}
+    assert list(stage.glob("liif-a/logs/*/metrics.csv"))
+
+    r = subprocess.run([*common, "--budget-s", "60", "--eval-stage", str(stage), "--out", str(second)],
+                       env=_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    model = json.loads((second / "session.json").read_text())["models"]["liif-a"]
+    assert model["iterations"] == trained["iterations"] and model["device_seconds"] == trained["device_seconds"]
+    assert model["trained_in"] == summary["started"] and model["verdict"]["rows"]
+    with tarfile.open(second / "liif-a.tar") as tar:
+        assert {"liif-a.safetensors", "eval/results.json", "metrics.csv"} <= set(tar.getnames())
+        card = json.loads(tar.extractfile("liif-a.json").read())
+    assert len(card["sessions"]) == 1 and card["sessions"][0]["trained_in"] == summary["started"]
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "device_session.py"), "--no-eval",
+                        "--models", "liif-a", "--weights-dir", str(weights)], env=_env(), capture_output=True, text=True)
+    assert r.returncode != 0 and "--stage" in r.stderr  # training that nothing keeps is refused
 
 
 def test_dry_run_prints_the_plan(tmp_path):
