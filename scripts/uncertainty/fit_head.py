@@ -11,6 +11,12 @@ random pixels per face and row (seed 0), all rows pooled; the calibration k is
 sum(|error|) / sum(predicted) over all pixels of all rows, so the map is an expected
 |error|. Features are cached per face and row (``--cache``), so a refit is minutes.
 Never run on a test split: the script only reads utkface/val.
+
+    python scripts/uncertainty/fit_head.py --cache DIR --out src/arasfsr/uncertainty_head.json \
+        --recalibrate src/arasfsr/uncertainty_head.json --rows 16-128,32-128
+
+keeps a head's coefficients (its ranking) and recomputes only k for today's default model,
+on the given rows: what a retrained model needs when a refit does not rank better.
 """
 
 from __future__ import annotations
@@ -86,6 +92,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="val faces, evenly spaced (default: all)")
     ap.add_argument("--per-face", type=int, default=4096, help="random pixels per face and row in the fit")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--recalibrate", type=Path, default=None, metavar="HEAD_JSON",
+                    help="keep this head's coefficients and fit only its calibration k")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = [parse_row(r) for r in args.rows.split(",")]
@@ -104,8 +112,12 @@ def main() -> None:
             flat = {k: v.ravel()[idx] for k, v in d.items()}
             xs.append(design(flat, scale))
             ys.append(np.log1p(flat["err"].astype(np.float64)))
-    coef = np.linalg.lstsq(np.concatenate(xs), np.concatenate(ys), rcond=None)[0]
-    head = GradientHead(*map(float, coef), calibration=1.0, sigma=SIGMA, eps=EPS, scale_range=SCALE_RANGE)
+    previous = json.loads(args.recalibrate.read_text()) if args.recalibrate else None
+    if previous is not None:
+        head = replace(GradientHead.from_json(previous), calibration=1.0)
+    else:
+        coef = np.linalg.lstsq(np.concatenate(xs), np.concatenate(ys), rcond=None)[0]
+        head = GradientHead(*map(float, coef), calibration=1.0, sigma=SIGMA, eps=EPS, scale_range=SCALE_RANGE)
 
     total_err = total_pred = 0.0
     report = {}
@@ -132,6 +144,11 @@ def main() -> None:
                    "target": "log(1 + |output - HR|), output rounded to 8 bits, RGB mean",
                    "calibration": "sum |error| / sum predicted over every pixel of every row",
                    "in_sample": report}}
+    if previous is not None:  # the coefficients' own fit stays on record
+        out = {**previous, "calibration": head.calibration,
+               "recalibrated": {"command": command, "data": out["fit"]["data"], "model": out["fit"]["model"],
+                                "rows": out["fit"]["rows"], "calibration": out["fit"]["calibration"],
+                                "previous_calibration": previous["calibration"], "per_row": report}}
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out["coefficients"]), "k =", head.calibration)
     print(args.out)
