@@ -377,20 +377,28 @@ def calibration_summary(row: dict) -> str:
     """How well one row's map predicts the mean error, from its calibration bins (1 grey level wide)."""
     c = row["calibration"]
     total = sum(c["pixels"])
-    bins = [(p, a / p - 1, n / total) for p, a, n in zip(c["predicted"], c["actual"], c["pixels"]) if p > 0]
-    share = lambda sel: sum(n for _, _, n in sel)  # noqa: E731
-    within = [b for b in bins if abs(b[1]) <= 0.10]
-    high = [b for b in bins if b[1] < -0.10]  # the map expects more error than there is
-    low = [b for b in bins if b[1] > 0.10]  # more error than the map says
+    bins = [(p, a / p - 1, n / total) for p, a, n in zip(c["predicted"], c["actual"], c["pixels"]) if p > 0 and n]
+    within = sum(n for _, e, n in bins if abs(e) <= 0.10)
     parts = [f"{row['row']['lr_size'][0]} -> {row['row']['hr_size'][0]}: the actual mean error is within 10 % "
-             f"of the map for {share(within):.0%} of the pixels"]
-    if high:
-        parts.append(f"the map expects up to {-min(e for _, e, _ in high):.0%} more for {share(high):.1%} "
-                     f"(maps of {min(p for p, _, _ in high):.1f}-{max(p for p, _, _ in high):.1f})")
-    if low:
-        parts.append(f"pixels whose map is {min(p for p, _, _ in low):.0f} or more ({share(low):.1%}) err "
-                     f"up to {max(e for _, e, _ in low):.0%} more than it says")
-    return ", ".join(parts)
+             f"of the map for {within:.0%} of the pixels"]
+    # Runs of neighbouring bins off by more than 10 % the same way, in the order of the map's value.
+    runs: list[list[tuple[float, float, float]]] = []
+    previous = 0
+    for b in bins:
+        side = 0 if abs(b[1]) <= 0.10 else (1 if b[1] > 0 else -1)
+        if side and side == previous:
+            runs[-1].append(b)
+        elif side:
+            runs.append([b])
+        previous = side
+    for run in runs:
+        span = f"{run[0][0]:.1f}" if len(run) == 1 else f"{run[0][0]:.1f}-{run[-1][0]:.1f}"
+        where = f"maps of {span} ({sum(n for _, _, n in run):.1%} of the pixels)"
+        if run[0][1] < 0:  # the map expects more error than there is
+            parts.append(f"{where}: the map expects up to {-min(e for _, e, _ in run):.0%} more")
+        else:
+            parts.append(f"{where}: the pixels err up to {max(e for _, e, _ in run):.0%} more than it says")
+    return "; ".join(parts)
 
 
 def section_uncertainty() -> list[str]:
@@ -418,7 +426,7 @@ def section_uncertainty() -> list[str]:
             "the Sobel gradient magnitude of the bicubic up-sampling.", "",
             *table(["row", "map", "ρ pixel", "ρ 8×8 block", "AUROC top 10 %"], rows), "",
             f"Mean over all pixels (grey levels): {cal}. Binned by the map's value (the plot's right "
-            f"column): {'; '.join(calibration_summary(r) for r in data['rows'])}. Full table with standard errors: "
+            f"column): {'. '.join(calibration_summary(r) for r in data['rows'])}. Full table with standard errors: "
             "`results/eval/uncertainty/results.md`; run time: "
             f"{data['time']['wall_s']:.0f} s on the 2-core VM under load.", "",
             "![uncertainty vs error](results/eval/uncertainty/uncertainty_vs_error.png)", ""]
