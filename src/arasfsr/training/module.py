@@ -137,7 +137,7 @@ class SRTask(L.LightningModule):
         if self.cfg["kl_weight"] and kl is not None:
             loss = loss + self.cfg["kl_weight"] * kl
             self.log("kl", kl, on_step=True)
-        self.log("loss", loss, prog_bar=True, on_step=True)
+        self.log("loss", loss, on_step=True)  # shown by StepProgressBar without a per-step sync
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True)
         return loss
 

@@ -89,6 +89,16 @@ class StepProgressBar(TQDMProgressBar):
         super().on_train_epoch_start(trainer, *args)
         self.train_progress_bar.set_description("train")
 
+    def get_metrics(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Any]:
+        # The loss is read here, when the bar refreshes, not logged with prog_bar=True:
+        # Lightning turns progress-bar metrics into numbers every step, which waits for the
+        # GPU and keeps the host from queueing the next step's kernels meanwhile.
+        metrics = super().get_metrics(trainer, module)
+        loss = trainer.callback_metrics.get("loss")
+        if loss is not None:
+            metrics["loss"] = f"{float(loss):.3g}"
+        return metrics
+
 
 def machine_name(accelerator: str) -> str:
     if accelerator == "cuda":
