@@ -264,6 +264,28 @@ def test_steps_read_no_logged_value_back_to_the_host(face_data, tmp_path, monkey
     assert any("loss" in m for m in shown)
 
 
+def test_the_sync_probe_counts_the_warnings_of_cuda_sync_debug_mode():
+    """What the profile reports as host_syncs on CUDA (PyTorch warns at each synchronising
+    call in "warn" mode); here the warnings are raised by hand."""
+    import warnings
+
+    from arasfsr.training.timing import SyncProbe
+
+    modes: list[str] = []
+    probe = SyncProbe(set_mode=modes.append)
+    probe.start()
+    for _ in range(3):
+        warnings.warn("called a synchronizing CUDA operation")
+    warnings.warn("something else")
+    result = probe.stop(steps=2)
+    assert modes == ["warn", "default"] and result["per_step"] == 1.5
+    assert list(result["where"].values()) == [3] and "test_training.py" in next(iter(result["where"]))
+    with warnings.catch_warnings(record=True) as after:
+        warnings.simplefilter("always")
+        warnings.warn("called a synchronizing CUDA operation")
+    assert len(after) == 1  # the probe gave the warnings back
+
+
 def test_time_budget_fits_again_when_the_first_steps_were_slow(monkeypatch):
     """A run whose first measured steps are slow (new shapes, warming loaders) is fitted again
     from later windows, so it uses its budget instead of stopping early (the H100 session's

@@ -7,12 +7,17 @@ batch there, also reported alone as ``device_prep``), forward (and the loss), ba
 and the optimiser (with the EMA update). On CUDA the boundaries are CUDA events read once
 at the end, so profiling adds no synchronisation: the split is the GPU's own timeline,
 where "data" includes any time the GPU waited for the host. On a CPU they are clock reads.
+On CUDA the profile also counts the host's waits for the device (``host_syncs``) over
+``SYNC_PROBE_STEPS`` steps after the warm-up, with the lines that caused them: each wait
+keeps the host from queueing the next kernels while the GPU works.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,31 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 PHASES = ("data", "forward", "backward", "optimizer")
+SYNC_PROBE_STEPS = 10
+
+
+class SyncProbe:
+    """Counts synchronising CUDA calls between ``start`` and ``stop`` with PyTorch's sync
+    debug mode, which warns at each one (``set_mode`` is ``torch.cuda.set_sync_debug_mode``)."""
+
+    def __init__(self, set_mode: Any = None) -> None:
+        self.set_mode = set_mode or torch.cuda.set_sync_debug_mode
+        self._catch: Any = None
+        self._caught: list[warnings.WarningMessage] = []
+
+    def start(self) -> None:
+        self._catch = warnings.catch_warnings(record=True)
+        self._caught = self._catch.__enter__()
+        warnings.simplefilter("always")
+        self.set_mode("warn")
+
+    def stop(self, steps: int) -> dict[str, Any]:
+        self.set_mode("default")
+        self._catch.__exit__(None, None, None)
+        syncs = [w for w in self._caught if "synchroniz" in str(w.message)]
+        where = Counter(f"{Path(w.filename).name}:{w.lineno}" for w in syncs)
+        return {"steps": steps, "per_step": round(len(syncs) / max(1, steps), 2),
+                "where": dict(where.most_common(8))}
 
 
 def _sync(module: L.LightningModule) -> None:
@@ -58,6 +88,8 @@ class StepProfile(Callback):
         self._last_end: Any = None
         self._start: Any = None
         self._prep_first = 0
+        self._probe: SyncProbe | None = None
+        self.host_syncs: dict[str, Any] | None = None
 
     @property
     def device_batches(self) -> Any:
@@ -71,6 +103,9 @@ class StepProfile(Callback):
             self.spans.append((phase, start, end))
 
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self.marks.cuda and trainer.global_step == self.skip and self.host_syncs is None:
+            self._probe = SyncProbe()
+            self._probe.start()
         now = self.marks.now()
         self._span(trainer, "data", self._last_end, now, trainer.global_step)
         self._start = now
@@ -95,11 +130,17 @@ class StepProfile(Callback):
         elif self.device_batches is not None:
             self._prep_first = len(self.device_batches.prep_marks)
         self._last_end = now
+        if self._probe is not None and step + 1 >= self.skip + SYNC_PROBE_STEPS:
+            self.host_syncs = self._probe.stop(SYNC_PROBE_STEPS)
+            self._probe = None
 
     def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._last_end = None  # validation is not data wait
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self._probe is not None:  # a run shorter than the probe's window
+            self.host_syncs = self._probe.stop(max(1, trainer.global_step - self.skip))
+            self._probe = None
         _sync(module)
         for phase, start, end in self.spans:
             self.totals[phase] += self.marks.seconds(start, end)
@@ -122,6 +163,8 @@ class StepProfile(Callback):
             marks = db.prep_marks[self._prep_first:]
             prep = sum(self.marks.seconds(a, b) for a, b in marks)
             out["device_prep_ms_per_step"] = round(1000 * prep / max(1, len(marks)), 2)
+        if self.host_syncs is not None:
+            out["host_syncs"] = self.host_syncs
         return out
 
 
