@@ -129,6 +129,12 @@ def test_a_session_can_train_in_one_call_and_evaluate_in_the_next(face_data, tmp
         assert {"liif-a.safetensors", "eval/results.json", "metrics.csv"} <= set(tar.getnames())
         card = json.loads(tar.extractfile("liif-a.json").read())
     assert len(card["sessions"]) == 1 and card["sessions"][0]["trained_in"] == summary["started"]
+    ship = [sys.executable, str(ROOT / "scripts" / "device_session.py"), "--weights-dir", str(weights),
+            "--results-dir", str(tmp_path / "results"), "--ship-all", "--ship"]
+    r = subprocess.run([*ship, str(second)], env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((weights / "liif-a.json").read_text())["sessions"][0]["trained_in"] == summary["started"]
+    assert list((tmp_path / "results" / "eval" / "sessions").glob("*-liif-a/results.json"))
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "device_session.py"), "--no-eval",
                         "--models", "liif-a", "--weights-dir", str(weights)], env=_env(), capture_output=True, text=True)
     assert r.returncode != 0 and "--stage" in r.stderr  # training that nothing keeps is refused
