@@ -226,7 +226,8 @@ def pack(out: Path, bundles: dict[str, list[tuple[Path, str]]], log: Log) -> lis
 def session(args: argparse.Namespace) -> int:
     t0 = time.time()
     out = Path(args.out or os.environ.get("OUT") or "session-out")
-    out.mkdir(parents=True, exist_ok=True)
+    if not args.dry:  # the plan alone writes nothing
+        out.mkdir(parents=True, exist_ok=True)
     log = Log(None if args.dry else out / "session.log")
     names = [n for n in args.models.split(",") if n]
     if len(names) > MAX_FILES - 2:

@@ -142,9 +142,10 @@ def test_a_session_can_train_in_one_call_and_evaluate_in_the_next(face_data, tmp
 
 def test_dry_run_prints_the_plan(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "device_session.py"), "--dry",
-                        "--models", "arasfsr,arasfsr-a,liif-a", "--out", str(tmp_path)],
+                        "--models", "arasfsr,arasfsr-a,liif-a", "--out", str(tmp_path / "out")],
                        env=_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "paper/P-arasfsr" in r.stdout and "paper/A-liif" in r.stdout and "resumes" in r.stdout
+    assert not (tmp_path / "out").exists()  # the plan alone writes nothing
     with pytest.raises(SystemExit, match="no such shipped model"):
         device_session.plan_models(["nope"], [1.0], device_session.WEIGHTS_DIR, None)
