@@ -96,7 +96,8 @@ def test_session_resumes_trains_evaluates_and_ships(face_data, tmp_path, mode):
     assert list((tmp_path / "results" / "eval" / "sessions").glob("*-liif-a/results.json"))
 
 
-def test_a_session_can_train_in_one_call_and_evaluate_in_the_next(face_data, tmp_path):
+@pytest.mark.parametrize("mode", ["--no-parallel", "--parallel"])  # --parallel: what a GPU session runs
+def test_a_session_can_train_in_one_call_and_evaluate_in_the_next(face_data, tmp_path, mode):
     # A call is 10 minutes, a lease 15: the first call only trains and stages its weights on
     # the machine, the next evaluates them against the shipped ones and brings them back.
     weights = _shipped(face_data, tmp_path, (("liif-a", "smoke/A-liif"),))
@@ -104,7 +105,7 @@ def test_a_session_can_train_in_one_call_and_evaluate_in_the_next(face_data, tmp
     common = [sys.executable, str(ROOT / "scripts" / "device_session.py"), "--models", "liif-a",
               "--weights-dir", str(weights), "--eval-limit", "2", "--overhead-s", "3", "--min-slice-s", "1",
               "--eval-ranks", "1", "--train-workers", "1", "--data-root", str(face_data),
-              "--devdata", str(tmp_path / "none"), "--no-parallel"]
+              "--devdata", str(tmp_path / "none"), mode]
     first, second = tmp_path / "OUT1", tmp_path / "OUT2"
     r = subprocess.run([*common, "--budget-s", "20", "--no-eval", "--stage", str(stage), "--out", str(first)],
                        env=_env(), capture_output=True, text=True, timeout=600)
