@@ -187,7 +187,6 @@ def run_logs(run_out: Path) -> list[Path]:
     return sorted(run_out.glob("logs/version_*/metrics.csv"))[-1:]
 
 
-
 def prior_device_seconds(card: dict[str, Any]) -> float:
     totals = card.get("totals") or {}
     if "device_seconds" in totals:
@@ -297,6 +296,11 @@ def session(args: argparse.Namespace) -> int:
     def sets_for(slice_s: float, loader_workers: int) -> list[str]:
         return [*SESSION_SETS, f"train.time_budget_s={slice_s:.1f}", f"data.num_workers={loader_workers}", *args.set]
 
+    cpus = os.cpu_count() or 2
+    # Evaluations that all run at once (side by side, or a later call's) share the cores:
+    # on 16 cores 5 ranks each (protocol A took 25 s with 7 ranks alone on the H100 machine).
+    shared_ranks = max(1, (cpus - 1) // len(plans)) if args.eval_ranks is None else eval_ranks
+
     if args.eval_stage:
         # A later call: evaluate (and bring back) what an earlier call on this machine trained.
         for p in plans:
@@ -305,9 +309,7 @@ def session(args: argparse.Namespace) -> int:
                 log(f"{p['name']}: nothing staged in {keep}")
                 continue
             info = json.loads((keep / "stage.json").read_text())
-            # all evaluations at once: the cores shared out as after a side-by-side session
-            ranks = max(1, ((os.cpu_count() or 2) - 1) // len(plans)) if args.eval_ranks is None else eval_ranks
-            finished(p, keep, info["trained_s"], info["slice_s"], ranks, trained_in=info["trained_in"])
+            finished(p, keep, info["trained_s"], info["slice_s"], shared_ranks, trained_in=info["trained_in"])
     elif args.parallel:
         # All models at once on the one device: a step of these small models is launch-bound
         # (the H100 was busy 11-51 % of a step), so runs side by side share it at little cost
@@ -315,11 +317,7 @@ def session(args: argparse.Namespace) -> int:
         slice_s = deadline - time.time() - args.eval_reserve_s - args.overhead_s
         if slice_s < args.min_slice_s:
             raise SystemExit(f"device_session: {slice_s:.0f} s left to train: raise --budget-s")
-        cpus = os.cpu_count() or 2
         loader_workers = max(1, min(workers, cpus // (2 * len(plans))))
-        # The evaluations run at once when the runs end, with the cores the training left:
-        # on 16 cores 5 ranks each (protocol A took 25 s with 7 ranks alone on the H100 machine).
-        ranks = max(1, (cpus - 1) // len(plans)) if args.eval_ranks is None else eval_ranks
         runs: dict[str, tuple[subprocess.Popen, float, dict[str, Any]]] = {}
         for p in plans:
             run_dir = work / p["name"]
@@ -341,7 +339,7 @@ def session(args: argparse.Namespace) -> int:
                     log(f"{name}: training failed (exit {proc.returncode})\n"
                         + (work / name / "train.log").read_text(errors="replace")[-3000:])
                     continue
-                finished(p, run_out, time.time() - started, slice_s, ranks)
+                finished(p, run_out, time.time() - started, slice_s, shared_ranks)
             time.sleep(1.0)
     else:
         from arasfsr.training import train

@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from itertools import groupby
 from pathlib import Path
 
 from arasfsr.protocols import PROTOCOLS, TestRow
@@ -381,20 +382,17 @@ def calibration_summary(row: dict) -> str:
     within = sum(n for _, e, n in bins if abs(e) <= 0.10)
     parts = [f"{row['row']['lr_size'][0]} -> {row['row']['hr_size'][0]}: the actual mean error is within 10 % "
              f"of the map for {within:.0%} of the pixels"]
+    def side(b: tuple[float, float, float]) -> int:  # 0 within 10 %, 1 the map says less, -1 more
+        return 0 if abs(b[1]) <= 0.10 else (1 if b[1] > 0 else -1)
+
     # Runs of neighbouring bins off by more than 10 % the same way, in the order of the map's value.
-    runs: list[list[tuple[float, float, float]]] = []
-    previous = 0
-    for b in bins:
-        side = 0 if abs(b[1]) <= 0.10 else (1 if b[1] > 0 else -1)
-        if side and side == previous:
-            runs[-1].append(b)
-        elif side:
-            runs.append([b])
-        previous = side
-    for run in runs:
+    for off, group in groupby(bins, key=side):
+        run = list(group)
+        if not off:
+            continue
         span = f"{run[0][0]:.1f}" if len(run) == 1 else f"{run[0][0]:.1f}-{run[-1][0]:.1f}"
         where = f"maps of {span} ({sum(n for _, _, n in run):.1%} of the pixels)"
-        if run[0][1] < 0:  # the map expects more error than there is
+        if off < 0:  # the map expects more error than there is
             parts.append(f"{where}: the map expects up to {-min(e for _, e, _ in run):.0%} more")
         else:
             parts.append(f"{where}: the pixels err up to {max(e for _, e, _ in run):.0%} more than it says")

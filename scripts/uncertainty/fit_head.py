@@ -101,18 +101,20 @@ def main() -> None:
     up = load_model("arasfsr")  # precision "auto", as upscale runs it
     collect(up, faces, rows, args.cache)
 
+    previous = json.loads(args.recalibrate.read_text()) if args.recalibrate else None
     rng = np.random.default_rng(0)
     xs, ys, per_row = [], [], {}
     for row in rows:
         scale = effective_scale((row.lr, row.lr), (row.hr, row.hr), GradientHead(0, 0, 0, 0, 1, SIGMA, EPS, SCALE_RANGE))
         data = [dict(np.load(args.cache / row_name(row) / f"{p.stem}.npz")) for p in faces]
         per_row[row_name(row)] = (scale, data)
+        if previous is not None:
+            continue  # a recalibration keeps the coefficients: no sample to fit them on
         for d in data:
             idx = rng.choice(d["err"].size, args.per_face, replace=False)
             flat = {k: v.ravel()[idx] for k, v in d.items()}
             xs.append(design(flat, scale))
             ys.append(np.log1p(flat["err"].astype(np.float64)))
-    previous = json.loads(args.recalibrate.read_text()) if args.recalibrate else None
     if previous is not None:
         head = replace(GradientHead.from_json(previous), calibration=1.0)
     else:
