@@ -3,10 +3,11 @@
     python benchmarks/train_speed.py --configs smoke/A-arasfsr,cpu/A-arasfsr --iterations 60
     python benchmarks/train_speed.py --busy-core ...       # with one core kept busy meanwhile
     python benchmarks/train_speed.py --device cuda --configs paper/A-arasfsr --iterations 1000 \
-        --variants today=workers device=device+train.fused_adam=true+train.channels_last=true
+        --variants today=workers+train.query=gathered device=device+train.fused_adam=true+train.channels_last=true
 
 A variant is ``NAME=PIPELINE[+KEY=VALUE...]`` (config overrides joined by ``+``); the
-default compares ``today=workers`` with ``device=device``. Each (config, variant) is one
+default compares ``today=workers+train.query=gathered`` (the trainer issue 9 started from:
+each query gathers its unfolded code) with ``device=device``. Each (config, variant) is one
 ``arasfsr train`` run of ``--iterations`` steps (``--iterations-of today=300`` shortens
 one variant) with ``train.profile`` on and validation only at the end. it/s is the
 median of the logged ``steps_per_s`` over the second half of the run, samples/s = it/s x
@@ -105,7 +106,7 @@ def loss_window(results: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", default="smoke/A-arasfsr,smoke/P-arasfsr")
-    p.add_argument("--variants", nargs="+", default=["today=workers", "device=device"],
+    p.add_argument("--variants", nargs="+", default=["today=workers+train.query=gathered", "device=device"],
                    metavar="NAME=PIPELINE[+KEY=VALUE...]")
     p.add_argument("--iterations", type=int, default=60)
     p.add_argument("--iterations-of", nargs="*", default=[], metavar="NAME=N", help="another length for a variant")

@@ -16,11 +16,13 @@ import torch
 from safetensors.torch import load_file
 
 from arasfsr.errors import InputError
-from arasfsr.models import ARCHITECTURES
+from arasfsr.models import ARCHITECTURES, create_model
+from arasfsr.registry import tier_sizes
 from arasfsr.training import list_configs, load_config, train
 from arasfsr.training.checkpoint_io import load_state, save_state
 from arasfsr.training.config import model_spec
 from arasfsr.training.data import StepBatches, list_images, subset
+from arasfsr.training.module import SRTask
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Short runs with checkpoints at steps 2, 4, 6, 8 (for the kill/resume test).
@@ -118,6 +120,8 @@ def test_bad_requests_fail_clearly(face_data, tmp_path):
         load_config("smoke/Z-nothing")
     with pytest.raises(InputError, match="unknown key"):
         load_config("smoke/A-arasfsr", ["train.iterationz=3"])
+    with pytest.raises(InputError, match="train.query"):
+        load_config("smoke/A-arasfsr", ["train.query=loop"])
     with pytest.raises(InputError, match="no such data folder"):
         train("smoke/A-arasfsr", out=tmp_path / "r", data_root=tmp_path / "missing")
     r = subprocess.run(_cli("smoke/A-arasfsr", "--resume", str(tmp_path / "nope.safetensors")),
@@ -310,3 +314,33 @@ def test_time_budget_fits_again_when_the_first_steps_were_slow(monkeypatch):
     assert first_fit < 1100  # the slow window alone: ~10 it/s over the budget
     assert len(budget.fits) >= 3 and budget.fitted == module.total_iterations == epoch_loop.max_steps
     assert trainer.global_step > 1800 and clock[0] <= 100.0  # ~all of the budget at 20 it/s, not past it
+
+
+@pytest.mark.parametrize("arch, config", [
+    ("arasfsr", {}), ("arasfsr", {"frequency": False}), ("arasfsr", {"modulation": False}),
+    ("arasfsr", {"skip": False}), ("arasfsr", {"variant": "authors"}), ("liif", {}), ("lte", {}), ("diinn", {})])
+def test_projected_query_trains_as_the_gathered_one(arch, config):
+    """train.query=projected (first layer per LR position, then gathered) is the same loss and
+    the same gradients as gathering each query's unfolded code; under bf16 autocast it runs too."""
+    torch.manual_seed(0)
+    model = create_model(arch, **{**tier_sizes(arch, "smoke"), **config})
+    b, q = 3, 50
+    batch = {"lr": torch.rand(b, 3, 12, 10), "coord": torch.rand(b, q, 2) * 2 - 1,
+             "ratio": torch.tensor([[0.5, 0.4], [0.25, 0.25], [0.7, 0.9]]), "gt": torch.rand(b, q, 3)}
+
+    def step(query: str, autocast: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        task = SRTask(model, load_config("smoke/A-arasfsr", [f"train.query={query}"])["train"])
+        model.zero_grad()
+        torch.manual_seed(1)  # the same frequency latent draw
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss, kl = task.pixels_loss(batch)
+        (loss if kl is None else loss + kl).backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    (loss_g, grads_g), (loss_p, grads_p) = step("gathered"), step("projected")
+    assert torch.allclose(loss_g, loss_p, rtol=1e-5, atol=0)
+    assert grads_g.keys() == grads_p.keys() and len(grads_g) > 0
+    for name in grads_g:
+        assert (grads_g[name] - grads_p[name]).norm() <= 1e-4 * grads_g[name].norm() + 1e-9, name
+    (loss_bg, _), (loss_bp, grads_bp) = step("gathered", True), step("projected", True)
+    assert abs(loss_bp - loss_bg) < 0.05 * loss_bg and all(g.isfinite().all() for g in grads_bp.values())

@@ -83,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
         "ema_decay": 0.999,        # EMA of the weights (exported and validated); null: none
         "compile": False,          # torch.compile the forward + loss: true or a mode ("reduce-overhead": CUDA graphs)
         "channels_last": False,    # NHWC convolutions (tensor cores prefer them)
+        "query": "projected",      # projected: the first layer once per LR position, then gathered | gathered: LIIF's unfolded codes per query (same maths)
         "time_budget_s": None,     # stop by this wall time, the schedule fitted to the steps that fit
         "profile": False,          # time data wait / forward / backward / optimiser per step (syncs the device)
     },
@@ -385,6 +386,7 @@ def validate(cfg: dict[str, Any]) -> None:
                          f"0 < scale <= 1 and ratio > 0, got {crop!r}")
     _choice(train["loss"], "train.loss", ("charbonnier", "l1"))
     _choice(train["lr_schedule"], "train.lr_schedule", ("step", "cosine"))
+    _choice(train["query"], "train.query", ("projected", "gathered"))
     betas = train["betas"]
     if not (isinstance(betas, list) and len(betas) == 2 and all(_is_real(b, 0, 1, above=False) and b < 1
                                                                  for b in betas)):

@@ -62,6 +62,13 @@ def psnr(pred: Tensor, target: Tensor) -> Tensor:
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
+def ambient_dtype(device: torch.device) -> torch.dtype:
+    """The precision the trainer's autocast gives matrix products (fp32 without autocast)."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return torch.float32
+
+
 def step_seed(seed: int, step: int, rank: int) -> int:
     """The model's own randomness (the frequency latent) at one step: a pure function."""
     return int(np.random.SeedSequence([seed, step, rank, 5]).generate_state(1)[0])
@@ -116,9 +123,19 @@ class SRTask(L.LightningModule):
         self._tick = None
 
     def predict_pixels(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
-        if isinstance(self.model, ImplicitSR):
-            state = self.model.encode(normalise(batch["lr"]))
-            pred = denormalise(self.model.query(state, batch["coord"], batch["ratio"]))
+        model = self.model
+        if isinstance(model, ImplicitSR):
+            state = model.encode(normalise(batch["lr"]))
+            if self.cfg.get("query", "projected") == "projected" and model.has_fast_path:
+                # The decoder's first layer applied once per LR position and its rows gathered
+                # (the inference fast path, differentiated): the same maths as gathering each
+                # query's unfolded code, with fewer products and a narrower gather.
+                dtype = ambient_dtype(batch["lr"].device)
+                model.project(state, dtype)
+                pred = model.query_fast(state, batch["coord"], batch["ratio"], dtype)
+            else:
+                pred = model.query(state, batch["coord"], batch["ratio"])
+            pred = denormalise(pred)
             kl = kl_divergence(state.mu.float(), state.logvar.float()) if state.mu is not None else None
             return pred, kl
         return self.model(batch["lr"], batch["coord"], batch["ratio"]), None
