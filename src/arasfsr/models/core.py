@@ -311,7 +311,7 @@ class ImplicitSR(SuperResolver):
     def has_fast_path(self) -> bool:
         return self.first_layer() is not None
 
-    # -- the plain path (training, and models without the hooks) ----------------------
+    # -- the plain path (train.query=gathered, render(fast=False), models without the hooks) --
     def query_features(self, state: Encoded) -> Tensor:
         """The map the ensemble gathers from (unfolded once per image, cached)."""
         if state.qfeat is None:
@@ -332,7 +332,7 @@ class ImplicitSR(SuperResolver):
         extra = self.skip(state, coord)
         return out if extra is None else out + extra
 
-    # -- the fast path (inference) ----------------------------------------------------
+    # -- the fast path (inference; training differentiates it: train.query=projected) ------
     def project(self, state: Encoded, dtype: torch.dtype = torch.float32) -> None:
         """What the fast path gathers per neighbour, once per image: ``state.proj`` (B*h*w, H).
 

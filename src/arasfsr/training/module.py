@@ -2,9 +2,10 @@
 recipe's L1), Adam with a warm-up and a step or cosine decay, an EMA of the weights,
 validation PSNR on whole faces (of the EMA weights when there is one).
 
-Implicit models are queried at the sampled HR pixels; the others (bicubic, SPARNet)
-go through :meth:`SuperResolver.forward`, which renders and reads the same pixels.
-``train.compile`` runs the forward pass and the loss through ``torch.compile``.
+Implicit models are queried at the sampled HR pixels (``train.query``: through the
+first layer projected once per LR position, or by gathering each query's unfolded code);
+the others (bicubic, SPARNet) go through :meth:`SuperResolver.forward`, which renders and
+reads the same pixels. ``train.compile`` runs the forward pass and the loss through ``torch.compile``.
 """
 
 from __future__ import annotations
