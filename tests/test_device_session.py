@@ -150,3 +150,21 @@ def test_dry_run_prints_the_plan(tmp_path):
     assert not (tmp_path / "out").exists()  # the plan alone writes nothing
     with pytest.raises(SystemExit, match="no such shipped model"):
         device_session.plan_models(["nope"], [1.0], device_session.WEIGHTS_DIR, None)
+
+
+def test_benchmark_runs_its_variants_with_todays_trainer_as_the_baseline(face_data, tmp_path):
+    """Issue 9's benchmark on a CPU: each variant is one training run; today's is the gathered
+    query on the workers path, device-gathered isolates the projected query."""
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "device_session.py"), "--benchmark",
+                        "--devdata", str(tmp_path / "no-shards"), "--data-root", str(face_data), "--out", str(out),
+                        "--benchmark-configs", "smoke/A-arasfsr", "--benchmark-variants", "today,device,device-gathered",
+                        "--benchmark-iterations", "8", "--baseline-iterations", "8"],
+                       env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {row["variant"]: row for row in json.loads((out / "benchmark-smoke-A-arasfsr.json").read_text())["results"]}
+    assert set(rows) == {"today", "device", "device-gathered"}
+    assert "train.query=gathered" in rows["today"]["overrides"] and "data.pipeline=workers" in rows["today"]["overrides"]
+    assert "train.query=gathered" in rows["device-gathered"]["overrides"]
+    assert not any(o.startswith("train.query") for o in rows["device"]["overrides"])  # the default: projected
+    assert all(row["iterations"] == 8 and row["profile"]["steps"] > 0 for row in rows.values())
