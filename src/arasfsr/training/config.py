@@ -83,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
         "ema_decay": 0.999,        # EMA of the weights (exported and validated); null: none
         "compile": False,          # torch.compile the forward + loss: true or a mode ("reduce-overhead": CUDA graphs)
         "channels_last": False,    # NHWC convolutions (tensor cores prefer them)
-        "query": "projected",      # projected: the first layer once per LR position, then gathered | gathered: LIIF's unfolded codes per query (same maths)
+        "query": "projected",      # projected: first layer once per LR position, rows gathered | gathered: LIIF's (same maths)
         "time_budget_s": None,     # stop by this wall time, the schedule fitted to the steps that fit
         "profile": False,          # time data wait / forward / backward / optimiser per step (syncs the device)
     },

@@ -5,7 +5,8 @@ validation PSNR on whole faces (of the EMA weights when there is one).
 Implicit models are queried at the sampled HR pixels (``train.query``: through the
 first layer projected once per LR position, or by gathering each query's unfolded code);
 the others (bicubic, SPARNet) go through :meth:`SuperResolver.forward`, which renders and
-reads the same pixels. ``train.compile`` runs the forward pass and the loss through ``torch.compile``.
+reads the same pixels. ``train.compile`` runs the forward pass and the loss through
+``torch.compile``.
 """
 
 from __future__ import annotations
