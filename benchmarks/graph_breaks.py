@@ -13,12 +13,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from arasfsr.models import create_model  # noqa: E402
-from arasfsr.training import load_config  # noqa: E402
-from arasfsr.training.config import model_spec  # noqa: E402
-from arasfsr.training.module import SRTask  # noqa: E402
+from training_step import config_task, synthetic_batch  # noqa: E402
 
 
 def main() -> None:
@@ -28,15 +25,10 @@ def main() -> None:
     args = ap.parse_args()
     import torch._dynamo as dynamo
 
-    cfg = load_config(args.config)
-    arch, model_args = model_spec(cfg)
-    model = create_model(arch, **model_args).to(memory_format=torch.channels_last)
-    task = SRTask(model, {**cfg["train"], "channels_last": True})
+    task, cfg = config_task(args.config, channels_last=True)
     lr_size = cfg["data"]["lr_size"]
     lr_size = max(lr_size) if isinstance(lr_size, list) else lr_size
-    q = cfg["data"]["sample_q"] or 2304
-    batch = {"lr": torch.rand(args.batch, 3, lr_size, lr_size), "coord": torch.rand(args.batch, q, 2) * 2 - 1,
-             "ratio": torch.full((args.batch, 2), 0.5), "gt": torch.rand(args.batch, q, 3)}
+    batch = synthetic_batch(args.batch, lr_size, cfg["data"]["sample_q"] or 2304)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         found = dynamo.explain(task.pixels_loss)(batch)
     print(f"{args.config}: {found.graph_count} graph(s), {found.graph_break_count} break(s)")

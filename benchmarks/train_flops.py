@@ -16,26 +16,17 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from arasfsr.models import create_model  # noqa: E402
-from arasfsr.training import load_config  # noqa: E402
-from arasfsr.training.config import model_spec  # noqa: E402
-from arasfsr.training.module import SRTask  # noqa: E402
+from training_step import config_task, synthetic_batch  # noqa: E402
 
 
 def step_flops(config: str, lr_size: int, query: str) -> dict[str, float]:
-    cfg = load_config(config, [f"train.query={query}"])
-    arch, model_cfg = model_spec(cfg)
-    torch.manual_seed(0)
-    model = create_model(arch, **model_cfg)
-    task = SRTask(model, cfg["train"])
+    task, cfg = config_task(config, [f"train.query={query}"])
     b, q = cfg["train"]["batch_size"], cfg["data"]["sample_q"]
-    batch = {"lr": torch.rand(b, 3, lr_size, lr_size), "coord": torch.rand(b, q, 2) * 2 - 1,
-             "ratio": torch.full((b, 2), 0.5), "gt": torch.rand(b, q, 3)}
+    batch = synthetic_batch(b, lr_size, q)
     counter = FlopCounterMode(display=False)
     with counter:
         loss, kl = task.pixels_loss(batch)
@@ -52,7 +43,6 @@ def main() -> None:
     ap.add_argument("--it-per-s", type=float, default=None, help="a target step rate")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = [step_flops(c, int(s), qm) for c in args.configs.split(",") for s in args.lr_sizes.split(",")
             for qm in args.queries.split(",")]
     extra = f" | TFLOP/s at {args.it_per_s:g} it/s" if args.it_per_s else ""
