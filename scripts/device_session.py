@@ -247,7 +247,8 @@ def session(args: argparse.Namespace) -> int:
         args.eval_reserve_s = 0.0 if args.no_eval or args.eval_stage else 150.0 if args.parallel else 75.0
     log(f"session on {machine}: budget {args.budget_s} s, models {names} "
         f"({'side by side' if args.parallel else f'one after another, shares {shares}'}), data {data_root}, "
-        f"eval ranks {eval_ranks}, train workers {workers}, eval reserve {args.eval_reserve_s:.0f} s")
+        f"eval ranks {eval_ranks}, train workers {workers}, eval reserve {args.eval_reserve_s:.0f} s"
+        + (f", {args.batch_scale:g}x each config's batch and rate" if args.batch_scale != 1 else ""))
     for p in plans:
         log(f"  {p['name']}: {p['config']}, protocol {p['protocol']}, "
             f"{'resumes ' + str(p['weights']) if p['init'] else 'starts fresh (weights of another size)'}")
@@ -293,8 +294,14 @@ def session(args: argparse.Namespace) -> int:
         done[name] = {"plan": p, "run_card": run_card, "new": new_path, "half": half, "trained_s": trained_s,
                       "slice_s": slice_s, "run_dir": run_dir, "run_out": run_out, "trained_in": trained_in}
 
-    def sets_for(slice_s: float, loader_workers: int) -> list[str]:
-        return [*SESSION_SETS, f"train.time_budget_s={slice_s:.1f}", f"data.num_workers={loader_workers}", *args.set]
+    def sets_for(p: dict[str, Any], slice_s: float, loader_workers: int) -> list[str]:
+        from arasfsr.training import load_config
+        from arasfsr.training.recipes import scaled_to_batch
+
+        scaled = scaled_to_batch(load_config(p["config"], SESSION_SETS)["train"], args.batch_scale) \
+            if args.batch_scale != 1 else []
+        return [*SESSION_SETS, *scaled, f"train.time_budget_s={slice_s:.1f}", f"data.num_workers={loader_workers}",
+                *args.set]
 
     cpus = os.cpu_count() or 2
     # Evaluations that all run at once (side by side, or a later call's) share the cores:
@@ -324,7 +331,7 @@ def session(args: argparse.Namespace) -> int:
             run_dir.mkdir(parents=True)
             cmd = [sys.executable, "-m", "arasfsr.cli", "train", p["config"], "--out", str(run_dir / "run"),
                    "--data-root", str(data_root), *(["--init", str(p["init"])] if p["init"] else []),
-                   *[a for kv in sets_for(slice_s, loader_workers) for a in ("--set", kv)]]
+                   *[a for kv in sets_for(p, slice_s, loader_workers) for a in ("--set", kv)]]
             env = child_env(OMP_NUM_THREADS=str(max(1, cpus // (4 * len(plans)))))
             log(f"{p['name']}: training {p['config']} for {slice_s:.0f} s, alongside the others")
             runs[p["name"]] = (subprocess.Popen(cmd, env=env, stdout=open(run_dir / "train.log", "w"),
@@ -351,7 +358,7 @@ def session(args: argparse.Namespace) -> int:
                 log(f"{p['name']}: skipped, {slice_s:.0f} s left for it")
                 continue
             name, run_dir = p["name"], work / p["name"]
-            sets = sets_for(slice_s, workers)
+            sets = sets_for(p, slice_s, workers)
             log(f"{name}: training {p['config']} for {slice_s:.0f} s")
             started = time.time()
             try:
@@ -464,15 +471,17 @@ def benchmark(args: argparse.Namespace) -> int:
         import torch
 
         from arasfsr.training import load_config
+        from arasfsr.training.recipes import scaled_to_batch
 
-        lr = load_config(config)["train"]["lr"]
-        # batch64-lr2x: Adam's usual square-root scaling of the rate with the batch (4x faces, 2x rate)
+        train_cfg = load_config(config)["train"]
+        # batch64-lr4x: 4x the faces at 4x the rate (warm-up and EMA over the same faces), which
+        # kept the learning per face of a fine-tune on a CPU (benchmarks/batch_scaling.py)
         # today: the trainer issue 9 started from (each query gathers its unfolded code);
         # device-gathered: the device path without the projected first layer, to isolate it
         catalogue = {"today": "workers+train.ema_decay=null+train.query=gathered", "device": fast,
                      "device-gathered": f"{fast}+train.query=gathered",
                      "batch64": f"{fast}+train.batch_size=64",
-                     "batch64-lr2x": f"{fast}+train.batch_size=64+train.lr={2 * lr:g}",
+                     "batch64-lr4x": "+".join([fast, *scaled_to_batch(train_cfg, 64 / train_cfg["batch_size"])]),
                      "graphs": f"{fast}+train.compile=reduce-overhead",
                      "graphs64": f"{fast}+train.compile=reduce-overhead+train.batch_size=64"}
         if args.benchmark_variants:
@@ -501,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=480.0, help="wall-clock seconds for the whole session")
     p.add_argument("--shares", default=None, help="budget shares per model (default 2,1,1,...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
+    p.add_argument("--batch-scale", type=float, default=1.0, metavar="K",
+                   help="train K times each config's batch at K times its rate, warm-up and EMA over the same "
+                        "faces (training/recipes.py: scaled_to_batch); --set still wins")
     p.add_argument("--tier", default=None, help="train this tier's configs instead of the shipped models' (smoke: a test)")
     p.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="where the shipped state is read")
     p.add_argument("--devdata", default=str(ROOT / ".devdata"), help="folder of the carried shards")
@@ -529,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--benchmark-iterations", type=int, default=1000)
     p.add_argument("--baseline-iterations", type=int, default=200)
     p.add_argument("--benchmark-variants", default=None,
-                   help="comma list of today, device, device-gathered, batch64, batch64-lr2x, graphs, graphs64 (default: the first three, "
+                   help="comma list of today, device, device-gathered, batch64, batch64-lr4x, graphs, graphs64 (default: the first three, "
                         "and graphs on paper/A-arasfsr unless --skip-compile)")
     p.add_argument("--skip-compile", action="store_true", help="benchmark without the compiled variant (its compile "
                    "takes minutes of a lease)")

@@ -107,16 +107,20 @@ def test_a_session_can_train_in_one_call_and_evaluate_in_the_next(face_data, tmp
               "--eval-ranks", "1", "--train-workers", "1", "--data-root", str(face_data),
               "--devdata", str(tmp_path / "none"), mode]
     first, second = tmp_path / "OUT1", tmp_path / "OUT2"
-    r = subprocess.run([*common, "--budget-s", "20", "--no-eval", "--stage", str(stage), "--out", str(first)],
-                       env=_env(), capture_output=True, text=True, timeout=600)
+    r = subprocess.run([*common, "--budget-s", "20", "--no-eval", "--stage", str(stage), "--out", str(first),
+                        "--batch-scale", "2"], env=_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads((first / "session.json").read_text())
     trained = summary["models"]["liif-a"]
     assert not summary["evaluated"] and trained["iterations"] > 0 and not trained["verdict"]["improved"]
     assert trained["time_slice_s"] > 20 - 3 - 5  # no evaluation reserve: the call trains throughout
+    assert trained["samples"] == 4 * trained["iterations"]  # twice the smoke tier's batch of 2
     with tarfile.open(first / "liif-a.tar") as tar:  # the unevaluated weights come back too
         assert {"liif-a.safetensors", "liif-a.json", "metrics.csv"} <= set(tar.getnames())
         assert "eval/results.json" not in tar.getnames()
+        recipe = json.loads(tar.extractfile("liif-a.json").read())["train"]
+    assert (recipe["batch_size"], recipe["lr"], recipe["warmup"]) == (4, pytest.approx(2e-4), 50)
+    assert recipe["ema_decay"] == pytest.approx(0.998)  # the EMA and warm-up span the same faces
     assert {"model.safetensors", "model.json", "profile.json", "stage.json"} <= {f.name for f in (stage / "liif-a").iterdir()}
     assert list(stage.glob("liif-a/logs/*/metrics.csv"))
 
