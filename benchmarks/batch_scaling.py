@@ -13,7 +13,7 @@ EMA whose horizon covers the same faces (``training.recipes.scaled_to_batch``, f
 first arm's: decay 0.999).
 Validation PSNR (of the EMA weights, ``val.count`` faces) is logged ``--val-points`` times;
 with ``--init``, a first row scores the starting weights (one step at a rate of 1e-12).
-Arms run ``--jobs`` at a time, one thread each (speed is not what this measures).
+Arms run ``--jobs`` at a time, ``--threads`` each (speed is not what this measures).
 Prints a Markdown table; ``--json OUT``.
 """
 
@@ -60,7 +60,7 @@ def run_arm(batch: int, lr: float, sets: list[str], args: argparse.Namespace, ou
     for item in sets:
         cmd += ["--set", item]
     started = time.time()
-    r = subprocess.run(cmd, env=_env(1), capture_output=True, text=True)
+    r = subprocess.run(cmd, env=_env(args.threads), capture_output=True, text=True)
     arm = {"batch_size": batch, "lr": lr, "sets": sets, "wall_s": round(time.time() - started, 1)}
     if r.returncode != 0:
         return {**arm, "error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-points", type=int, default=4)
     p.add_argument("--val-count", type=int, default=200, help="utkface/val faces scored (it has 200)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=2, help="arms run at once, one thread each")
+    p.add_argument("--jobs", type=int, default=2, help="arms run at once")
+    p.add_argument("--threads", type=int, default=1, help="OMP/MKL threads of each arm")
     p.add_argument("--num-workers", type=int, default=None, help="loader processes of each arm (default: the tier's)")
     p.add_argument("--data-root", type=Path, default=resolve_data_root())
     p.add_argument("--json", type=Path, default=None)
