@@ -20,7 +20,6 @@ Prints a Markdown table; ``--json OUT``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -29,42 +28,35 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "scripts")]
 
-from train_speed import _env  # noqa: E402  (also puts src/ on the path)
+from train_speed import failure, metrics_rows, thread_env, train_command  # noqa: E402  (also puts src/ on the path)
+from device_session import SESSION_SCHEDULE  # noqa: E402
 
 from arasfsr.data import resolve_data_root  # noqa: E402
 from arasfsr.training import load_config  # noqa: E402
 from arasfsr.training.recipes import scaled_to_batch  # noqa: E402
 
-RECIPE = ["train.lr_schedule=cosine", "train.lr_decay_at=0.0", "train.lr_gamma=0.01",
-          "train.keep_checkpoints=latest"]  # as scripts/device_session.py's SESSION_SETS
+RECIPE = [*SESSION_SCHEDULE, "train.keep_checkpoints=latest"]
 
 
-def arm_sets(batch: int, lr: float, base_batch: int, args: argparse.Namespace) -> list[str]:
-    base = load_config(args.config, [*RECIPE, f"train.batch_size={base_batch}",
-                                     f"train.warmup={max(1, round(args.warmup_samples / base_batch))}"])["train"]
+def arm_sets(batch: int, lr: float, base: dict, args: argparse.Namespace) -> list[str]:
+    """An arm's overrides, scaled from ``base`` (the first arm's resolved train section)."""
     steps = args.samples // batch
-    return [*RECIPE, *scaled_to_batch(base, batch / base_batch, lr=lr), f"train.iterations={steps}",
+    return [*RECIPE, *scaled_to_batch(base, batch / base["batch_size"], lr=lr), f"train.iterations={steps}",
             f"train.val_every={max(1, steps // args.val_points)}", f"val.count={args.val_count}",
             f"train.log_every={max(1, steps // 40)}", f"train.seed={args.seed}"]
 
 
 def run_arm(batch: int, lr: float, sets: list[str], args: argparse.Namespace, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "arasfsr.cli", "train", args.config, "--data-root", str(args.data_root),
-           "--out", str(out), "--accelerator", "cpu"]
-    if args.init:
-        cmd += ["--init", str(args.init)]
-    if args.num_workers is not None:
-        cmd += ["--num-workers", str(args.num_workers)]
-    for item in sets:
-        cmd += ["--set", item]
+    cmd = train_command(args.config, out, args.data_root, "cpu", sets, init=args.init, num_workers=args.num_workers)
     started = time.time()
-    r = subprocess.run(cmd, env=_env(args.threads), capture_output=True, text=True)
+    r = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)
     arm = {"batch_size": batch, "lr": lr, "sets": sets, "wall_s": round(time.time() - started, 1)}
     if r.returncode != 0:
-        return {**arm, "error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
-    rows = list(csv.DictReader(open(sorted(out.glob("logs/version_*/metrics.csv"))[-1])))
+        return {**arm, "error": failure(r)}
+    rows = metrics_rows(out)
     val = [(int(x["step"]) + 1, float(x["val_psnr"])) for x in rows if x.get("val_psnr")]
     losses = [float(x["loss"]) for x in rows if x.get("loss")]
     return {**arm, "val_psnr": [{"step": s, "samples": s * batch, "psnr": round(p, 4)} for s, p in val],
@@ -91,12 +83,14 @@ def main(argv: list[str] | None = None) -> int:
 
     arms = [(int(b), float(lr)) for b, lr in (a.split(":") for a in args.arms)]
     base_batch = arms[0][0]
+    base = load_config(args.config, [*RECIPE, f"train.batch_size={base_batch}",
+                                     f"train.warmup={max(1, round(args.warmup_samples / base_batch))}"])["train"]
     with tempfile.TemporaryDirectory(prefix="batch-scaling-") as tmp, ThreadPoolExecutor(args.jobs) as pool:
         futures = []
         if args.init:  # the weights before any fine-tuning, scored the same way
-            start = [*arm_sets(base_batch, 1e-12, base_batch, args), "train.iterations=1", "train.val_every=1"]
+            start = [*arm_sets(base_batch, 1e-12, base, args), "train.iterations=1", "train.val_every=1"]
             futures.append(pool.submit(run_arm, base_batch, 0.0, start, args, Path(tmp) / "start"))
-        futures += [pool.submit(run_arm, b, lr, arm_sets(b, lr, base_batch, args), args, Path(tmp) / f"b{b}-lr{lr:g}")
+        futures += [pool.submit(run_arm, b, lr, arm_sets(b, lr, base, args), args, Path(tmp) / f"b{b}-lr{lr:g}")
                     for b, lr in arms]
         results = []
         for f in futures:

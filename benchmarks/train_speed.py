@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from arasfsr.data import resolve_data_root  # noqa: E402
 
 
-def _env(threads: int | None) -> dict[str, str]:
+def thread_env(threads: int | None) -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONUNBUFFERED="1")
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -62,24 +62,42 @@ def _gpu_util(proc: subprocess.Popen | None) -> float | None:
     return round(statistics.mean(mid), 1) if mid else None
 
 
+def train_command(config: str, out: Path, data_root: Path, accelerator: str, sets: list[str],
+                  init: Path | None = None, num_workers: int | None = None) -> list[str]:
+    """``arasfsr train`` of ``config`` into ``out`` with ``--set`` for each of ``sets``."""
+    cmd = [sys.executable, "-m", "arasfsr.cli", "train", config, "--data-root", str(data_root),
+           "--out", str(out), "--accelerator", accelerator]
+    if init is not None:
+        cmd += ["--init", str(init)]
+    if num_workers is not None:
+        cmd += ["--num-workers", str(num_workers)]
+    return cmd + [a for item in sets for a in ("--set", item)]
+
+
+def failure(r: subprocess.CompletedProcess) -> str:
+    """The one-line reason a training run failed: its last stderr line."""
+    return r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"
+
+
+def metrics_rows(out: Path) -> list[dict[str, str]]:
+    """The rows of a run's CSV log (``steps_per_s``, ``loss``, ``val_psnr``...)."""
+    with open(sorted(out.glob("logs/version_*/metrics.csv"))[-1]) as fh:
+        return list(csv.DictReader(fh))
+
+
 def run_once(config: str, overrides: list[str], iterations: int, args: argparse.Namespace, out: Path) -> dict:
     sets = [f"train.iterations={iterations}", f"train.val_every={iterations}", "train.profile=true",
             f"train.log_every={max(1, min(20, iterations // 10))}", "train.keep_checkpoints=latest", *overrides]
-    cmd = [sys.executable, "-m", "arasfsr.cli", "train", config, "--data-root", str(args.data_root),
-           "--out", str(out), "--accelerator", args.device]
-    if args.num_workers is not None:
-        cmd += ["--num-workers", str(args.num_workers)]
-    for item in sets:
-        cmd += ["--set", item]
+    cmd = train_command(config, out, args.data_root, args.device, sets, num_workers=args.num_workers)
     gpu = _gpu_sampler() if args.device == "cuda" else None
     started = time.time()
-    r = subprocess.run(cmd, env=_env(args.threads), capture_output=True, text=True)
+    r = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)
     wall = time.time() - started
     util = _gpu_util(gpu)
     if r.returncode != 0:
-        return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
+        return {"error": failure(r)}
     card = json.loads((out / "model.json").read_text())
-    rows = list(csv.DictReader(open(sorted(out.glob("logs/version_*/metrics.csv"))[-1])))
+    rows = metrics_rows(out)
     rates = [float(x["steps_per_s"]) for x in rows if x.get("steps_per_s")]
     return {"wall_s": round(wall, 1), "batch_size": card["train"]["batch_size"], "iterations": iterations,
             "it_per_s": round(statistics.median(rates[len(rates) // 2:]), 3) if rates else None,

@@ -68,9 +68,10 @@ from arasfsr.data import resolve_data_root  # noqa: E402
 from arasfsr.registry import WEIGHTS_DIR  # noqa: E402
 
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20  # what a device call can bring back
+SESSION_SCHEDULE = ["train.lr_schedule=cosine", "train.lr_decay_at=0.0", "train.lr_gamma=0.01"]  # to 1 % by the end
 SESSION_SETS = [  # every session run; --set adds to (and overrides) these
     "data.pipeline=device", "train.iterations=100000000", "train.val_every=100000000",
-    "train.warmup=100", "train.lr_schedule=cosine", "train.lr_decay_at=0.0", "train.lr_gamma=0.01",
+    "train.warmup=100", *SESSION_SCHEDULE,
     "train.fused_adam=true", "train.profile=true", "train.log_every=50", "train.keep_checkpoints=latest",
 ]
 
@@ -466,13 +467,14 @@ def benchmark(args: argparse.Namespace) -> int:
     # The H100 showed a step launch-bound at batch 16 (GPU busy 11-51 %): CUDA graphs
     # (compile mode reduce-overhead) and 4x the faces per step are the two ways to more samples/s.
     quarter = max(50, args.benchmark_iterations // 4)  # batch 64: the same faces as the batch-16 runs
+    import torch
+
+    from arasfsr.training import load_config
+    from arasfsr.training.recipes import scaled_to_batch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     code = 0
     for config in args.benchmark_configs.split(","):
-        import torch
-
-        from arasfsr.training import load_config
-        from arasfsr.training.recipes import scaled_to_batch
-
         train_cfg = load_config(config)["train"]
         # batch64-lr4x: 4x the faces at 4x the rate (warm-up and EMA over the same faces), which
         # kept the learning per face of a fine-tune on a CPU (benchmarks/batch_scaling.py)
@@ -492,7 +494,6 @@ def benchmark(args: argparse.Namespace) -> int:
         unknown = sorted(set(names) - set(catalogue))
         if unknown:
             raise SystemExit(f"device_session: unknown benchmark variants {unknown}; known: {sorted(catalogue)}")
-        device = "cuda" if torch.cuda.is_available() else "cpu"
         cmd = [sys.executable, str(ROOT / "benchmarks" / "train_speed.py"), "--device", device,
                "--data-root", str(data_root), "--configs", config, "--iterations", str(args.benchmark_iterations),
                "--iterations-of", f"today={args.baseline_iterations}",
