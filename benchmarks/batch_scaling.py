@@ -31,9 +31,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "scripts")]
 
-from train_speed import failure, metrics_rows, thread_env, train_command  # noqa: E402  (also puts src/ on the path)
+from train_speed import failure, metrics_rows, thread_env  # noqa: E402  (also puts src/ on the path)
 from device_session import SESSION_SCHEDULE  # noqa: E402
 
+from arasfsr.cli.train import train_argv  # noqa: E402
 from arasfsr.data import resolve_data_root  # noqa: E402
 from arasfsr.training import load_config  # noqa: E402
 from arasfsr.training.recipes import scaled_to_batch  # noqa: E402
@@ -50,7 +51,9 @@ def arm_sets(batch: int, lr: float, base: dict, args: argparse.Namespace) -> lis
 
 
 def run_arm(batch: int, lr: float, sets: list[str], args: argparse.Namespace, out: Path) -> dict:
-    cmd = train_command(args.config, out, args.data_root, "cpu", sets, init=args.init, num_workers=args.num_workers)
+    cmd = [sys.executable, "-m", "arasfsr.cli", *train_argv(args.config, data_root=args.data_root, out=out,
+                                                           init=args.init, accelerator="cpu",
+                                                           num_workers=args.num_workers, overrides=sets)]
     started = time.time()
     r = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)
     arm = {"batch_size": batch, "lr": lr, "sets": sets, "wall_s": round(time.time() - started, 1)}

@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from arasfsr.cli.train import train_argv  # noqa: E402
 from arasfsr.data import resolve_data_root  # noqa: E402
 
 
@@ -62,18 +63,6 @@ def _gpu_util(proc: subprocess.Popen | None) -> float | None:
     return round(statistics.mean(mid), 1) if mid else None
 
 
-def train_command(config: str, out: Path, data_root: Path, accelerator: str, sets: list[str],
-                  init: Path | None = None, num_workers: int | None = None) -> list[str]:
-    """``arasfsr train`` of ``config`` into ``out`` with ``--set`` for each of ``sets``."""
-    cmd = [sys.executable, "-m", "arasfsr.cli", "train", config, "--data-root", str(data_root),
-           "--out", str(out), "--accelerator", accelerator]
-    if init is not None:
-        cmd += ["--init", str(init)]
-    if num_workers is not None:
-        cmd += ["--num-workers", str(num_workers)]
-    return cmd + [a for item in sets for a in ("--set", item)]
-
-
 def failure(r: subprocess.CompletedProcess) -> str:
     """The one-line reason a training run failed: its last stderr line."""
     return r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"
@@ -88,7 +77,9 @@ def metrics_rows(out: Path) -> list[dict[str, str]]:
 def run_once(config: str, overrides: list[str], iterations: int, args: argparse.Namespace, out: Path) -> dict:
     sets = [f"train.iterations={iterations}", f"train.val_every={iterations}", "train.profile=true",
             f"train.log_every={max(1, min(20, iterations // 10))}", "train.keep_checkpoints=latest", *overrides]
-    cmd = train_command(config, out, args.data_root, args.device, sets, num_workers=args.num_workers)
+    cmd = [sys.executable, "-m", "arasfsr.cli", *train_argv(config, data_root=args.data_root, out=out,
+                                                           accelerator=args.device, num_workers=args.num_workers,
+                                                           overrides=sets)]
     gpu = _gpu_sampler() if args.device == "cuda" else None
     started = time.time()
     r = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)

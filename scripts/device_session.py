@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from arasfsr.checkpoint import load_checkpoint, read_card, read_header, save_checkpoint  # noqa: E402
+from arasfsr.cli.train import train_argv  # noqa: E402
 from arasfsr.data import resolve_data_root  # noqa: E402
 from arasfsr.registry import WEIGHTS_DIR  # noqa: E402
 
@@ -330,9 +331,9 @@ def session(args: argparse.Namespace) -> int:
         for p in plans:
             run_dir = work / p["name"]
             run_dir.mkdir(parents=True)
-            cmd = [sys.executable, "-m", "arasfsr.cli", "train", p["config"], "--out", str(run_dir / "run"),
-                   "--data-root", str(data_root), *(["--init", str(p["init"])] if p["init"] else []),
-                   *[a for kv in sets_for(p, slice_s, loader_workers) for a in ("--set", kv)]]
+            cmd = [sys.executable, "-m", "arasfsr.cli",
+                   *train_argv(p["config"], data_root=data_root, out=run_dir / "run", init=p["init"],
+                               overrides=sets_for(p, slice_s, loader_workers))]
             env = child_env(OMP_NUM_THREADS=str(max(1, cpus // (4 * len(plans)))))
             log(f"{p['name']}: training {p['config']} for {slice_s:.0f} s, alongside the others")
             runs[p["name"]] = (subprocess.Popen(cmd, env=env, stdout=open(run_dir / "train.log", "w"),

@@ -37,14 +37,14 @@ TIER_CAP = {"paper": 100_000, "cpu": 5000, "smoke": 40}
 
 def launch(tier: str, name: str, out: Path, args: argparse.Namespace, iterations: int,
            precision: str | None, vals: int) -> subprocess.Popen:
+    from arasfsr.cli.train import train_argv
+
     workers = args.workers_paper if tier == "paper" else args.workers
-    cmd = [sys.executable, "-m", "arasfsr.cli", "train", f"{tier}/{name}", "--data-root", str(args.data_root),
-           "--out", str(out), "--accelerator", args.accelerator, "--num-workers", str(workers),
-           "--set", f"train.iterations={iterations}",
-           "--set", f"train.val_every={max(1, iterations // vals)}",
-           "--set", f"train.log_every={max(1, min(20, iterations // 10))}"]
-    if precision:
-        cmd += ["--trainer-precision", precision]
+    sets = [f"train.iterations={iterations}", f"train.val_every={max(1, iterations // vals)}",
+            f"train.log_every={max(1, min(20, iterations // 10))}"]
+    cmd = [sys.executable, "-m", "arasfsr.cli",
+           *train_argv(f"{tier}/{name}", data_root=args.data_root, out=out, accelerator=args.accelerator,
+                       num_workers=workers, trainer_precision=precision, overrides=sets)]
     out.mkdir(parents=True, exist_ok=True)
     log = open(out.parent / f"{out.name}.log", "w")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 from .common import parse_count, parse_count_or_zero
@@ -46,18 +47,30 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def retrain_command(args: argparse.Namespace) -> str:
-    """The ``arasfsr train`` command line that reruns this training (without --resume)."""
-    parts = ["arasfsr", "train", str(args.config)]
-    for flag, value in (("--data-root", args.data_root), ("--out", args.out), ("--devices", args.devices),
-                        ("--init", args.init), ("--trainer-precision", args.trainer_precision),
-                        ("--num-workers", args.num_workers)):
+def train_argv(config: str | Path, *, data_root: Path | None = None, out: Path | None = None,
+               devices: int | None = None, init: Path | None = None, trainer_precision: str | None = None,
+               num_workers: int | None = None, accelerator: str = "auto",
+               overrides: Sequence[str] = ()) -> list[str]:
+    """``arasfsr train``'s arguments (after the program), an option only where it is set:
+    the one spelling of this command's flags for the scripts and benchmarks that launch runs."""
+    parts = ["train", str(config)]
+    for flag, value in (("--data-root", data_root), ("--out", out), ("--devices", devices), ("--init", init),
+                        ("--trainer-precision", trainer_precision), ("--num-workers", num_workers)):
         if value is not None:
             parts += [flag, str(value)]
-    if args.accelerator != "auto":
-        parts += ["--accelerator", args.accelerator]
-    for item in args.overrides:
+    if accelerator != "auto":
+        parts += ["--accelerator", accelerator]
+    for item in overrides:
         parts += ["--set", item]
+    return parts
+
+
+def retrain_command(args: argparse.Namespace) -> str:
+    """The ``arasfsr train`` command line that reruns this training (without --resume)."""
+    parts = ["arasfsr", *train_argv(args.config, data_root=args.data_root, out=args.out, devices=args.devices,
+                                    init=args.init, trainer_precision=args.trainer_precision,
+                                    num_workers=args.num_workers, accelerator=args.accelerator,
+                                    overrides=args.overrides)]
     if "LOCAL_WORLD_SIZE" in os.environ:  # launched by torchrun
         parts = ["torchrun", f"--nproc_per_node={os.environ['LOCAL_WORLD_SIZE']}", "-m", "arasfsr.cli",
                  *parts[1:]]
