@@ -152,3 +152,16 @@ def test_only_keeps_the_named_rows(face_data, tmp_path):
     assert {r["label"] for r in res["results"]} == {"x8 16-128"}
     assert main(["eval", "--protocol", "B", "--only", "7-9", "--model", "bicubic", "--limit", "2",
                  "--data", str(face_data), "--out", str(tmp_path / "none"), "--no-pictures"]) == 2
+
+
+def test_split_val_scores_the_val_faces_and_leaves_out_sets_without_them(face_data, tmp_path):
+    """--split val: model selection on the val faces; ffhq has only test faces, so its rows go."""
+    out = tmp_path / "val"
+    assert main(["eval", "--protocol", "B", "--model", "bicubic", "--split", "val", "--limit", "2",
+                 "--data", str(face_data), "--out", str(out), "--no-pictures"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["split"] == "val" and set(res["face_counts"]) == {"utkface/val"}
+    assert {r["row"].split()[0] for r in res["results"]} == {"utkface/val"}
+    assert len(res["results"]) == 3  # B's three utkface rows; its ffhq row is left out
+    assert main(["eval", "--protocol", "B", "--model", "bicubic", "--split", "train", "--data", str(face_data),
+                 "--out", str(tmp_path / "bad"), "--no-pictures"]) == 2

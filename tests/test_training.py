@@ -133,9 +133,14 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "model.safetensors"))
 
 
-@pytest.mark.parametrize("name, pipeline", [("smoke/A-arasfsr", "workers"), ("smoke/P-arasfsr", "device")])
-def test_kill_and_resume_matches_an_uninterrupted_run(face_data, tmp_path, name, pipeline):
+@pytest.mark.parametrize("name, pipeline, every", [("smoke/A-arasfsr", "workers", "steps"),
+                                                   ("smoke/P-arasfsr", "device", "steps"),
+                                                   ("smoke/P-arasfsr", "device", "seconds")])
+def test_kill_and_resume_matches_an_uninterrupted_run(face_data, tmp_path, name, pipeline, every):
+    # every "seconds": checkpoints by training time (a background run's), at whatever step they fall
     resume_set = [*RESUME_SET, "--set", f"data.pipeline={pipeline}"]
+    if every == "seconds":
+        resume_set += ["--set", "train.val_every=10", "--set", "train.checkpoint_every_s=0.01"]
     common = [name, "--data-root", str(face_data), *resume_set]
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_cli(*common, "--out", str(killed)), env=_env(),
@@ -294,6 +299,17 @@ def test_time_budget_fits_again_when_the_first_steps_were_slow(monkeypatch):
     """A run whose first measured steps are slow (new shapes, warming loaders) is fitted again
     from later windows, so it uses its budget instead of stopping early (the H100 session's
     protocol P run trained 142 s of a 222-s slice with one early fit)."""
+    budget, trainer, module, clock = _run_on_a_fake_clock(
+        monkeypatch, lambda step: 0.1 if step <= 100 else 0.05)  # 10 it/s, then 20 it/s
+    epoch_loop = trainer.fit_loop.epoch_loop
+    first_fit = budget.fits[0][1]
+    assert first_fit < 1100  # the slow window alone: ~10 it/s over the budget
+    assert len(budget.fits) >= 3 and budget.fitted == module.total_iterations == epoch_loop.max_steps
+    assert trainer.global_step > 1800 and clock[0] <= 100.0  # ~all of the budget at 20 it/s, not past it
+
+
+def _run_on_a_fake_clock(monkeypatch, seconds_per_step, start_step=0, wall_before=0.0):
+    """A 100-s TimeBudget driven step by step on a fake clock until it stops the run."""
     from types import SimpleNamespace
 
     from arasfsr.training import timing
@@ -302,18 +318,15 @@ def test_time_budget_fits_again_when_the_first_steps_were_slow(monkeypatch):
     monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
     budget = timing.TimeBudget(100.0, warm=20, measure=50)
     epoch_loop = SimpleNamespace(max_steps=10**8)
-    trainer = SimpleNamespace(global_step=0, max_steps=10**8, should_stop=False,
+    trainer = SimpleNamespace(global_step=start_step, max_steps=10**8, should_stop=False,
                               fit_loop=SimpleNamespace(epoch_loop=epoch_loop))
-    module = SimpleNamespace(device=torch.device("cpu"), total_iterations=10**8)
+    module = SimpleNamespace(device=torch.device("cpu"), total_iterations=10**8, wall_before=wall_before)
     budget.on_train_start(trainer, module)
     while not trainer.should_stop and trainer.global_step < epoch_loop.max_steps:
         trainer.global_step += 1
-        clock[0] += 0.1 if trainer.global_step <= 100 else 0.05  # 10 it/s, then 20 it/s
+        clock[0] += seconds_per_step(trainer.global_step)
         budget.on_train_batch_end(trainer, module, None, None, 0)
-    first_fit = budget.fits[0][1]
-    assert first_fit < 1100  # the slow window alone: ~10 it/s over the budget
-    assert len(budget.fits) >= 3 and budget.fitted == module.total_iterations == epoch_loop.max_steps
-    assert trainer.global_step > 1800 and clock[0] <= 100.0  # ~all of the budget at 20 it/s, not past it
+    return budget, trainer, module, clock
 
 
 @pytest.mark.parametrize("arch, config", [
@@ -344,3 +357,26 @@ def test_projected_query_trains_as_the_gathered_one(arch, config):
         assert (grads_g[name] - grads_p[name]).norm() <= 1e-4 * grads_g[name].norm() + 1e-9, name
     (loss_bg, _), (loss_bp, grads_bp) = step("gathered", True), step("projected", True)
     assert abs(loss_bp - loss_bg) < 0.05 * loss_bg and all(g.isfinite().all() for g in grads_bp.values())
+
+
+def test_time_budget_counts_the_time_before_a_resume(monkeypatch):
+    """A run resumed at step 500 after 60 s of its 100-s budget trains about 40 s more, fitted
+    from its own steps (a background run killed and restarted keeps its end time)."""
+    budget, trainer, _, clock = _run_on_a_fake_clock(monkeypatch, lambda step: 0.1, start_step=500,
+                                                     wall_before=60.0)
+    assert budget.fits and budget.fits[0][0] == 500 + 20 + 50  # fitted from this run's steps
+    assert 380 <= trainer.global_step - 500 <= 400 and clock[0] <= 40.0 + 1e-9
+
+
+def test_a_stop_file_ends_the_run_after_its_step_and_exports(face_data, tmp_path):
+    """touch RUN/STOP: the run stops after the current step, validates and exports."""
+    from arasfsr.checkpoint import read_card
+    from arasfsr.training.run import STOP_FILE
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / STOP_FILE).touch()
+    path = train("smoke/C-liif", out=out, data_root=face_data,
+                 overrides=["train.iterations=1000", "train.val_every=1000"])
+    card = read_card(path)
+    assert card["iterations"] == 1 and card["val_psnr_final"] is not None

@@ -83,7 +83,7 @@ def _cgroup_cpu_quota() -> float | None:
 # idle). (PyTorch's CPU performance guide gets the same from jemalloc or tcmalloc, which
 # need LD_PRELOAD.)
 KEEP_BLOCKS_UP_TO = 32 * 2**20  # glibc's largest mmap threshold on 64-bit
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # mallopt parameters (malloc.h)
 
 
 def _glibc_function(name: str) -> Callable[..., int] | None:
@@ -107,6 +107,20 @@ def keep_freed_memory() -> bool:
     if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, KEEP_BLOCKS_UP_TO)) and bool(mallopt(_M_TRIM_THRESHOLD, 4 * KEEP_BLOCKS_UP_TO))
+
+
+def keep_all_freed_memory() -> bool:
+    """Serve every block from the heap, however large, and never trim it: training allocates
+    the same large activations (over glibc's 32 MB mmap ceiling) step after step, and with
+    fresh mmap pages each time a quarter of a CPU step went to page faults. For training
+    processes only (a render's memory would creep up). A no-op without glibc or when the
+    user set ``MALLOC_MMAP_MAX_`` / ``MALLOC_TRIM_THRESHOLD_``. Returns whether it applied."""
+    if any(k in os.environ for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")):
+        return False
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def release_freed_memory() -> None:

@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--data", type=Path, default=None,
                     help="folder holding utkface/, ffhq/, realworld/ (default: $ARASFSR_DATA, else shared/data "
                          "beside the checkout, else ../shared/data)")
+    ev.add_argument("--split", choices=("test", "val"), default="test",
+                    help="val: score the val faces instead (model selection; sets without val faces are left out)")
     add_device_option(ev)
     ev.add_argument("--only", nargs="+", metavar="LR-HR",
                     help="evaluate only these rows, e.g. 16-128 (default: every row of the protocol)")
@@ -82,7 +84,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     cfg = EvalConfig(protocol=args.protocol, out=args.out, models=args.model or default_models(),
                      data_root=args.data, tier=args.tier, limit=args.limit, device=args.device,
-                     precision=args.precision, only=args.only,
+                     precision=args.precision, only=args.only, split=args.split,
                      batch_size=args.batch_size, chunk_size=args.chunk_size,
                      pictures=not args.no_pictures, overwrite=args.overwrite)
     results = evaluate(cfg)

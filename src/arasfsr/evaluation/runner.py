@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ class EvalConfig:
     tier: str = "custom"
     limit: int | None = None
     only: list[str] | None = None  # row keys or "LR-HR" sizes to keep (default: every row)
+    split: str = "test"  # val: the rows' faces from the val split (model selection), where a set has one
     device: str = "cpu"
     precision: str = "fp32"  # the implicit decoders'; fp32 gives the exact metrics
     batch_size: int = 16
@@ -176,6 +177,8 @@ def run_eval(cfg: EvalConfig) -> dict | None:
     if cfg.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     data_root = resolve_data_root(cfg.data_root)
+    if cfg.split != "test":
+        rows = split_rows(rows, cfg.split, data_root)
     faces = {ds: list_faces(data_root, ds, cfg.limit) for ds in dict.fromkeys(r.dataset for r in rows)}
     rank, world = dist_info()
     device = cfg.device
@@ -188,6 +191,21 @@ def run_eval(cfg: EvalConfig) -> dict | None:
     except BaseException:
         remove_empty_dirs(created)  # a bad face or a failure: no empty --out left behind
         raise
+
+
+SPLITS = ("test", "val")
+
+
+def split_rows(rows: list[TestRow], split: str, data_root: Path) -> list[TestRow]:
+    """The rows on the ``split`` faces of their sets (``utkface/test`` -> ``utkface/val``); sets
+    without that split (ffhq has only test faces) are left out."""
+    if split not in SPLITS:
+        raise InputError(f"--split {split!r}: choose from {', '.join(SPLITS)}")
+    moved = [replace(r, dataset=f"{r.dataset.rpartition('/')[0]}/{split}") for r in rows]
+    kept = list(dict.fromkeys(r for r in moved if (Path(data_root) / r.dataset).is_dir()))
+    if not kept:
+        raise InputError(f"--split {split}: none of the protocol's sets has a {split} split under {data_root}")
+    return kept
 
 
 def _evaluate(cfg: EvalConfig, protocol: Protocol, rows: list[TestRow], data_root: Path,
@@ -215,7 +233,7 @@ def _evaluate(cfg: EvalConfig, protocol: Protocol, rows: list[TestRow], data_roo
     if records is None:
         return None
     results = {
-        "protocol": cfg.protocol, "title": protocol.title, "tier": cfg.tier,
+        "protocol": cfg.protocol, "title": protocol.title, "tier": cfg.tier, "split": cfg.split,
         "limit": cfg.limit, "world_size": world, "device": str(models[0].device), "precision": cfg.precision,
         "data_root": str(data_root), "face_counts": {ds: len(f) for ds, f in faces.items()},
         "ffhq_crop": {"box_ltrb_on_1024": list(FFHQ_CROP),

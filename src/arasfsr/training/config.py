@@ -72,7 +72,8 @@ DEFAULTS: dict[str, Any] = {
         "kl_weight": 0.0,
         "seed": 0,
         "val_every": 500,          # validation, then a checkpoint, every this many steps
-        "precision": "auto",       # auto: bf16-mixed on CUDA, 32-true on CPU
+        "checkpoint_every_s": None,  # a checkpoint every this many seconds of training instead
+        "precision": "auto",       # auto: bf16-mixed on CUDA and on CPUs that multiply bf16 natively, else 32-true
         "log_every": 10,
         "keep_checkpoints": "latest",  # latest | all
         "loss": "charbonnier",     # charbonnier | l1
@@ -394,8 +395,9 @@ def validate(cfg: dict[str, Any]) -> None:
     _whole(train["warmup"], "train.warmup", 0)
     if train["ema_decay"] is not None and not (_is_real(train["ema_decay"], 0, 1) and train["ema_decay"] < 1):
         raise InputError(f"config train.ema_decay must be in (0, 1) or null, got {train['ema_decay']!r}")
-    if train["time_budget_s"] is not None:
-        _real(train["time_budget_s"], "train.time_budget_s", 0)
+    for key in ("time_budget_s", "checkpoint_every_s"):
+        if train[key] is not None:
+            _real(train[key], f"train.{key}", 0)
     for key in ("fused_adam", "channels_last", "profile"):
         if not isinstance(train[key], bool):
             raise InputError(f"config train.{key} must be true or false, got {train[key]!r}")

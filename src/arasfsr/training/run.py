@@ -14,6 +14,7 @@ import os
 import platform
 import time
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,16 @@ from ..data import resolve_data_root
 from ..errors import InputError
 from ..imageio import check_output_dir
 from ..models import create_model
+from ..runtime import keep_all_freed_memory, resolve_precision
 from .checkpoint_io import SafetensorsCheckpointIO, check_state
 from .config import MAX_WORKERS, PRECISIONS, load_config, model_spec
 from .data import StepBatches, StepSampler, ValFaces, list_images, subset
 from .device_data import DevicePipeline
 from .module import SRTask
-from .timing import StepProfile, TimeBudget
+from .timing import StepProfile, StopRequest, TimeBudget
 
 CKPT_SUFFIX = ".safetensors"
+STOP_FILE = "STOP"  # touch RUN/STOP: the run ends after its current step, validates and exports
 
 
 class FaceData(L.LightningDataModule):
@@ -198,7 +201,9 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
         raise InputError("--accelerator cuda: no CUDA device is available")
     precision = precision or cfg["train"]["precision"]
     if precision == "auto":
-        precision = "bf16-mixed" if accelerator == "cuda" else "32-true"
+        precision = "bf16-mixed" if resolve_precision("auto", accelerator) == "bf16" else "32-true"
+    if accelerator == "cpu":
+        keep_all_freed_memory()  # a step's activations come back from the heap, not as fresh pages
     per_node, nodes = _launch_layout(devices)
 
     seed = cfg["train"]["seed"]
@@ -210,12 +215,16 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     task = SRTask(model, cfg["train"], varying_shapes=isinstance(cfg["data"]["lr_size"], list))
     data = FaceData(cfg, train_files, val_files)
 
+    # After each validation, or every checkpoint_every_s seconds of training.
+    every_s = cfg["train"].get("checkpoint_every_s")
     checkpoints = ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False,
                                   save_top_k=-1 if cfg["train"].get("keep_checkpoints") == "all" else 1,
-                                  save_last=True, save_on_train_epoch_end=False)
+                                  save_last=True, save_on_train_epoch_end=False,
+                                  train_time_interval=timedelta(seconds=float(every_s)) if every_s else None)
     checkpoints.FILE_EXTENSION = CKPT_SUFFIX
     # The bar reads the loss (a device sync) only when it refreshes: once per log interval.
-    callbacks: list[Any] = [checkpoints, StepProgressBar(refresh_rate=max(1, int(cfg["train"]["log_every"])))]
+    callbacks: list[Any] = [checkpoints, StepProgressBar(refresh_rate=max(1, int(cfg["train"]["log_every"]))),
+                            StopRequest(out / STOP_FILE)]
     profile = None
     if cfg["train"].get("profile"):
         profile = StepProfile(out / "profile.json", cfg["train"]["batch_size"],

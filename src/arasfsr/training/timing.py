@@ -175,7 +175,9 @@ class TimeBudget(Callback):
     slower than the rest (new input shapes, loader workers filling up: protocol P on an H100 ran
     at 12 it/s there and 20 later, so one early fit left 80 s of a 222-s slice unused), so it fits
     again after each doubling of the measured steps, from the latest window, while less than
-    ``refit_until`` of the budget is spent. It stops at the budget in any case.
+    ``refit_until`` of the budget is spent. It stops at the budget in any case. A resumed run
+    counts the wall time of the runs before it (``module.wall_before``) against the budget, and
+    measures its own steps afresh.
     """
 
     def __init__(self, budget_s: float, warm: int = 20, measure: int = 50, margin: float = 0.97,
@@ -183,6 +185,7 @@ class TimeBudget(Callback):
         self.budget_s, self.warm, self.measure, self.margin = budget_s, warm, measure, margin
         self.refit_until = refit_until
         self.t0 = 0.0
+        self._first = 0  # the step this run started from (0, or where it resumed)
         self._mark: tuple[int, float] | None = None  # (step, time) where the current window began
         self._next_fit = warm + measure
         self._cap = 0  # the configured iterations: never fitted above them
@@ -194,13 +197,15 @@ class TimeBudget(Callback):
         return self.fits[-1][1] if self.fits else None
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.t0 = time.perf_counter()
+        self.t0 = time.perf_counter() - float(getattr(module, "wall_before", 0.0))
         self._cap = trainer.max_steps
+        self._first = trainer.global_step
+        self._next_fit = self._first + self.warm + self.measure
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         step = trainer.global_step
-        if step == self.warm:
+        if step == self._first + self.warm:
             self._mark = (step, self._now(module))
         elif step == self._next_fit and self._mark is not None:
             now = self._now(module)
@@ -212,7 +217,7 @@ class TimeBudget(Callback):
             module.total_iterations = total
             if (now - self.t0) < self.refit_until * self.budget_s:
                 self._mark = (step, now)
-                self._next_fit = step + 2 * (step - self.warm)
+                self._next_fit = step + 2 * (step - self._first - self.warm)
         if time.perf_counter() - self.t0 > self.budget_s:
             trainer.should_stop = True
 
@@ -220,3 +225,17 @@ class TimeBudget(Callback):
     def _now(module: L.LightningModule) -> float:
         _sync(module)
         return time.perf_counter()
+
+
+class StopRequest(Callback):
+    """End the run after the current step when the file ``path`` appears (``touch RUN/STOP``):
+    it then validates and exports as if its budget had ended. A background run is finished
+    this way, without losing the steps since its last checkpoint."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.path.exists():
+            trainer.should_stop = True
