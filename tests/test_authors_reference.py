@@ -12,8 +12,8 @@ import math
 import pytest
 import torch
 
-import authors_reference as ref
-from authors_mapping import (arasfsr_authors_to_ours, arasfsr_ours_to_authors, diinn_to_official,
+from tools import authors_reference as ref
+from tools.authors_mapping import (arasfsr_authors_to_ours, arasfsr_ours_to_authors, diinn_to_official,
                              encoder_to_authors, frequency_to_authors, pe_columns_ours_from_authors)
 from arasfsr.models import create_model
 from arasfsr.models.modulation import PositionalEncoding

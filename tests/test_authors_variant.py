@@ -6,8 +6,8 @@ oracle of their code (``authors_reference.py``, written from their ``asfsr.py`` 
 import pytest
 import torch
 
-import authors_reference as ref
-from authors_mapping import arasfsr_authors_to_ours
+from tools import authors_reference as ref
+from tools.authors_mapping import arasfsr_authors_to_ours
 from arasfsr.models import create_model
 from arasfsr.registry import resolve
 

@@ -1,15 +1,11 @@
-"""benchmarks/batch_scaling.py: every arm sees the same faces, with its recipe scaled to its batch."""
+"""tools/bench/batch_scaling.py: every arm sees the same faces, with its recipe scaled to its batch."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import batch_scaling  # noqa: E402
+from tools.bench import batch_scaling
 
 
 def test_arms_see_the_same_faces_with_warmup_and_ema_scaled_to_their_batch(face_data: Path, tmp_path: Path) -> None:

@@ -11,15 +11,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import device_session  # noqa: E402
-import pack_faces  # noqa: E402
+from tools import ROOT, device_session, pack_faces
 
 
 def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    """This checkout's package and its tools (``python -m tools.device_session``)."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]), OMP_NUM_THREADS="1")
 
 
 def test_shards_fill_each_call_and_unpack_into_a_data_root(shared_data, tmp_path):
@@ -59,7 +56,7 @@ def _shipped(face_data: Path, tmp_path: Path, models: tuple[tuple[str, str], ...
 def test_session_resumes_trains_evaluates_and_ships(face_data, tmp_path, mode):
     weights = _shipped(face_data, tmp_path, (("arasfsr", "smoke/P-arasfsr"), ("liif-a", "smoke/A-liif")))
     out = tmp_path / "OUT"
-    cmd = [sys.executable, str(ROOT / "scripts" / "device_session.py"), "--models", "arasfsr,liif-a",
+    cmd = [sys.executable, "-m", "tools.device_session", "--models", "arasfsr,liif-a",
            "--weights-dir", str(weights), "--budget-s", "45", "--eval-limit", "2", "--eval-reserve-s", "6",
            "--overhead-s", "3", "--min-slice-s", "1", "--eval-ranks", "1", "--train-workers", "1",
            "--data-root", str(face_data), "--devdata", str(tmp_path / "none"), "--out", str(out), mode]
@@ -87,7 +84,7 @@ def test_session_resumes_trains_evaluates_and_ships(face_data, tmp_path, mode):
         rows = model["verdict"]["rows"]
         assert rows and all(row["faces"] == 2 for row in rows if row["row"].startswith("utkface"))
     before = (weights / "liif-a.safetensors").read_bytes()
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "device_session.py"), "--ship", str(out),
+    r = subprocess.run([sys.executable, "-m", "tools.device_session", "--ship", str(out),
                         "--ship-all", "--weights-dir", str(weights), "--results-dir", str(tmp_path / "results")],
                        env=_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -102,7 +99,7 @@ def test_a_session_can_train_in_one_call_and_evaluate_in_the_next(face_data, tmp
     # the machine, the next evaluates them against the shipped ones and brings them back.
     weights = _shipped(face_data, tmp_path, (("liif-a", "smoke/A-liif"),))
     stage = tmp_path / "devdata" / "stage"
-    common = [sys.executable, str(ROOT / "scripts" / "device_session.py"), "--models", "liif-a",
+    common = [sys.executable, "-m", "tools.device_session", "--models", "liif-a",
               "--weights-dir", str(weights), "--eval-limit", "2", "--overhead-s", "3", "--min-slice-s", "1",
               "--eval-ranks", "1", "--train-workers", "1", "--data-root", str(face_data),
               "--devdata", str(tmp_path / "none"), mode]
@@ -134,19 +131,19 @@ def test_a_session_can_train_in_one_call_and_evaluate_in_the_next(face_data, tmp
         assert {"liif-a.safetensors", "eval/results.json", "metrics.csv"} <= set(tar.getnames())
         card = json.loads(tar.extractfile("liif-a.json").read())
     assert len(card["sessions"]) == 1 and card["sessions"][0]["trained_in"] == summary["started"]
-    ship = [sys.executable, str(ROOT / "scripts" / "device_session.py"), "--weights-dir", str(weights),
+    ship = [sys.executable, "-m", "tools.device_session", "--weights-dir", str(weights),
             "--results-dir", str(tmp_path / "results"), "--ship-all", "--ship"]
     r = subprocess.run([*ship, str(second)], env=_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads((weights / "liif-a.json").read_text())["sessions"][0]["trained_in"] == summary["started"]
     assert list((tmp_path / "results" / "eval" / "sessions").glob("*-liif-a/results.json"))
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "device_session.py"), "--no-eval",
+    r = subprocess.run([sys.executable, "-m", "tools.device_session", "--no-eval",
                         "--models", "liif-a", "--weights-dir", str(weights)], env=_env(), capture_output=True, text=True)
     assert r.returncode != 0 and "--stage" in r.stderr  # training that nothing keeps is refused
 
 
 def test_dry_run_prints_the_plan(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "device_session.py"), "--dry",
+    r = subprocess.run([sys.executable, "-m", "tools.device_session", "--dry",
                         "--models", "arasfsr,arasfsr-a,liif-a", "--out", str(tmp_path / "out")],
                        env=_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -160,7 +157,7 @@ def test_benchmark_runs_its_variants_with_todays_trainer_as_the_baseline(face_da
     """Issue 9's benchmark on a CPU: each variant is one training run; today's is the gathered
     query on the workers path, device-gathered isolates the projected query."""
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "device_session.py"), "--benchmark",
+    r = subprocess.run([sys.executable, "-m", "tools.device_session", "--benchmark",
                         "--devdata", str(tmp_path / "no-shards"), "--data-root", str(face_data), "--out", str(out),
                         "--benchmark-configs", "smoke/A-arasfsr", "--benchmark-variants", "today,device,device-gathered",
                         "--benchmark-iterations", "8", "--baseline-iterations", "8"],

@@ -67,7 +67,7 @@ print(keep_freed_memory(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - 
 def test_freed_activation_memory_is_reused_not_faulted_in_again():
     """After keep_freed_memory (the API and CLI call it), a chunk's megabytes of activations,
     freed and allocated again, come from the heap instead of fresh pages from the system
-    (without it a 64->512 render faults in 1.5 million pages: benchmarks/decoder_ab.py).
+    (without it a 64->512 render faults in 1.5 million pages: tools/bench/decoder_ab.py).
     A second 64->256 render in a fresh process: about 400,000 page faults with glibc's
     default malloc here; with the setting none on this machine, but 4,096 on one CI run
     (cause not found), so the bound is a tenth of the default, not zero."""

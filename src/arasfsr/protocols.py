@@ -2,7 +2,7 @@
 
 A :class:`Protocol` is all that defines a protocol: training configs
 (:mod:`arasfsr.training.config`), evaluation (:mod:`arasfsr.evaluation.runner`), the
-results tables (:mod:`arasfsr.evaluation.report`) and ``scripts/make_results.py`` read it.
+results tables (:mod:`arasfsr.evaluation.report`) and ``tools/make_results.py`` read it.
 Adding a protocol is one :func:`register_protocol` call (or one entry in
 :data:`PROTOCOLS`).
 

@@ -27,7 +27,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 # Queries per pass in fp32 (bf16: twice as many, the same bytes). On a CPU a chunk whose
 # activations stay small runs fastest: 2,048 fp32 queries were 1.5-2x faster than 16k;
 # in bf16 (freed memory kept, see keep_freed_memory) 4,096 took 1.20 s for a 64->512
-# render against 1.21 s at 2,048 and 1.45 s at 8,192 (`python benchmarks/decoder_ab.py`,
+# render against 1.21 s at 2,048 and 1.45 s at 8,192 (`python -m tools.bench.decoder_ab`,
 # idle), while 16,384 makes blocks over 32 MB that come fresh from the system again.
 # GPUs want big chunks.
 PREFERRED_CHUNK = {"cpu": 2048, "cuda": 65536}
@@ -79,7 +79,7 @@ def _cgroup_cpu_quota() -> float | None:
 # mmap pages and gives freed memory back to the system: every chunk of queries then faults
 # its activations (megabytes) in anew. A 64->512 render of arasfsr-a on the 2-core VM:
 # 1,557,971 page faults and 2.65 s of system time, 3.14 s in all; with blocks up to 32 MB
-# kept in the heap and not trimmed, 0 faults and 1.19 s (`python benchmarks/decoder_ab.py`,
+# kept in the heap and not trimmed, 0 faults and 1.19 s (`python -m tools.bench.decoder_ab`,
 # idle). (PyTorch's CPU performance guide gets the same from jemalloc or tcmalloc, which
 # need LD_PRELOAD.)
 KEEP_BLOCKS_UP_TO = 32 * 2**20  # glibc's largest mmap threshold on 64-bit

@@ -13,7 +13,7 @@ the weight matrix reversed, and a crop is a matrix whose columns outside the cro
 
 ``F.interpolate(..., antialias=True)`` uses the same filter but one float pass without
 the rounding; :func:`pillow_weights` is what makes the training targets identical to the
-Pillow-made ones evaluation uses (``benchmarks/degrade_parity.py`` measures both).
+Pillow-made ones evaluation uses (``tools/bench/degrade_parity.py`` measures both).
 """
 
 from __future__ import annotations

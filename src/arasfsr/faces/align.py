@@ -14,7 +14,7 @@ from PIL import Image
 
 # Five landmarks (eye, eye, nose, mouth corner, mouth corner; x, y as fractions of the crop
 # side) of the UTKFace training crops: the mean of the MTCNN detections on the 200
-# utkface/val crops (scripts/face_template.py). Eye centres are 0.394 of the side apart.
+# utkface/val crops (tools/face_template.py). Eye centres are 0.394 of the side apart.
 TEMPLATE = np.array([[0.2978, 0.2892], [0.6916, 0.2897], [0.4895, 0.5255],
                      [0.3236, 0.6904], [0.6670, 0.6912]])
 

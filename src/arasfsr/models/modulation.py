@@ -68,7 +68,7 @@ class ModulatedMLP(nn.Module):
 
     # How the fast path computes the modulations: "grid" (per row and column where the queries
     # are a grid, else per query, layer-major), "per-query" (layer-major), "sliced" (column
-    # slices of one product). Only benchmarks/decoder_ab.py sets the older two, to measure them.
+    # slices of one product). Only tools/bench/decoder_ab.py sets the older two, to measure them.
     path = "grid"
 
     def modulations(self, g: Tensor, dtype: torch.dtype | None = None) -> list[Tensor]:
@@ -99,7 +99,7 @@ class ModulatedMLP(nn.Module):
             return list(self._sine(pre, dtype).split([w.shape[0] for w in weights], -1))
         # Layer-major: each layer's modulation is one contiguous block. A column slice of one
         # (queries x L*H) product has rows strided by L*H, which the multiply that reads it
-        # broadcast over the 4 neighbours reads slowly (benchmarks/decoder_ab.py --parts layout);
+        # broadcast over the 4 neighbours reads slowly (tools/bench/decoder_ab.py --parts layout);
         # one product per layer into its block (a broadcast batched product was slower).
         stacked = self._modulation_weights(g.dtype)
         rows = g1.reshape(-1, g1.shape[-1])

@@ -10,7 +10,7 @@ is the model's own (:meth:`ImplicitSR.neighbour_inputs`): for ARASFSR the paper'
 formulation by default, not the authors' code (no ``q_coord``, r not 2r, pi in the
 encoding, parallel sine layers; ``variant="authors"`` has theirs, checked against the
 independent oracle in ``tests/authors_reference.py``). The fast path in :mod:`.core`
-must give the same numbers; the tests and ``benchmarks/speed.py`` check it.
+must give the same numbers; the tests and ``tools/bench/speed.py`` check it.
 """
 
 from __future__ import annotations

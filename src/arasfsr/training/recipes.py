@@ -41,7 +41,7 @@ def scaled_to_batch(train: dict[str, Any], factor: float, lr: float | None = Non
     """``--set`` overrides that train ``factor`` times the batch of ``train`` (a resolved
     config's train section) with the same recipe per face: the rate ``lr``, by default scaled
     linearly with the batch, the warm-up over the same faces, and an EMA whose horizon covers
-    the same faces (1 - decay scaled by ``factor``). ``benchmarks/batch_scaling.py`` measured
+    the same faces (1 - decay scaled by ``factor``). ``tools/bench/batch_scaling.py`` measured
     it: it kept the learning per face of cpu-tier fine-tunes at 4x the batch, but a short
     paper-tier fine-tune of the default model lost more at 4x the rate (README, Training)."""
     sets = [f"train.batch_size={round(train['batch_size'] * factor)}",

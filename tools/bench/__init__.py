@@ -1,0 +1,1 @@
+"""Benchmarks: speed, memory and parity measurements, run as ``python -m tools.bench.NAME``."""

@@ -1,0 +1,1 @@
+"""Measurements of where this implementation and the authors' code differ."""
