@@ -197,13 +197,43 @@ def prior_device_seconds(card: dict[str, Any]) -> float:
     return float(card.get("wall_time_s") or 0.0) if "NVIDIA" in str(card.get("machine", "")) else 0.0
 
 
+def by_machine(shipped: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The shipped weights' training per machine: iterations, samples and seconds (accelerator
+    or CPU). Cards from before this table: from their sessions, the rest under "earlier runs"."""
+    totals = shipped.get("totals") or {}
+    if "by_machine" in totals:
+        return {m: dict(v) for m, v in totals["by_machine"].items()}
+    table: dict[str, dict[str, float]] = {}
+    for s in shipped.get("sessions", []):
+        add_to_machine(table, s)
+    earlier = {k: int(totals.get(k, 0)) - sum(int(v[k]) for v in table.values()) for k in ("iterations", "samples")}
+    if earlier["iterations"] > 0:
+        table["earlier runs"] = {**earlier, "seconds": round(float(totals.get("train_seconds", 0.0))
+                                                             - sum(v["seconds"] for v in table.values()), 1)}
+    return table
+
+
+def add_to_machine(table: dict[str, dict[str, float]], record: dict[str, Any]) -> None:
+    row = table.setdefault(str(record["machine"]), {"iterations": 0, "samples": 0, "seconds": 0.0})
+    row["iterations"] += int(record["iterations"])
+    row["samples"] += int(record["samples"])
+    row["seconds"] = round(row["seconds"] + float(record.get("device_seconds", record.get("cpu_seconds", 0.0))), 1)
+
+
 def session_card(run_card: dict[str, Any], shipped: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The card of weights a session improved: the run's, with the shipped card's names, and
+    totals that accumulate accelerator seconds, CPU seconds and the work per machine."""
     card = dict(run_card)
     for key in ("name", "description", "run", "how", "data_note"):
         if key in shipped:
             card[key] = shipped[key]
+    prior = shipped.get("totals") or {}
+    machines = by_machine(shipped)
+    add_to_machine(machines, record)
     card["totals"] = {**run_card.get("totals", {}),
-                      "device_seconds": round(prior_device_seconds(shipped) + record["device_seconds"], 1)}
+                      "device_seconds": round(prior_device_seconds(shipped) + record.get("device_seconds", 0.0), 1),
+                      "cpu_seconds": round(float(prior.get("cpu_seconds", 0.0)) + record.get("cpu_seconds", 0.0), 1),
+                      "by_machine": machines}
     card["sessions"] = list(shipped.get("sessions", [])) + [record]
     return card
 

@@ -1,0 +1,126 @@
+"""The background trainer (tools/background.py): a run killed with SIGKILL and started again
+resumes exactly; finish stops it, scores it on val and ships it only when it is better, with
+the card's totals accumulated."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from arasfsr.checkpoint import read_card
+from arasfsr.training import train
+from tools import background
+
+RUN_SETS = ["train.iterations=12", "data.limit=6", "val.count=2"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def shipped(face_data, tmp_path) -> Path:
+    """A weights folder whose `arasfsr` is a smoke-tier model of protocol P, as if shipped."""
+    base = train("smoke/P-arasfsr", out=tmp_path / "base", data_root=face_data,
+                 overrides=["train.iterations=2", "train.val_every=2", "data.limit=6"], command="base")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copyfile(base, weights / "arasfsr.safetensors")
+    shutil.copyfile(base.with_suffix(".json"), weights / "arasfsr.json")
+    return weights
+
+
+def _cli(face_data: Path, tmp_path: Path, weights: Path, action: str, *more: str) -> int:
+    common = ["--sessions", str(tmp_path / "sessions")]
+    if action == "start":
+        common += ["--weights-dir", str(weights), "--data-root", str(face_data), "--threads", "1",
+                   "--checkpoint-min", "0.0001", *[f"--set={s}" for s in RUN_SETS]]
+    return background.main([action, *common, *more])
+
+
+def _wait(predicate, seconds: float = 300.0) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_killed_run_resumes_exactly_and_finish_scores_it(face_data, tmp_path, shipped, capsys):
+    folder = tmp_path / "sessions" / "arasfsr"
+    assert _cli(face_data, tmp_path, shipped, "start") == 0
+    session = json.loads((folder / "session.json").read_text())
+    assert session["config"] == "smoke/P-arasfsr" and session["schedule"] == "anneal"
+    ckpt = folder / "run" / "checkpoints" / "last.safetensors"
+    assert _wait(ckpt.is_file), (folder / "train.log").read_text()[-2000:]
+    os.killpg(session["pid"], signal.SIGKILL)
+    assert _wait(lambda: not background.alive(session["pid"]), 30)
+    assert not (folder / "run" / "model.safetensors").exists()
+
+    assert _cli(face_data, tmp_path, shipped, "start") == 0  # resumes from the checkpoint
+    session = json.loads((folder / "session.json").read_text())
+    assert len(session["resumes"]) == 1
+    assert _wait(lambda: not background.alive(session["pid"]))
+    resumed = load_file(str(folder / "run" / "model.safetensors"))
+    # The same run without the kill.
+    ref = train(session["config"], out=tmp_path / "ref", data_root=face_data, init=shipped / "arasfsr.safetensors",
+                overrides=session["sets"])
+    reference = load_file(str(ref))
+    assert resumed.keys() == reference.keys()
+    for key in resumed:
+        assert torch.allclose(resumed[key], reference[key], atol=1e-6, rtol=0), key
+
+    before = (shipped / "arasfsr.safetensors").read_bytes()
+    assert _cli(face_data, tmp_path, shipped, "finish", "--eval-limit", "1", "--eval-threads", "1",
+                "--results-dir", str(tmp_path / "results")) == 0
+    done = json.loads(next((tmp_path / "sessions").glob("arasfsr-*/finished.json")).read_text())
+    assert done["iterations"] == 12 and done["samples"] == 12 * 2 and done["resumes"] == 1
+    assert done["val_rows"] and all(r["row"].startswith("utkface/val") for r in done["val_rows"])
+    assert done["full_test_16_128"]["row"].startswith("utkface/test") and done["full_test_16_128"]["faces"] == 1
+    # Shipped exactly when val improved.
+    assert ((shipped / "arasfsr.safetensors").read_bytes() != before) == done["shipped"] == done["val"]["improved"]
+    assert not folder.exists()  # kept under a stamped name; the next start begins afresh
+    assert "val mean PSNR" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("improved", [True, False])
+def test_finish_ships_only_when_better_and_totals_accumulate(face_data, tmp_path, shipped, monkeypatch, improved):
+    folder = tmp_path / "sessions" / "arasfsr"
+    assert _cli(face_data, tmp_path, shipped, "start") == 0
+    pid = json.loads((folder / "session.json").read_text())["pid"]
+    assert _wait(lambda: not background.alive(pid))  # a 12-step run ends by itself
+    row = {"row": "x", "faces": 1, "bicubic": 20.0, "shipped": 21.0, "new": 21.5 if improved else 20.5,
+           "delta": 0.5 if improved else -0.5, "margin_new": 1.5, "margin_shipped": 1.0}
+    verdict = {"rows": [row], "mean_shipped": 21.0, "mean_new": row["new"], "mean_delta": row["delta"],
+               "improved": improved}
+    monkeypatch.setattr(background, "evaluate", lambda *a, **k: {"val": verdict, "test": row, "eval_seconds": 1.0})
+    old_card = read_card(shipped / "arasfsr.safetensors")
+    before = (shipped / "arasfsr.safetensors").read_bytes()
+    assert _cli(face_data, tmp_path, shipped, "finish", "--results-dir", str(tmp_path / "results")) == 0
+    card = read_card(shipped / "arasfsr.safetensors")
+    if not improved:
+        assert (shipped / "arasfsr.safetensors").read_bytes() == before and card == old_card
+        return
+    assert (shipped / "arasfsr.safetensors").read_bytes() != before
+    session = card["sessions"][-1]
+    assert session["device"] == "cpu" and session["schedule"] == "anneal" and session["samples"] == 24
+    assert session["val"]["improved"] and session["cpu_seconds"] > 0
+    totals = card["totals"]
+    assert totals["samples"] == old_card["totals"]["samples"] + 24
+    assert totals["cpu_seconds"] == session["cpu_seconds"]
+    assert totals["by_machine"][session["machine"]]["samples"] == 24
+    assert sum(m["samples"] for m in totals["by_machine"].values()) == totals["samples"]
