@@ -38,8 +38,9 @@ from arasfsr.data import resolve_data_root
 from tools import ROOT
 
 
-def thread_env(threads: int | None) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONUNBUFFERED="1")
+def thread_env(threads: int | None, checkout: Path = ROOT) -> dict[str, str]:
+    """The environment of a run: ``checkout``'s package (another commit's, for a baseline)."""
+    env = dict(os.environ, PYTHONPATH=str(Path(checkout) / "src"), PYTHONUNBUFFERED="1")
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env
@@ -73,7 +74,8 @@ def metrics_rows(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def run_once(config: str, overrides: list[str], iterations: int, args: argparse.Namespace, out: Path) -> dict:
+def run_once(config: str, overrides: list[str], iterations: int, args: argparse.Namespace, out: Path,
+             checkout: Path = ROOT) -> dict:
     sets = [f"train.iterations={iterations}", f"train.val_every={iterations}", "train.profile=true",
             f"train.log_every={max(1, min(20, iterations // 10))}", "train.keep_checkpoints=latest", *overrides]
     cmd = [sys.executable, "-m", "arasfsr.cli", *train_argv(config, data_root=args.data_root, out=out,
@@ -81,7 +83,7 @@ def run_once(config: str, overrides: list[str], iterations: int, args: argparse.
                                                            overrides=sets)]
     gpu = _gpu_sampler() if args.device == "cuda" else None
     started = time.time()
-    r = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)
+    r = subprocess.run(cmd, env=thread_env(args.threads, checkout), capture_output=True, text=True)
     wall = time.time() - started
     util = _gpu_util(gpu)
     if r.returncode != 0:
@@ -94,6 +96,15 @@ def run_once(config: str, overrides: list[str], iterations: int, args: argparse.
             "losses": [(int(x["step"]), float(x["loss"])) for x in rows if x.get("loss")],
             "gpu_util_percent": util, "machine": card.get("machine"), "precision": card.get("precision"),
             "profile": card.get("profile")}
+
+
+def median_run(reps: list[dict]) -> dict:
+    """The repetition with the median it/s, with every repetition's it/s beside it."""
+    ok = [r for r in reps if r.get("it_per_s")]
+    if not ok:
+        return reps[0]
+    chosen = sorted(ok, key=lambda r: r["it_per_s"])[(len(ok) - 1) // 2]
+    return {**chosen, "it_per_s_runs": [r.get("it_per_s") for r in reps]}
 
 
 def loss_window(results: list[dict]) -> None:
@@ -118,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
                    metavar="NAME=PIPELINE[+KEY=VALUE...]")
     p.add_argument("--iterations", type=int, default=60)
     p.add_argument("--iterations-of", nargs="*", default=[], metavar="NAME=N", help="another length for a variant")
+    p.add_argument("--checkout-of", nargs="*", default=[], metavar="NAME=DIR",
+                   help="run a variant with the package of another checkout (git worktree add DIR COMMIT): "
+                        "today's trainer as it was")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the variants this many times, interleaved (the median is reported)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--data-root", type=Path, default=resolve_data_root(),
                    help="the folder holding utkface/ (default: $ARASFSR_DATA, else shared/data beside the checkout)")
@@ -127,21 +143,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     lengths = {k: int(v) for k, v in (item.split("=", 1) for item in args.iterations_of)}
+    checkouts = {k: Path(v) for k, v in (item.split("=", 1) for item in args.checkout_of)}
 
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy_core else None
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
             for config in args.configs.split(","):
-                for variant in args.variants:
-                    name, _, spec = variant.partition("=")
-                    pipeline, *extra = spec.split("+")
-                    overrides = [f"data.pipeline={pipeline}", *extra]
-                    out = Path(tmp) / f"{config.replace('/', '-')}-{name}"
-                    res = run_once(config, overrides, lengths.get(name, args.iterations), args, out)
-                    results.append({"config": config, "variant": name, "overrides": overrides, **res})
-                    short = {k: v for k, v in results[-1].items() if k != "losses"}
-                    print(json.dumps(short), file=sys.stderr, flush=True)
+                runs: dict[str, list[dict]] = {}
+                for rep in range(args.repeat):  # interleaved: a slow spell of the machine hits every variant
+                    for variant in args.variants:
+                        name, _, spec = variant.partition("=")
+                        pipeline, *extra = spec.split("+")
+                        overrides = [f"data.pipeline={pipeline}", *extra]
+                        out = Path(tmp) / f"{config.replace('/', '-')}-{name}-{rep}"
+                        res = run_once(config, overrides, lengths.get(name, args.iterations), args, out,
+                                       checkouts.get(name, ROOT))
+                        runs.setdefault(name, []).append({"config": config, "variant": name, "overrides": overrides,
+                                                          **({"checkout": str(checkouts[name])} if name in checkouts
+                                                             else {}), **res})
+                        short = {k: v for k, v in runs[name][-1].items() if k != "losses"}
+                        print(json.dumps(short), file=sys.stderr, flush=True)
+                results += [median_run(reps) for reps in runs.values()]
     finally:
         if busy is not None:
             busy.kill()
