@@ -19,6 +19,20 @@ from arasfsr.registry import tier_sizes
 SHARED_DATA = resolve_data_root()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The decoded-faces cache of training runs (and their subprocesses) in a temporary folder."""
+    from arasfsr.training.device_data import CACHE_ENV
+
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real face photos: only for tests whose point is real faces (detection, real JPEGs)."""

@@ -142,3 +142,27 @@ def test_ema_follows_the_weights_with_a_warm_up():
     before = ema.weight.clone()
     update_ema(ema, model, 0.999, step=0)  # warm-up: d = 0.1, the average moves 90 % of the way
     assert torch.allclose(ema.weight, before + 0.9)
+
+
+def test_decoded_faces_are_cached_and_memory_mapped(face_data, tmp_path, monkeypatch):
+    """Decoded once per machine: a second process maps the same file (one copy in memory for
+    runs side by side); a changed face makes a new cache."""
+    import arasfsr.training.device_data as dd
+
+    monkeypatch.setenv(dd.CACHE_ENV, str(tmp_path / "cache"))
+    src = list_images(face_data / "utkface" / "train")[:4]
+    files = []
+    for i, f in enumerate(src):
+        files.append(tmp_path / f"{i}.jpg")
+        files[-1].write_bytes(f.read_bytes())
+    first = decode_faces(files)
+    assert isinstance(first, np.memmap) and dd.decoded_cache_path(files).is_file()
+    dd._DECODED.clear()  # as in a new process
+    again = decode_faces(files)
+    assert isinstance(again, np.memmap) and np.array_equal(np.asarray(again), np.asarray(first))
+    assert np.array_equal(np.asarray(again), np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]))
+    before = dd.decoded_cache_path(files)
+    Image.open(src[0]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(files[0])
+    assert dd.decoded_cache_path(files) != before
+    dd._DECODED.clear()
+    assert np.array_equal(np.asarray(decode_faces(files))[0], np.asarray(Image.open(files[0]).convert("RGB")))
