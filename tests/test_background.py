@@ -124,3 +124,24 @@ def test_finish_ships_only_when_better_and_totals_accumulate(face_data, tmp_path
     assert totals["cpu_seconds"] == session["cpu_seconds"]
     assert totals["by_machine"][session["machine"]]["samples"] == 24
     assert sum(m["samples"] for m in totals["by_machine"].values()) == totals["samples"]
+
+
+def test_a_new_model_starts_from_another_and_ships_under_its_own_name(face_data, tmp_path, shipped, monkeypatch):
+    """--init-from: a model that does not ship yet (here a protocol-C model) trains from the
+    default's weights in its own config and, when better than them, ships under its own name."""
+    folder = tmp_path / "sessions" / "arasfsr-c"
+    assert _cli(face_data, tmp_path, shipped, "start", "--model", "arasfsr-c", "--init-from", "arasfsr",
+                "--config", "smoke/C-arasfsr", "--description", "for NN-JPEG faces") == 0
+    session = json.loads((folder / "session.json").read_text())
+    assert session["protocol"] == "C" and session["weights"].endswith("arasfsr.safetensors")
+    assert _wait(lambda: not background.alive(session["pid"]))
+    row = {"row": "x", "faces": 1, "bicubic": 20.0, "shipped": 21.0, "new": 21.5, "delta": 0.5,
+           "margin_new": 1.5, "margin_shipped": 1.0}
+    verdict = {"rows": [row], "mean_shipped": 21.0, "mean_new": 21.5, "mean_delta": 0.5, "improved": True}
+    monkeypatch.setattr(background, "evaluate", lambda *a, **k: {"val": verdict, "test": row, "eval_seconds": 1.0})
+    assert background.main(["finish", "--model", "arasfsr-c", "--sessions", str(tmp_path / "sessions"),
+                            "--results-dir", str(tmp_path / "results")]) == 0
+    card = read_card(shipped / "arasfsr-c.safetensors")
+    source = read_card(shipped / "arasfsr.safetensors")
+    assert card["name"] == "arasfsr-c" and card["description"] == "for NN-JPEG faces" and card["protocol"] == "C"
+    assert card["totals"]["samples"] == source["totals"]["samples"] + 24

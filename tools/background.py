@@ -50,9 +50,10 @@ from arasfsr.cli.train import train_argv
 from arasfsr.data import resolve_data_root
 from arasfsr.registry import WEIGHTS_DIR
 from arasfsr.training.run import STOP_FILE, machine_name
-
 from tools import ROOT
-from tools.device_session import SESSION_SCHEDULE, child_env, compare, config_for, plan_models, session_card
+from arasfsr.training import load_config
+
+from tools.device_session import SESSION_SCHEDULE, child_env, compare, plan_models, resumable, session_card
 
 BACKGROUND = ROOT / "runs" / "background"
 SCHEDULES = {"anneal": SESSION_SCHEDULE,  # cosine to 1 % of the rate by the planned end
@@ -143,15 +144,25 @@ def start(args: argparse.Namespace) -> int:
         write_session(folder, session)
         print(f"background: {args.model} resumed from its last checkpoint (pid {session['pid']})")
         return 0
-    plan = plan_models([args.model], [1.0], Path(args.weights_dir), None)[0]
-    if plan["init"] is None:
-        raise SystemExit(f"background: {args.model}'s config no longer matches its weights; nothing to continue")
+    weights_dir = Path(args.weights_dir)
+    shipped = (weights_dir / f"{args.model}.safetensors").is_file()
+    # A model that does not ship yet starts from another's weights (--init-from) in its own config.
+    source = args.model if shipped else args.init_from
+    if source is None:
+        raise SystemExit(f"background: {args.model} does not ship yet: name the model to start it from "
+                         f"(--init-from arasfsr) and its config (--config paper/R-arasfsr)")
+    plan = plan_models([source], [1.0], weights_dir, None)[0]
+    config = args.config or plan["config"]
+    if not resumable(plan["weights"], config):
+        raise SystemExit(f"background: {source}'s weights do not fit config {config}; nothing to continue")
     folder.mkdir(parents=True, exist_ok=True)
     data_root = Path(args.data_root or resolve_data_root()).resolve()
     sets = training_sets(plan, args)
-    argv = train_argv(plan["config"], data_root=data_root, out=run, init=plan["weights"], overrides=sets)
-    session = {"model": args.model, "config": plan["config"], "protocol": plan["protocol"], "tier": plan["tier"],
-               "weights": str(plan["weights"]), "data_root": str(data_root), "sets": sets,
+    argv = train_argv(config, data_root=data_root, out=run, init=plan["weights"], overrides=sets)
+    cfg = load_config(config, sets)
+    session = {"model": args.model, "config": config, "protocol": cfg["protocol"], "tier": cfg["tier"],
+               "weights": str(plan["weights"]), "ships_as": str(weights_dir / f"{args.model}.safetensors"),
+               "description": args.description, "data_root": str(data_root), "sets": sets,
                "schedule": args.schedule, "threads": args.threads, "hours": args.hours, "machine": cpu_model(),
                "started": now_iso(), "command": "arasfsr " + " ".join(argv)}
     session["pid"] = launch(folder, argv, args.threads)
@@ -283,17 +294,22 @@ def finish(args: argparse.Namespace) -> int:
 
 def ship(name: str, session: dict[str, Any], run_card: dict[str, Any], record: dict[str, Any], new: Path,
          work: Path, results_dir: Path) -> None:
-    weights_dir = Path(session["weights"]).parent
-    card = session_card(run_card, read_card(Path(session["weights"])), record)
+    target = Path(session.get("ships_as") or session["weights"])
+    started_from = read_card(Path(session["weights"]))
+    if target != Path(session["weights"]):  # a new model: its own name, the totals of its source
+        started_from = {**started_from, "name": name, "description": session.get("description") or name}
+        for key in ("run", "how", "data_note"):
+            started_from.pop(key, None)
+    card = session_card(run_card, started_from, record)
     card["weights_dtype"] = "float16" if session["tier"] == "paper" else "float32"
-    shutil.copyfile(new, weights_dir / f"{name}.safetensors")
-    (weights_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    shutil.copyfile(new, target)
+    target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     stamp = session["started"][:16].replace(":", "").replace("-", "")
     dest = results_dir / "eval" / "sessions" / f"{stamp}-{name}"
     for result in sorted(work.glob("*/results.*")):
         (dest / result.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(result, dest / result.parent.name / result.name)
-    print(f"  shipped to {weights_dir / (name + '.safetensors')}; results in {dest}; "
+    print(f"  shipped to {target}; results in {dest}; "
           f"now: python -m tools.make_results && git add -A && git commit")
 
 
@@ -314,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
             a.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
             a.add_argument("--data-root", default=None)
             a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more config overrides")
+            a.add_argument("--init-from", default=None, metavar="NAME",
+                           help="a model that does not ship yet starts from this shipped model's weights")
+            a.add_argument("--config", default=None, help="its training config (default: the shipped card's)")
+            a.add_argument("--description", default=None, help="the card's description of a new model")
         if action == "finish":
             a.add_argument("--no-ship", action="store_true", help="evaluate only")
             a.add_argument("--eval-limit", type=int, default=None, help="faces per set (tests only)")

@@ -120,11 +120,17 @@ def config_for(card: dict[str, Any], tier: str | None) -> str:
     return f"{tier or card['tier']}/{card['protocol']}-{model}"
 
 
-def plan_models(names: list[str], shares: list[float], weights_dir: Path, tier: str | None) -> list[dict]:
+def resumable(weights: Path, config: str) -> bool:
+    """The check ``train --init`` makes: the same architecture and (defaults filled in) config."""
     from arasfsr.models import create_model
     from arasfsr.training import load_config
     from arasfsr.training.config import model_spec
 
+    arch, args = model_spec(load_config(config))
+    return read_header(weights).arch == arch and load_checkpoint(weights).config == create_model(arch, **args).config
+
+
+def plan_models(names: list[str], shares: list[float], weights_dir: Path, tier: str | None) -> list[dict]:
     plans = []
     for name, share in zip(names, shares):
         weights = weights_dir / f"{name}.safetensors"
@@ -132,12 +138,9 @@ def plan_models(names: list[str], shares: list[float], weights_dir: Path, tier: 
             raise SystemExit(f"device_session: {weights}: no such shipped model")
         card = read_card(weights)
         config = config_for(card, tier)
-        arch, args = model_spec(load_config(config))
-        # The check train --init makes: the same architecture and (defaults filled in) config.
-        resumable = read_header(weights).arch == arch and \
-            load_checkpoint(weights).config == create_model(arch, **args).config
         plans.append({"name": name, "share": share, "weights": weights, "card": card, "config": config,
-                      "protocol": card["protocol"], "tier": tier or card["tier"], "init": weights if resumable else None})
+                      "protocol": card["protocol"], "tier": tier or card["tier"],
+                      "init": weights if resumable(weights, config) else None})
     return plans
 
 
