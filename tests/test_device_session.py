@@ -59,8 +59,10 @@ def test_session_resumes_trains_evaluates_and_ships(face_data, tmp_path, mode):
     cmd = [sys.executable, "-m", "tools.device_session", "--models", "arasfsr,liif-a",
            "--weights-dir", str(weights), "--budget-s", "45", "--eval-limit", "2", "--eval-reserve-s", "6",
            "--overhead-s", "3", "--min-slice-s", "1", "--eval-ranks", "1", "--train-workers", "1",
+           # however loaded the machine, the evaluations finish: the test is not about their speed
+           "--eval-grace-s", "1200",
            "--data-root", str(face_data), "--devdata", str(tmp_path / "none"), "--out", str(out), mode]
-    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     files = sorted(p.name for p in out.iterdir())
     assert files == ["arasfsr.tar", "liif-a.tar", "session.json", "session.log"], (out / "session.log").read_text()
