@@ -2,7 +2,7 @@
 arms for the same number of training faces and scores each on validation faces as it goes.
 
     python -m tools.bench.batch_scaling --config cpu/A-arasfsr --init src/arasfsr/weights/arasfsr-a-cpu.safetensors \
-        --samples 16000 --arms 8:1e-4 32:1e-4 32:2e-4 32:4e-4 --json benchmarks/batch-scaling-cpu-A.json
+        --samples 16000 --arms 8:1e-4 32:1e-4 32:2e-4 32:4e-4 --json benchmarks/results/batch-scaling/cpu-A.json
 
 A device session buys samples/s with a larger batch (2.1-3.4x at batch 64 on an H100); that
 pays only if the extra faces per step teach the model as much per face. That ratio does not
@@ -35,6 +35,7 @@ from arasfsr.training.recipes import scaled_to_batch
 
 from tools.bench.train_speed import failure, metrics_rows, thread_env
 from tools.device_session import SESSION_SCHEDULE
+from tools.provenance import write_result
 
 RECIPE = [*SESSION_SCHEDULE, "train.keep_checkpoints=latest"]
 
@@ -109,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{r['batch_size']} | start (the init weights)" if r["lr"] == 0 else f"{r['batch_size']} | {r['lr']:g}"
         print(f"| {name} | " + " | ".join(cells) + f" | {r['final_loss_mean'] or ''} |")
     if args.json:
-        args.json.write_text(json.dumps({"config": args.config, "init": str(args.init) if args.init else None,
-                                         "samples": args.samples, "seed": args.seed, "arms": results}, indent=2) + "\n")
+        write_result(args.json, {"config": args.config, "init": str(args.init) if args.init else None,
+                                 "samples": args.samples, "seed": args.seed, "arms": results}, __spec__.name, argv)
     return 0 if all("error" not in r for r in results) else 1
 
 

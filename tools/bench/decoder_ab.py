@@ -34,6 +34,7 @@ from pathlib import Path
 
 from tools import ROOT
 from tools.bench.busy import busy_cores, load_average
+from tools.provenance import write_result
 
 FACE = ROOT.parent / "shared" / "data" / "utkface" / "val"
 FACE = min(FACE.glob("*.jpg"), default=FACE)
@@ -124,7 +125,7 @@ def main() -> int:
                   f"PSNR vs fp32 {r['psnr_vs_fp32']:.2f} dB")
     print(f"{args.busy_cores} busy cores; load average {results['load_before']} before, {results['load_after']} after")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        write_result(args.json, results, __spec__.name)
     return 0
 
 
