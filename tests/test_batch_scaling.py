@@ -27,7 +27,7 @@ def test_arms_see_the_same_faces_with_warmup_and_ema_scaled_to_their_batch(face_
 
 
 def test_scaled_to_batch_keeps_the_recipe_per_face() -> None:
-    from arasfsr.training.recipes import scaled_to_batch
+    from tools.recipes import scaled_to_batch
 
     train = {"batch_size": 16, "lr": 1e-4, "warmup": 100, "ema_decay": 0.999}
     assert scaled_to_batch(train, 4) == ["train.batch_size=64", "train.lr=0.0004", "train.warmup=25",

@@ -298,7 +298,7 @@ def session(args: argparse.Namespace) -> int:
 
     def sets_for(p: dict[str, Any], slice_s: float, loader_workers: int) -> list[str]:
         from arasfsr.training import load_config
-        from arasfsr.training.recipes import scaled_to_batch
+        from tools.recipes import scaled_to_batch
 
         scaled = scaled_to_batch(load_config(p["config"], SESSION_SETS)["train"], args.batch_scale) \
             if args.batch_scale != 1 else []
@@ -471,7 +471,7 @@ def benchmark(args: argparse.Namespace) -> int:
     import torch
 
     from arasfsr.training import load_config
-    from arasfsr.training.recipes import scaled_to_batch
+    from tools.recipes import scaled_to_batch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     code = 0
@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
     p.add_argument("--batch-scale", type=float, default=1.0, metavar="K",
                    help="train K times each config's batch at K times its rate, warm-up and EMA over the same "
-                        "faces (training/recipes.py: scaled_to_batch); --set still wins")
+                        "faces (tools/recipes.py: scaled_to_batch); --set still wins")
     p.add_argument("--tier", default=None, help="train this tier's configs instead of the shipped models' (smoke: a test)")
     p.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="where the shipped state is read")
     p.add_argument("--devdata", default=str(ROOT / ".devdata"), help="folder of the carried shards")

@@ -9,7 +9,7 @@ pays only if the extra faces per step teach the model as much per face. That rat
 depend on the hardware, so a CPU can measure it. Every arm uses the device session's recipe
 (warm-up, cosine decay to 1 %, EMA), scaled to its batch so that all arms see the same faces'
 worth of each: ``--samples / batch`` steps, a warm-up of ``--warmup-samples`` faces, and an
-EMA whose horizon covers the same faces (``training.recipes.scaled_to_batch``, from the
+EMA whose horizon covers the same faces (``tools.recipes.scaled_to_batch``, from the
 first arm's: decay 0.999).
 Validation PSNR (of the EMA weights, ``val.count`` faces) is logged ``--val-points`` times;
 with ``--init``, a first row scores the starting weights (one step at a rate of 1e-12).
@@ -31,11 +31,11 @@ from pathlib import Path
 from arasfsr.cli.train import train_argv
 from arasfsr.data import resolve_data_root
 from arasfsr.training import load_config
-from arasfsr.training.recipes import scaled_to_batch
 
 from tools.bench.train_speed import failure, metrics_rows, thread_env
 from tools.device_session import SESSION_SCHEDULE
 from tools.provenance import write_result
+from tools.recipes import scaled_to_batch
 
 RECIPE = [*SESSION_SCHEDULE, "train.keep_checkpoints=latest"]
 
