@@ -1,7 +1,7 @@
 """Does a larger batch learn as much per face? Fine-tunes one config at several (batch, rate)
 arms for the same number of training faces and scores each on validation faces as it goes.
 
-    python -m tools.bench.batch_scaling --config cpu/A-arasfsr --init src/arasfsr/weights/arasfsr-a-cpu.safetensors \
+    python -m tools.bench.batch_scaling --config cpu/A-arasfsr --init weights/research/arasfsr-a-cpu.safetensors \
         --samples 16000 --arms 8:1e-4 32:1e-4 32:2e-4 32:4e-4 --json benchmarks/results/batch-scaling/cpu-A.json
 
 A device session buys samples/s with a larger batch (2.1-3.4x at batch 64 on an H100); that
