@@ -13,7 +13,9 @@ def test_arms_see_the_same_faces_with_warmup_and_ema_scaled_to_their_batch(face_
     assert batch_scaling.main(["--config", "smoke/A-arasfsr", "--samples", "32", "--warmup-samples", "8",
                                "--arms", "2:1e-4", "8:4e-4", "--val-points", "2", "--val-count", "4",
                                "--data-root", str(face_data), "--json", str(out)]) == 0
-    small, large = json.loads(out.read_text())["arms"]
+    result = json.loads(out.read_text())
+    assert result["provenance"]["command"].startswith("python -m tools.bench.batch_scaling --config smoke/A-arasfsr ")
+    small, large = result["arms"]
     sets = [dict(s.split("=", 1) for s in arm["sets"]) for arm in (small, large)]
     assert [s["train.iterations"] for s in sets] == ["16", "4"]
     assert [s["train.warmup"] for s in sets] == ["4", "1"]
@@ -25,7 +27,7 @@ def test_arms_see_the_same_faces_with_warmup_and_ema_scaled_to_their_batch(face_
 
 
 def test_scaled_to_batch_keeps_the_recipe_per_face() -> None:
-    from arasfsr.training.recipes import scaled_to_batch
+    from tools.recipes import scaled_to_batch
 
     train = {"batch_size": 16, "lr": 1e-4, "warmup": 100, "ema_decay": 0.999}
     assert scaled_to_batch(train, 4) == ["train.batch_size=64", "train.lr=0.0004", "train.warmup=25",

@@ -152,7 +152,7 @@ def test_dry_run_prints_the_plan(tmp_path):
     assert "paper/P-arasfsr" in r.stdout and "paper/A-liif" in r.stdout and "resumes" in r.stdout
     assert not (tmp_path / "out").exists()  # the plan alone writes nothing
     with pytest.raises(SystemExit, match="no such shipped model"):
-        device_session.plan_models(["nope"], [1.0], device_session.WEIGHTS_DIR, None)
+        device_session.plan_models(["nope"], [1.0], None, None)
 
 
 def test_benchmark_runs_its_variants_with_todays_trainer_as_the_baseline(face_data, tmp_path):

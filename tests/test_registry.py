@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 
 import arasfsr
@@ -26,7 +27,8 @@ from arasfsr.checkpoint import load_checkpoint, save_checkpoint
 from arasfsr.cli.main import main
 from arasfsr.models import create_model
 from arasfsr.models.liif import LIIF
-from arasfsr.registry import DEFAULT_MODEL, check_config, list_models, resolve, tier_sizes
+from arasfsr.registry import (DEFAULT_MODEL, RESEARCH_DIR, WEIGHTS_DIR, check_config, list_models, research_models,
+                              resolve, tier_sizes)
 from arasfsr.training.config import merge
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -56,6 +58,33 @@ def test_listing_shows_shipped_models_and_presets_only_on_request():
     assert everything["e-arasfsr"] == {"arch": "arasfsr", "trained": False,
                                        "description": "ARASFSR, EDSR-baseline encoder (paper)"}
     assert set(shipped) < set(everything)
+
+
+def test_the_package_ships_the_default_model_and_the_research_models_stay_in_the_repository():
+    # The wheel carries what users of the CLI, the API and the web app need; the research
+    # models (paper tables, ablations, cpu-tier reproductions) are found in a checkout.
+    assert {p.stem for p in WEIGHTS_DIR.glob("*.safetensors")} == {DEFAULT_MODEL, "bicubic"}
+    from tools.weights import research_manifest
+
+    assert research_models() == research_manifest()  # the package's list of them is current
+    entry = resolve("arasfsr-a")
+    assert entry.trained and entry.weights.parent == RESEARCH_DIR and "arasfsr-a" in list_models()
+
+
+def test_an_installation_without_the_research_models_says_where_they_are(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("arasfsr.registry.RESEARCH_DIR", tmp_path / "none")  # an installed wheel
+    assert set(list_models()) == {DEFAULT_MODEL, "bicubic"}
+    with pytest.raises(ModelError, match=r"^'liif-a' is a research model: .*weights/research/.*clone the repository"):
+        resolve("liif-a")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and "arasfsr-a, " in out[-1] and "clone the repository" in out[-1]
+    Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--scale", "2",
+                 "--model", "arasfsr-L-a-cpu"]) == 2
+    assert not (tmp_path / "out.png").exists()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "research model" in err
 
 
 def test_resolve_names_presets_architectures_and_paths(tmp_path):

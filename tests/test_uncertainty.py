@@ -15,8 +15,9 @@ from arasfsr.cli.main import main
 from arasfsr.evaluation.uncertainty import auroc, block_mean, face_scores, spearman
 from arasfsr.faces import Face, restore
 from arasfsr.faces.align import paste
-from arasfsr.uncertainty import (HEAT_MAX, default_head, gaussian_blur, gradient_baseline, paste_face_maps,
-                                 uncertainty_map, uncertainty_paths)
+from arasfsr.faces.restore import paste_face_maps
+from arasfsr.uncertainty import (HEAT_MAX, default_head, gaussian_blur, gradient_baseline, uncertainty_map,
+                                 uncertainty_paths)
 
 from conftest import synthetic_face
 

@@ -54,6 +54,7 @@ from tools import ROOT
 from arasfsr.training import load_config
 
 from tools.device_session import SESSION_SCHEDULE, child_env, compare, plan_models, resumable, session_card
+from tools.weights import weights_file
 
 BACKGROUND = ROOT / "runs" / "background"
 SCHEDULES = {"anneal": SESSION_SCHEDULE,  # cosine to 1 % of the rate by the planned end
@@ -144,8 +145,9 @@ def start(args: argparse.Namespace) -> int:
         write_session(folder, session)
         print(f"background: {args.model} resumed from its last checkpoint (pid {session['pid']})")
         return 0
-    weights_dir = Path(args.weights_dir)
-    shipped = (weights_dir / f"{args.model}.safetensors").is_file()
+    weights_dir = Path(args.weights_dir) if args.weights_dir else None
+    current = weights_file(args.model, weights_dir)
+    shipped = current.is_file()
     # A model that does not ship yet starts from another's weights (--init-from) in its own config.
     source = args.model if shipped else args.init_from
     if source is None:
@@ -161,7 +163,7 @@ def start(args: argparse.Namespace) -> int:
     argv = train_argv(config, data_root=data_root, out=run, init=plan["weights"], overrides=sets)
     cfg = load_config(config, sets)
     session = {"model": args.model, "config": config, "protocol": cfg["protocol"], "tier": cfg["tier"],
-               "weights": str(plan["weights"]), "ships_as": str(weights_dir / f"{args.model}.safetensors"),
+               "weights": str(plan["weights"]), "ships_as": str(current if shipped else (weights_dir or WEIGHTS_DIR) / f"{args.model}.safetensors"),
                "description": args.description, "data_root": str(data_root), "sets": sets,
                "schedule": args.schedule, "threads": args.threads, "hours": args.hours, "machine": cpu_model(),
                "started": now_iso(), "command": "arasfsr " + " ".join(argv)}
@@ -327,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
             a.add_argument("--workers", type=int, default=1, help="loader processes for the JPEG inputs")
             a.add_argument("--precision", default="auto", help="a Lightning precision (auto: bf16-mixed where native)")
             a.add_argument("--checkpoint-min", type=float, default=10.0, help="minutes between checkpoints")
-            a.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
+            a.add_argument("--weights-dir", default=None,
+                           help="where shipped weights are read and written (default: where each model ships; "
+                                "a new model goes into the package)")
             a.add_argument("--data-root", default=None)
             a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more config overrides")
             a.add_argument("--init-from", default=None, metavar="NAME",

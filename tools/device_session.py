@@ -17,7 +17,8 @@ A session:
 1. unpacks the data shards that consecutive calls carried (``.devdata/call-*/*.tar``, made by
    ``tools/pack_faces.py --device-calls .devdata``) into ``.devdata/root``;
 2. resumes each listed model from the state that ships: its weights
-   ``src/arasfsr/weights/NAME.safetensors`` (the EMA weights of its last run) and card. The
+   ``NAME.safetensors`` in the package's ``weights/`` or the repository's ``weights/research/``
+   (the EMA weights of its last run) and card. The
    optimiser state is not kept: Adam's moments for the three models would take ~60 MB,
    more than a call's working tree leaves free, so each session starts them afresh under a
    100-step learning-rate warm-up (the EMA restarts from the shipped weights);
@@ -64,9 +65,9 @@ from typing import Any
 from arasfsr.checkpoint import load_checkpoint, read_card, read_header, save_checkpoint
 from arasfsr.cli.train import train_argv
 from arasfsr.data import resolve_data_root
-from arasfsr.registry import WEIGHTS_DIR
 
 from tools import ROOT
+from tools.weights import weights_file, write_research_manifest
 
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20  # what a device call can bring back
 SESSION_SCHEDULE = ["train.lr_schedule=cosine", "train.lr_decay_at=0.0", "train.lr_gamma=0.01"]  # to 1 % by the end
@@ -130,10 +131,10 @@ def resumable(weights: Path, config: str) -> bool:
     return read_header(weights).arch == arch and load_checkpoint(weights).config == create_model(arch, **args).config
 
 
-def plan_models(names: list[str], shares: list[float], weights_dir: Path, tier: str | None) -> list[dict]:
+def plan_models(names: list[str], shares: list[float], weights_dir: Path | None, tier: str | None) -> list[dict]:
     plans = []
     for name, share in zip(names, shares):
-        weights = weights_dir / f"{name}.safetensors"
+        weights = weights_file(name, weights_dir)
         if not weights.is_file():
             raise SystemExit(f"device_session: {weights}: no such shipped model")
         card = read_card(weights)
@@ -268,7 +269,7 @@ def session(args: argparse.Namespace) -> int:
         raise SystemExit(f"device_session: at most {MAX_FILES - 2} models per session (the return limit)")
     shares = [float(s) for s in args.shares.split(",")] if args.shares else [2.0] + [1.0] * (len(names) - 1)
     shares = (shares + [1.0] * len(names))[:len(names)]
-    plans = plan_models(names, shares, Path(args.weights_dir), args.tier)
+    plans = plan_models(names, shares, args.weights_dir, args.tier)
     data_root = (unpack_shards(Path(args.devdata), log) if not args.dry else None) or Path(args.data_root or resolve_data_root())
     import torch
 
@@ -331,7 +332,7 @@ def session(args: argparse.Namespace) -> int:
 
     def sets_for(p: dict[str, Any], slice_s: float, loader_workers: int) -> list[str]:
         from arasfsr.training import load_config
-        from arasfsr.training.recipes import scaled_to_batch
+        from tools.recipes import scaled_to_batch
 
         scaled = scaled_to_batch(load_config(p["config"], SESSION_SETS)["train"], args.batch_scale) \
             if args.batch_scale != 1 else []
@@ -463,7 +464,7 @@ def session_stamp(started: str) -> str:
     return started[:16].replace(":", "").replace("-", "")
 
 
-def ship(files_at: Path, weights_dir: Path, results_dir: Path, force: bool = False) -> int:
+def ship(files_at: Path, weights_dir: Path | None, results_dir: Path, force: bool = False) -> int:
     summary = json.loads((files_at / "session.json").read_text())
     stamp = session_stamp(summary["started"])
     for name, info in summary["models"].items():
@@ -476,8 +477,9 @@ def ship(files_at: Path, weights_dir: Path, results_dir: Path, force: bool = Fal
         with tempfile.TemporaryDirectory() as tmp, tarfile.open(files_at / f"{name}.tar") as tar:
             tar.extractall(tmp, filter="data")
             tmp = Path(tmp)
-            shutil.copyfile(tmp / f"{name}.safetensors", weights_dir / f"{name}.safetensors")
-            shutil.copyfile(tmp / f"{name}.json", weights_dir / f"{name}.json")
+            weights = weights_file(name, weights_dir)
+            shutil.copyfile(tmp / f"{name}.safetensors", weights)
+            shutil.copyfile(tmp / f"{name}.json", weights.with_suffix(".json"))
             dest = results_dir / "eval" / "sessions" / f"{stamp}-{name}"
             dest.mkdir(parents=True, exist_ok=True)
             for f in ("eval/results.json", "eval/results.md", "profile.json"):
@@ -486,7 +488,9 @@ def ship(files_at: Path, weights_dir: Path, results_dir: Path, force: bool = Fal
             if (tmp / "metrics.csv").is_file():
                 (results_dir / "logs").mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(tmp / "metrics.csv", results_dir / "logs" / f"{name}.csv")
-        print(f"shipped to {weights_dir / (name + '.safetensors')}, results in {dest}")
+        print(f"shipped to {weights}, results in {dest}")
+    if weights_dir is None:
+        write_research_manifest()
     return 0
 
 
@@ -504,7 +508,7 @@ def benchmark(args: argparse.Namespace) -> int:
     import torch
 
     from arasfsr.training import load_config
-    from arasfsr.training.recipes import scaled_to_batch
+    from tools.recipes import scaled_to_batch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     code = 0
@@ -547,9 +551,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
     p.add_argument("--batch-scale", type=float, default=1.0, metavar="K",
                    help="train K times each config's batch at K times its rate, warm-up and EMA over the same "
-                        "faces (training/recipes.py: scaled_to_batch); --set still wins")
+                        "faces (tools/recipes.py: scaled_to_batch); --set still wins")
     p.add_argument("--tier", default=None, help="train this tier's configs instead of the shipped models' (smoke: a test)")
-    p.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="where the shipped state is read")
+    p.add_argument("--weights-dir", type=Path, default=None,
+                   help="where the shipped state is read (default: each model's weights in this checkout)")
     p.add_argument("--devdata", default=str(ROOT / ".devdata"), help="folder of the carried shards")
     p.add_argument("--data-root", default=None, help="data root when no shards were carried")
     p.add_argument("--out", default=None, help="results folder (default $OUT)")
@@ -585,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results-dir", type=Path, default=ROOT / "results", help="with --ship: eval results and logs go here")
     args = p.parse_args(argv)
     if args.ship:
-        return ship(args.ship, Path(args.weights_dir), args.results_dir, args.ship_all)
+        return ship(args.ship, args.weights_dir, args.results_dir, args.ship_all)
     if args.no_eval and not args.stage:
         p.error("--no-eval without --stage would throw the training away: stage it for a later --eval-stage")
     if args.benchmark:

@@ -19,7 +19,6 @@ Prints a Markdown table: eye distance D, faces, found, recall, false detections.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,8 @@ from PIL import Image
 from arasfsr.data import resolve_data_root
 from arasfsr.faces.align import TEMPLATE
 from arasfsr.faces.detect import Face, load_detector
+
+from tools.provenance import write_result
 
 SCENES = ("coffee", "chelsea", "rocket", "gravel", "hubble_deep_field", "immunohistochemistry")
 SCENE_SIZE = (800, 600)
@@ -197,7 +198,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['source']} | {r['eye_px']:g} | {r['faces']} | {r['found']} | {r['recall']:.3f} | {r['false']} |")
     if args.json:
-        args.json.write_text(json.dumps({"backend": args.backend, "angle": args.angle, "rows": rows}, indent=2))
+        write_result(args.json, {"backend": args.backend, "angle": args.angle, "rows": rows}, __spec__.name)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 from arasfsr.protocols import PROTOCOLS, TestRow
 
 from tools import ROOT
+from tools.weights import weights_file
 EVAL = ROOT / "results" / "eval"
 LIMIT = 50  # UTKFace test faces per row (evenly spaced); all 10 FFHQ faces
 
@@ -124,7 +125,7 @@ def set_name(row: TestRow) -> str:
 
 
 def card(name: str) -> dict:
-    return json.loads((ROOT / "src" / "arasfsr" / "weights" / f"{name}.json").read_text())
+    return json.loads(weights_file(name).with_suffix(".json").read_text())
 
 
 def table(header: list[str], rows: list[list]) -> list[str]:

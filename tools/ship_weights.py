@@ -17,9 +17,9 @@ import shutil
 from pathlib import Path
 
 from arasfsr.checkpoint import load_checkpoint, save_checkpoint
-from arasfsr.registry import WEIGHTS_DIR
 
 from tools import ROOT
+from tools.weights import weights_file, write_research_manifest
 # run folder -> (registry name, what it is)
 SHIPPED = {
     "paper-P-arasfsr-ft": ("arasfsr", "the default: ARASFSR (EDSR-baseline) for practical use, faces of 12-96 px, "
@@ -104,11 +104,12 @@ def main() -> None:
         half = card["tier"] == "paper"
         card.update(name=name, description=description, run=run, how=HOW_OF.get(run, HOW),
                     weights_dtype="float16" if half else "float32")
-        save_checkpoint(model, WEIGHTS_DIR / f"{name}.safetensors", card=card, half=half)
+        save_checkpoint(model, weights_file(name), card=card, half=half)
         csvs = sorted(src.glob("logs/version_*/metrics.csv"))
         if csvs:
             shutil.copyfile(csvs[-1], logs / f"{name}.csv")
-        print(name, (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size)
+        print(name, weights_file(name).stat().st_size)
+    write_research_manifest()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ __version__ = "0.2.0"
 
 # Read by OpenMP when torch loads, so set here, before any module of ours imports torch; a
 # user's own setting wins. Waiting threads sleep instead of spinning: with the default
-# spin, one other busy process made a 64->512 render 5-8x slower (README "Speed").
+# spin, one other busy process made a 64->512 render 5-8x slower (docs/performance.md,
+# "On a busy machine").
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _LAZY = {"Upscaler": "api", "load_model": "api", "output_size": "api", "load_checkpoint": "checkpoint",

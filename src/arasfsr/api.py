@@ -107,7 +107,7 @@ class Upscaler:
                  precision: str = "auto") -> None:
         self.device = torch.device(device)
         configure_threads()
-        # Reduced precision for the implicit decoder where the hardware has it (see README "Speed").
+        # Reduced precision for the implicit decoder where the hardware has it (docs/performance.md).
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.name = name
@@ -120,9 +120,10 @@ class Upscaler:
 
         An output smaller than the input (not larger on either axis) is the input resized
         by anti-aliased bicubic, without the network: on faces it scored higher than the
-        network on the input shrunk to the output size (README "Speed", down-scaling), and
-        the network on the full input costs time and memory for nothing. A face far outside
-        the sizes the model was trained on gets one line on stderr (once per input size).
+        network on the input shrunk to the output size (docs/performance.md, "Memory and
+        large inputs"), and the network on the full input costs time and memory for nothing.
+        A face far outside the sizes the model was trained on gets one line on stderr (once
+        per input size).
 
         ``sample_z`` draws ARASFSR's frequency latent z instead of using its mean, as the
         authors' code does at inference; from ``seed`` if given (reproducible, and each

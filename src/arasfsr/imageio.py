@@ -108,8 +108,8 @@ def split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
 def resize_alpha(alpha: Image.Image, size: tuple[int, int]) -> Image.Image:
     """The alpha channel at ``size = (w, h)``: bicubic, anti-aliased when shrinking.
 
-    Measured against the model on the replicated alpha (README "Grayscale, alpha and
-    colour profiles"): as good on average, and free.
+    Measured against the model on the replicated alpha (docs/cli.md, "Grayscale,
+    transparency and colour profiles"): as good on average, and free.
     """
     return alpha.resize(size, Image.BICUBIC)
 

@@ -6,6 +6,9 @@ training configs, the benchmarks) asks :func:`resolve`, which tries in this orde
 1. a path (it has a ``/`` or a suffix): that checkpoint file;
 2. a name with ``weights/NAME.safetensors`` in the package: a shipped model, trained
    (its card is ``weights/NAME.json``; ``bicubic`` ships this way too, with no tensors);
+   in a checkout of the repository, also ``weights/research/NAME.safetensors`` at its root:
+   the research models, which the wheel leaves out (``weights/research.json`` in the
+   package names them, so that an installation without them says where they are);
 3. a preset, declared beside its model class (``@register_model`` in ``models/*.py``);
 4. an architecture name: its default config;
 5. an existing file without a suffix.
@@ -18,6 +21,7 @@ the shipped models without importing torch (it reads the safetensors headers by 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,9 @@ from .defaults import DEFAULT_MODEL
 from .errors import ModelError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+# The repository's research models (the paper's tables, ablations, cpu-tier reproductions):
+# weights that users of the default model do not need, so they stay out of the wheel.
+RESEARCH_DIR = Path(__file__).resolve().parents[2] / "weights" / "research"
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,8 @@ def resolve(name_or_path: str | Path, *, trained: bool = False) -> ModelEntry:
         entry = _file_entry(path, path.stem, "file")
     elif (weights := shipped_weights(name)) is not None:
         entry = _file_entry(weights, name, "shipped")
+    elif name in research_models():
+        raise ModelError(f"{name!r} is a research model: {WHERE_RESEARCH}")
     elif name in _presets():
         p = PRESETS[name]
         entry = ModelEntry(name, p.arch, dict(p.config), None, description=p.description, kind="preset")
@@ -94,9 +103,9 @@ def list_models(include_presets: bool = False) -> dict[str, dict[str, Any]]:
     """Shipped models (and with ``include_presets`` the presets) -> {arch, trained, description},
     the default model first. Without presets, torch is not imported."""
     rows: dict[str, dict[str, Any]] = {}
-    for path in sorted(WEIGHTS_DIR.glob("*.safetensors")):
+    for path in sorted(p for folder in weight_dirs() for p in folder.glob("*.safetensors")):
         entry = _file_entry(path, path.stem, "shipped")
-        rows[entry.name] = {"arch": entry.arch, "trained": True, "description": entry.description}
+        rows.setdefault(entry.name, {"arch": entry.arch, "trained": True, "description": entry.description})
     if include_presets:
         for name, p in _presets().items():
             rows.setdefault(name, {"arch": p.arch, "trained": False, "description": p.description})
@@ -108,9 +117,28 @@ def presets() -> dict[str, Preset]:
     return dict(_presets())
 
 
+def weight_dirs() -> list[Path]:
+    """The folders of named weights: the package's, then a checkout's research models."""
+    return [WEIGHTS_DIR, *([RESEARCH_DIR] if RESEARCH_DIR.is_dir() else [])]
+
+
 def shipped_weights(name: str) -> Path | None:
-    path = WEIGHTS_DIR / f"{name}.safetensors"
-    return path if path.is_file() else None
+    return next((path for folder in weight_dirs() if (path := folder / f"{name}.safetensors").is_file()), None)
+
+
+WHERE_RESEARCH = ("the research weights come with the repository (weights/research/), not with the installed package: "
+                  "clone the repository and install it with `pip install -e .`")
+
+
+def research_models() -> dict[str, str]:
+    """The research models by name -> description, present here or not (``weights/research.json``)."""
+    path = WEIGHTS_DIR / "research.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def missing_research_models() -> list[str]:
+    """The research models this installation does not have (all of them in an installed wheel)."""
+    return [name for name in research_models() if shipped_weights(name) is None]
 
 
 def tier_sizes(arch: str, tier: str | None) -> dict[str, Any]:

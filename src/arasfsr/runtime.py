@@ -25,18 +25,17 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 # Queries per pass in fp32 (bf16: twice as many, the same bytes). On a CPU a chunk whose
-# activations stay small runs fastest: 2,048 fp32 queries were 1.5-2x faster than 16k;
-# in bf16 (freed memory kept, see keep_freed_memory) 4,096 took 1.20 s for a 64->512
-# render against 1.21 s at 2,048 and 1.45 s at 8,192 (`python -m tools.bench.decoder_ab`,
-# idle), while 16,384 makes blocks over 32 MB that come fresh from the system again.
-# GPUs want big chunks.
+# activations stay small runs fastest, and 16,384 queries make blocks over 32 MB that malloc
+# takes fresh from the system on every pass (see keep_freed_memory); 2,048 fp32 / 4,096 bf16
+# are the fastest sizes `python -m tools.bench.decoder_ab --parts chunk` found
+# (benchmarks/results/decoder-ab/). GPUs want big chunks.
 PREFERRED_CHUNK = {"cpu": 2048, "cuda": 65536}
 MIN_CHUNK = 256
 
 # Inputs up to this many pixels are encoded whole (exact, and no work repeated on the
 # overlaps); larger ones in tiles of TILE_SIDE with TILE_MARGIN pixels of context on
 # each side. The margin covers the encoders' effective receptive field: tiled vs whole
-# >= 50 dB PSNR (measured in README "Speed"; tests/test_fast.py checks it).
+# >= 50 dB PSNR (docs/performance.md, "Memory and large inputs"; tests/test_fast.py checks it).
 TILE_PIXELS = 512 * 512
 TILE_SIDE = 384
 TILE_MARGIN = 16
@@ -77,11 +76,11 @@ def _cgroup_cpu_quota() -> float | None:
 
 # glibc's malloc serves blocks above a threshold (128 kB, rising to at most 32 MB) with fresh
 # mmap pages and gives freed memory back to the system: every chunk of queries then faults
-# its activations (megabytes) in anew. A 64->512 render of arasfsr-a on the 2-core VM:
-# 1,557,971 page faults and 2.65 s of system time, 3.14 s in all; with blocks up to 32 MB
-# kept in the heap and not trimmed, 0 faults and 1.19 s (`python -m tools.bench.decoder_ab`,
-# idle). (PyTorch's CPU performance guide gets the same from jemalloc or tcmalloc, which
-# need LD_PRELOAD.)
+# its activations (megabytes) in anew, and on a small CPU those page faults cost more than
+# the render itself. Blocks up to 32 MB kept in the heap, untrimmed, take none
+# (`python -m tools.bench.decoder_ab --parts memory`, benchmarks/results/decoder-ab/).
+# (PyTorch's CPU performance guide gets the same from jemalloc or tcmalloc, which need
+# LD_PRELOAD.)
 KEEP_BLOCKS_UP_TO = 32 * 2**20  # glibc's largest mmap threshold on 64-bit
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # mallopt parameters (malloc.h)
 

@@ -1,9 +1,9 @@
 """Which pixels are invented? A per-pixel map of the expected error of a super-resolved image.
 
-The "gradient head" (issue 14; chosen by measurement on utkface/val, see README
-"Uncertainty maps"): a four-number formula on the input and the output images only, so it
-works for every model, the ONNX engine and ``restore`` alike, costs a few milliseconds and
-draws no random numbers. Per output pixel:
+The "gradient head" (chosen by measurement on utkface/val, see docs/uncertainty.md): a
+four-number formula on the input and the output images only, so it works for every model,
+the ONNX engine and ``restore`` alike, costs a few milliseconds and draws no random
+numbers. Per output pixel:
 
     B     = bicubic up-sampling of the LR to the output size (the ``bicubic`` model)
     grad  = Sobel magnitude of grey(SR)        (grey = RGB mean, grey levels 0-255)
@@ -146,28 +146,6 @@ def gradient_baseline(lr: Tensor, size: tuple[int, int]) -> Tensor:
     """The trivial map any user could compute: (B,H,W) Sobel magnitude of the grey bicubic
     up-sampling of ``lr`` to ``size = (H, W)``, grey levels."""
     return sobel_magnitude(bicubic_resize(lr.float(), size))[:, 0]
-
-
-# --- restore: maps of faces pasted like the faces ---------------------------------------
-
-
-def paste_face_maps(size_wh: tuple[int, int], maps: list[np.ndarray],
-                    to_crop: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(map, coverage): the per-face maps (each crop-sized) warped into an output of
-    ``size_wh`` with the faces' own transforms (output -> crop) and feathered masks, in the
-    order given (a later face over an earlier one, as the faces are pasted); coverage is the
-    faces' share of each output pixel (0 where no face was pasted, where the map is 0).
-    Where faces overlap, the map is each face's own value weighted by its share."""
-    from .faces.align import paste
-
-    w, h = size_wh
-    acc = np.zeros((h, w, 2), np.float32)  # (weighted map, coverage), blended as the colours are
-    for u, m in zip(maps, to_crop):
-        paste(acc, np.stack([np.asarray(u, np.float32), np.ones_like(u, np.float32)], axis=-1), m)
-    value, cover = acc[..., 0], acc[..., 1]
-    out = np.zeros((h, w), np.float32)
-    np.divide(value, cover, out=out, where=cover > 1e-6)
-    return np.clip(out, 0, None), np.clip(cover, 0, 1)
 
 
 # --- pictures and files ------------------------------------------------------------------

@@ -1,15 +1,15 @@
 """Does a larger batch learn as much per face? Fine-tunes one config at several (batch, rate)
 arms for the same number of training faces and scores each on validation faces as it goes.
 
-    python -m tools.bench.batch_scaling --config cpu/A-arasfsr --init src/arasfsr/weights/arasfsr-a-cpu.safetensors \
-        --samples 16000 --arms 8:1e-4 32:1e-4 32:2e-4 32:4e-4 --json benchmarks/batch-scaling-cpu-A.json
+    python -m tools.bench.batch_scaling --config cpu/A-arasfsr --init weights/research/arasfsr-a-cpu.safetensors \
+        --samples 16000 --arms 8:1e-4 32:1e-4 32:2e-4 32:4e-4 --json benchmarks/results/batch-scaling/cpu-A.json
 
 A device session buys samples/s with a larger batch (2.1-3.4x at batch 64 on an H100); that
 pays only if the extra faces per step teach the model as much per face. That ratio does not
 depend on the hardware, so a CPU can measure it. Every arm uses the device session's recipe
 (warm-up, cosine decay to 1 %, EMA), scaled to its batch so that all arms see the same faces'
 worth of each: ``--samples / batch`` steps, a warm-up of ``--warmup-samples`` faces, and an
-EMA whose horizon covers the same faces (``training.recipes.scaled_to_batch``, from the
+EMA whose horizon covers the same faces (``tools.recipes.scaled_to_batch``, from the
 first arm's: decay 0.999).
 Validation PSNR (of the EMA weights, ``val.count`` faces) is logged ``--val-points`` times;
 with ``--init``, a first row scores the starting weights (one step at a rate of 1e-12).
@@ -31,10 +31,11 @@ from pathlib import Path
 from arasfsr.cli.train import train_argv
 from arasfsr.data import resolve_data_root
 from arasfsr.training import load_config
-from arasfsr.training.recipes import scaled_to_batch
 
 from tools.bench.train_speed import failure, metrics_rows, thread_env
 from tools.device_session import SESSION_SCHEDULE
+from tools.provenance import write_result
+from tools.recipes import scaled_to_batch
 
 RECIPE = [*SESSION_SCHEDULE, "train.keep_checkpoints=latest"]
 
@@ -124,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{r['batch_size']} | start (the init weights)" if r["lr"] == 0 else f"{r['batch_size']} | {r['lr']:g} {own}"
         print(f"| {name} | " + " | ".join(cells) + f" | {r['final_loss_mean'] or ''} |")
     if args.json:
-        args.json.write_text(json.dumps({"config": args.config, "init": str(args.init) if args.init else None,
-                                         "samples": args.samples, "seed": args.seed, "arms": results}, indent=2) + "\n")
+        write_result(args.json, {"config": args.config, "init": str(args.init) if args.init else None,
+                                 "samples": args.samples, "seed": args.seed, "arms": results}, __spec__.name, argv)
     return 0 if all("error" not in r for r in results) else 1
 
 

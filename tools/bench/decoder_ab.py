@@ -16,7 +16,7 @@ prints the median seconds, the system CPU seconds and the minor page faults per 
 - ``layout``: the sine modulations per row and per column of the chunk's grid (the
   default), per query layer-major (each layer's a contiguous block, one product per
   layer), and per query as column slices of one (queries x layers*hidden) product, whose
-  rows the 4-neighbour multiply then reads with a stride (before stop 20), in one process.
+  rows the 4-neighbour multiply then reads with a stride (the layout before), in one process.
 
 Every line also gives the PSNR of the output against an fp32 render of the same input (a
 ``utkface/val`` face shrunk to 64x64, ``--face``).
@@ -34,6 +34,7 @@ from pathlib import Path
 
 from tools import ROOT
 from tools.bench.busy import busy_cores, load_average
+from tools.provenance import write_result
 
 FACE = ROOT.parent / "shared" / "data" / "utkface" / "val"
 FACE = min(FACE.glob("*.jpg"), default=FACE)
@@ -43,6 +44,7 @@ import json, math, resource, statistics, sys, time
 import arasfsr  # before torch, as the API and CLI are used: its threading defaults apply
 import torch
 from arasfsr.models import fused
+from arasfsr.models.arasfsr import ARASFSR
 from arasfsr.models.modulation import ModulatedMLP
 
 model, size, repeats, variants, face = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(","), sys.argv[5]
@@ -55,10 +57,22 @@ if face:
 else:
     lr = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 plain_fusable = fused.fusable
+grid_context, layer_major = ARASFSR.fast_context, ModulatedMLP.modulations
+
+def per_query_context(self, state, ctx, dtype):  # the modulations of every query, not per row and column
+    ctx.grid = None
+    return grid_context(self, state, ctx, dtype)
+
+def sliced(self, g, dtype=None):  # the layout before layer-major: column slices of one product
+    g1 = torch.cat([g, g.new_ones(*g.shape[:-1], 1)], dim=-1)
+    weights = [torch.cat([m.weight, m.bias[:, None]], dim=1) for m in self.mods]
+    pre = torch.matmul(g1, torch.cat(weights).t())
+    return list(self._sine(pre, dtype).split([w.shape[0] for w in weights], -1))
 
 def setting(name):
     fused.fusable = plain_fusable if name != "plain" else (lambda x, post_op="none": False)
-    ModulatedMLP.path = name if name in ("per-query", "sliced") else "grid"
+    ARASFSR.fast_context = per_query_context if name in ("per-query", "sliced") else grid_context
+    ModulatedMLP.modulations = sliced if name == "sliced" else layer_major
     return int(name) if name.isdigit() else None  # a chunk size, or the default
 
 stats = {v: {"s": [], "sys": [], "faults": [], "psnr_vs_fp32": []} for v in variants}
@@ -124,7 +138,7 @@ def main() -> int:
                   f"PSNR vs fp32 {r['psnr_vs_fp32']:.2f} dB")
     print(f"{args.busy_cores} busy cores; load average {results['load_before']} before, {results['load_after']} after")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        write_result(args.json, results, __spec__.name)
     return 0
 
 

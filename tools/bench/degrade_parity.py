@@ -1,7 +1,7 @@
 """Parity of the device-made degradations with the Pillow-made ones evaluation uses.
 
     python -m tools.bench.degrade_parity                      # 200 utkface/val faces, CPU
-    python -m tools.bench.degrade_parity --device cuda --json benchmarks/parity-cuda.json
+    python -m tools.bench.degrade_parity --device cuda --json benchmarks/results/parity/cuda.json
 
 For every LR size of the protocols (12..96) and the HR sizes (96, 128, 192, 200) it makes
 each face's bicubic resize three ways: Pillow (what evaluation and the workers path use),
@@ -14,7 +14,6 @@ made on the device (see training/device_data.py), so its gap is zero by construc
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -27,6 +26,8 @@ from PIL import Image
 from arasfsr.data import resolve_data_root
 from arasfsr.data.resample import WeightTable, resample
 from arasfsr.imageio import image_files
+
+from tools.provenance import write_result
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
           f"F.interpolate mean PSNR over LR sizes 12-96: {summary['interpolate_mean_psnr_lr']:.2f} dB, "
           f"worst size {worst_interp:.2f} dB")
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+        write_result(args.json, summary, __spec__.name, argv)
     return 0 if summary["matrix_identical_everywhere"] else 1
 
 

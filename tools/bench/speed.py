@@ -45,6 +45,7 @@ import numpy as np
 
 from tools import ROOT
 from tools.bench.busy import busy_cores, load_average
+from tools.provenance import write_result
 
 ENGINES = ("reference", "fast-fp32", "fast-bf16", "upscale", "onnx")
 
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"env": env, "rows": rows}
     print(json.dumps(result, indent=1))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        write_result(args.json, result, __spec__.name, argv, indent=1)
     if args.max_peak_gb is not None:
         over = [r for r in rows if r["peak_mb"] > args.max_peak_gb * 1024]
         if over:

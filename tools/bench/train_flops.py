@@ -12,12 +12,11 @@ adds the sustained TFLOP/s that R steps per second would need. Prints a Markdown
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from torch.utils.flop_counter import FlopCounterMode
 
 from tools.bench.training_step import config_task, synthetic_batch
+from tools.provenance import write_result
 
 
 def step_flops(config: str, lr_size: int, query: str) -> dict[str, float]:
@@ -50,7 +49,7 @@ def main() -> None:
         print(f"| {r['config']} | {r['lr_size']} | {r['batch_size']} x {r['queries']} | {r['query']} | "
               f"{r['tflop_per_step']:.3f}{need} |")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        write_result(args.json, {"rows": rows}, __spec__.name)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from arasfsr.cli.train import train_argv
 from arasfsr.data import resolve_data_root
 
 from tools import ROOT
+from tools.provenance import write_result
 
 
 def thread_env(threads: int | None, checkout: Path = ROOT) -> dict[str, str]:
@@ -192,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{ms.get('optimizer', '')} | {prof.get('device_prep_ms_per_step', '')} | "
               f"{r.get('gpu_util_percent') or ''} | {loss} |")
     if args.json:
-        args.json.write_text(json.dumps({"device": args.device, "busy_core": args.busy_core, "load_end": load,
-                                         "results": results}, indent=2) + "\n")
+        write_result(args.json, {"device": args.device, "busy_core": args.busy_core, "load_end": load,
+                                 "results": results}, __spec__.name, argv)
     return 0 if all("error" not in r for r in results) else 1
 
 

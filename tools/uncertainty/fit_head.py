@@ -137,7 +137,7 @@ def main() -> None:
         print(name, report[name], flush=True)
     head = replace(head, calibration=round(total_err / total_pred, 4))
     command = "python " + shlex.join([str(Path(sys.argv[0])), *sys.argv[1:]])
-    out = {"estimator": "gradient head (issue 14)",
+    out = {"estimator": "gradient head",
            "coefficients": {"const": head.const, "grad": head.grad, "added": head.added,
                             "log2_scale": head.log2_scale},
            "calibration": head.calibration, "sigma": SIGMA, "eps": EPS, "scale_range": list(SCALE_RANGE),

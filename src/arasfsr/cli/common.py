@@ -15,43 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .. import defaults
+from ..entry import parse_count, whole_number
 from ..errors import InputError
 from ..folders import EXIT_PARTIAL
 
 if TYPE_CHECKING:
     from ..api import Upscaler
     from ..folders import FolderRun
-
-EXIT_USAGE = 2
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """Usage errors on one line with exit status 2, whichever sub-command."""
-
-    def error(self, message: str) -> None:
-        self.exit(EXIT_USAGE, f"arasfsr: error: {message} (see `{self.prog} --help`)\n")
-
-
-# --- values ---------------------------------------------------------------------------
-
-
-def _whole_number(text: str) -> int | None:
-    """``12``, ``2e7``, ``16_777_216`` -> int; None for anything that is not a whole number."""
-    if not re.fullmatch(r"\s*[\d_.eE+-]+\s*", text):
-        return None
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        return None
-    return int(value) if value == value and abs(value) != float("inf") and value == int(value) else None
-
-
-def parse_count(text: str, minimum: int = 1) -> int:
-    """A whole number of at least ``minimum`` (the one check of every integer option)."""
-    value = _whole_number(text)
-    if value is None or value < minimum:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: give a whole number of at least {minimum}")
-    return value
 
 
 def parse_count_or_zero(text: str) -> int:
@@ -63,7 +33,7 @@ def parse_size(text: str) -> tuple[int, int]:
     parts = re.split(r"[x,]", text.lower())
     if len(parts) != 2:
         raise argparse.ArgumentTypeError(f"invalid size {text!r}: use WxH, e.g. 173x131")
-    values = [_whole_number(p) for p in parts]
+    values = [whole_number(p) for p in parts]
     if None in values:
         raise argparse.ArgumentTypeError(f"invalid size {text!r}: width and height must be whole numbers")
     if min(values) < 1:

@@ -12,7 +12,7 @@ from .common import (add_chunk_size_option, add_device_option, add_overwrite_opt
 MAX_SIDE = 4096  # of a face in the comparison grid, as align's crops
 
 # Checked, and listed in a help, only when used: their modules load numpy and Pillow, which
-# building the parser needs no more than torch (they took `eval --help` from 0.15 s to 0.5 s).
+# building the parser needs no more than torch (importing them made `eval --help` 3x slower).
 protocol_name = library_choice("arasfsr.protocols", "PROTOCOLS")
 degradation_name = library_choice("arasfsr.data.degrade", "DEGRADATIONS")
 

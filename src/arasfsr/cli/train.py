@@ -52,7 +52,8 @@ def train_argv(config: str | Path, *, data_root: Path | None = None, out: Path |
                num_workers: int | None = None, accelerator: str = "auto",
                overrides: Sequence[str] = ()) -> list[str]:
     """``arasfsr train``'s arguments (after the program), an option only where it is set:
-    the one spelling of this command's flags for the scripts and benchmarks that launch runs."""
+    the one spelling of this command's flags, for the command a card records
+    (:func:`retrain_command`) and for programs that launch runs."""
     parts = ["train", str(config)]
     for flag, value in (("--data-root", data_root), ("--out", out), ("--devices", devices), ("--init", init),
                         ("--trainer-precision", trainer_precision), ("--num-workers", num_workers)):

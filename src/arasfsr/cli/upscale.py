@@ -104,7 +104,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from ..registry import list_models, resolve
+    from ..registry import WHERE_RESEARCH, list_models, missing_research_models, resolve
 
     if args.info:
         print(json.dumps(resolve(args.info).check().info(), indent=2))
@@ -115,6 +115,8 @@ def run_models(args: argparse.Namespace) -> int:
         mark = "*" if name == defaults.DEFAULT_MODEL else " "
         state = "trained" if row["trained"] else "untrained preset"
         print(f"{mark} {name:<{width}}  {row['arch']:<8}  {state:<16}  {row['description']}")
+    if missing := missing_research_models():
+        print(f"  not here: {len(missing)} research models ({', '.join(missing)}); {WHERE_RESEARCH}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""How well an uncertainty map finds the actual error (issue 14), and the command behind
+"""How well an uncertainty map finds the actual error, and the command behind
 ``arasfsr eval-uncertainty``.
 
 Per face, with |error| = |output - HR| averaged over RGB (grey levels):

@@ -19,7 +19,6 @@ from ..defaults import DEFAULT_MAX_PIXELS
 from ..errors import InputError
 from ..imageio import carry_metadata
 from ..runtime import release_freed_memory
-from ..uncertainty import paste_face_maps
 from .align import aligned_crop, compose, feather_mask, natural_size, paste
 from .detect import Detector, Face
 
@@ -55,6 +54,23 @@ def _match_colour(sr: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndarr
     w = mask[..., None] / max(float(mask.sum()), 1e-6)
     shift = (ref.astype(np.float32) * w).sum((0, 1)) - (sr.astype(np.float32) * w).sum((0, 1))
     return np.clip(sr + shift, 0, 255)
+
+
+def paste_face_maps(size_wh: tuple[int, int], maps: list[np.ndarray],
+                    to_crop: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(map, coverage): the per-face maps (each crop-sized) warped into an output of
+    ``size_wh`` with the faces' own transforms (output -> crop) and feathered masks, in the
+    order given (a later face over an earlier one, as the faces are pasted); coverage is the
+    faces' share of each output pixel (0 where no face was pasted, where the map is 0).
+    Where faces overlap, the map is each face's own value weighted by its share."""
+    w, h = size_wh
+    acc = np.zeros((h, w, 2), np.float32)  # (weighted map, coverage), blended as the colours are
+    for u, m in zip(maps, to_crop):
+        paste(acc, np.stack([np.asarray(u, np.float32), np.ones_like(u, np.float32)], axis=-1), m)
+    value, cover = acc[..., 0], acc[..., 1]
+    out = np.zeros((h, w), np.float32)
+    np.divide(value, cover, out=out, where=cover > 1e-6)
+    return np.clip(out, 0, None), np.clip(cover, 0, 1)
 
 
 def restore(photo: Image.Image, face_model: Upscaler, *, scale: Scale | None = None,

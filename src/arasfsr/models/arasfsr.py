@@ -130,7 +130,7 @@ class ARASFSR(ImplicitSR):
     def fast_context(self, state: Encoded, ctx: ModulatedQueries, dtype: torch.dtype) -> ModulatedQueries:
         if self.pe is None:
             return ctx
-        if ctx.grid is not None and self.imnet.path == "grid" and not self.imnet.chained and not self.imnet.in_graph():
+        if ctx.grid is not None and not self.imnet.chained and not self.imnet.in_graph():
             # The encoding separates: g(y, x) = g(y, 0) + (g(0, x) - g(0, 0)), each entry a
             # function of y alone or of x alone. The sine layers' products then run per row
             # and per column (the columns once per image: chunks are bands of whole rows),

@@ -66,11 +66,6 @@ class ModulatedMLP(nn.Module):
         self.out = nn.Linear(prev, out_dim)
         self._cache: dict[tuple[str, torch.dtype], tuple[tuple, Any]] = {}  # see _cached
 
-    # How the fast path computes the modulations: "grid" (per row and column where the queries
-    # are a grid, else per query, layer-major), "per-query" (layer-major), "sliced" (column
-    # slices of one product). Only tools/bench/decoder_ab.py sets the older two, to measure them.
-    path = "grid"
-
     def modulations(self, g: Tensor, dtype: torch.dtype | None = None) -> list[Tensor]:
         """sin(W'_i g + b'_i) for every layer (Eq. 8): all from g_s, so one product per layer
         into one block each (chained: one layer after the other).
@@ -90,9 +85,9 @@ class ModulatedMLP(nn.Module):
         # over memory (oneDNN's fused bias, fused.linear, was slower for this thin product).
         g1 = torch.cat([g, g.new_ones(*g.shape[:-1], 1)], dim=-1)
         equal_widths = len({m.out_features for m in self.mods}) == 1
-        if self.in_graph() or self.path == "sliced" or not equal_widths:
+        if self.in_graph() or not equal_widths:
             weights = [torch.cat([m.weight, m.bias[:, None]], dim=1) for m in self.mods]
-            if self.path != "sliced" and equal_widths:
+            if equal_widths:
                 pre = torch.matmul(g1.unsqueeze(-3), torch.stack(weights).transpose(1, 2))
                 return list(self._sine(pre, dtype).unbind(-3))
             pre = torch.matmul(g1, torch.cat(weights).t())

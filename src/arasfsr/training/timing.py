@@ -172,12 +172,11 @@ class TimeBudget(Callback):
     """Fit the run into ``budget_s`` seconds of training: after ``warm`` steps (compilation,
     caches) it times ``measure`` steps and lowers the step count (and with it the LR schedule,
     which reads ``total_iterations``) to what fits. The first steps after the warm-up are often
-    slower than the rest (new input shapes, loader workers filling up: protocol P on an H100 ran
-    at 12 it/s there and 20 later, so one early fit left 80 s of a 222-s slice unused), so it fits
-    again after each doubling of the measured steps, from the latest window, while less than
-    ``refit_until`` of the budget is spent. It stops at the budget in any case. A resumed run
-    counts the wall time of the runs before it (``module.wall_before``) against the budget, and
-    measures its own steps afresh.
+    slower than the rest (new input shapes, loader workers filling up: a fit from them alone can
+    leave a third of the budget unused), so it fits again after each doubling of the measured
+    steps, from the latest window, while less than ``refit_until`` of the budget is spent. It
+    stops at the budget in any case. A resumed run counts the wall time of the runs before it
+    (``module.wall_before``) against the budget, and measures its own steps afresh.
     """
 
     def __init__(self, budget_s: float, warm: int = 20, measure: int = 50, margin: float = 0.97,

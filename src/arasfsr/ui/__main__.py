@@ -2,7 +2,7 @@
 
 import sys
 
-from ..cli.main import main
+from .command import main
 
 if __name__ == "__main__":
-    sys.exit(main(["ui", *sys.argv[1:]]))
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Where a named model's weights belong in this checkout: the package's ``weights/`` holds the
+models the wheel ships (the default model and bicubic), the repository's ``weights/research/``
+the rest; ``weights/research.json`` in the package names those, for installations without them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from arasfsr.atomic import atomic_write_text
+from arasfsr.checkpoint import read_card
+from arasfsr.registry import RESEARCH_DIR, WEIGHTS_DIR, shipped_weights
+
+
+def weights_file(name: str, folder: Path | str | None = None) -> Path:
+    """``folder/NAME.safetensors``; without a folder, where the model's weights are now, and a
+    model not shipped yet goes with the research models."""
+    if folder is not None:
+        return Path(folder) / f"{name}.safetensors"
+    return shipped_weights(name) or RESEARCH_DIR / f"{name}.safetensors"
+
+
+def research_manifest() -> dict[str, str]:
+    """The research models' names and descriptions, from their cards."""
+    return {path.stem: str(read_card(path).get("description", "")) for path in sorted(RESEARCH_DIR.glob("*.safetensors"))}
+
+
+def write_research_manifest() -> Path:
+    """Rewrite the package's ``weights/research.json`` from ``weights/research/``."""
+    return atomic_write_text(WEIGHTS_DIR / "research.json", json.dumps(research_manifest(), indent=1) + "\n")
