@@ -63,7 +63,7 @@ def _old_mixture(img, size, rng):
 
 
 def test_degradations_are_one_table_with_one_signature():
-    assert set(DEGRADATIONS) == {"bicubic", "nn-jpeg", "mixture"}
+    assert set(DEGRADATIONS) == {"bicubic", "nn-jpeg", "mixture", "realistic"}
     img = _face()
     for kind, fn in DEGRADATIONS.items():
         out = fn(img, (20, 16), np.random.default_rng(0))
@@ -198,7 +198,7 @@ def test_list_configs_still_lists_every_shipped_name():
 
 # Keys added since the YAML files (training/config.py DEFAULTS: the device path, EMA, schedules,
 # speed switches): the old configs had their default values.
-NEW_KEYS = {"data": ("crop_aug", "pipeline"),
+NEW_KEYS = {"data": ("crop_aug", "pipeline", "realistic"),
             "train": ("loss", "betas", "fused_adam", "warmup", "lr_schedule", "ema_decay", "compile",
                       "channels_last", "time_budget_s", "profile", "query")}
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from ..data.degrade import DEGRADATIONS
+from ..data.degrade import DEGRADATIONS, REALISTIC, RESIZE_METHODS
 from ..errors import InputError
 from ..imageio import one_line
 from ..protocols import PROTOCOLS, get_protocol
@@ -47,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
         "hr_size": None,           # int, or [min, max]: drawn per sample
         "scale": None,             # [min, max]: HR = LR x s per sample (instead of hr_size)
         "max_hr": None,            # never make HR larger than this (the ground truth size)
-        "degradation": "bicubic",  # bicubic | nn-jpeg | mixture
+        "degradation": "bicubic",  # bicubic | nn-jpeg | mixture | realistic
+        "realistic": copy.deepcopy(REALISTIC),  # the realistic chain's ranges (data/degrade.py)
         "sample_q": 2304,          # HR pixels queried per sample (null: all); LIIF's DIV2K
                                    # value (48^2 patches); its CelebA-HQ configs use 1024
         "flip": True,              # horizontal flips only: faces are aligned
@@ -330,6 +331,40 @@ def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     return section
 
 
+# The realistic chain's ranges: [low, high] bounds of each setting that is a range.
+REALISTIC_BOUNDS = {"blur_sigma": (0, 10), "blur2_sigma": (0, 10), "gaussian_sigma": (0, 255),
+                    "poisson_scale": (0, 10), "jpeg_quality": (1, 100), "second_scale": (0.25, 4)}
+
+
+def _realistic(section: Any) -> None:
+    """``data.realistic``: every key of :data:`REALISTIC`, each probability in [0, 1], each
+    range a ``[min, max]`` within its bounds, ``resize`` a non-empty list of methods."""
+    what = "config data.realistic"
+    if not isinstance(section, dict):
+        raise InputError(f"{what} must be a section of settings ({', '.join(REALISTIC)}), got {section!r}")
+    unknown = sorted(str(k) for k in section if k not in REALISTIC)
+    missing = [k for k in REALISTIC if k not in section]
+    if unknown or missing:
+        raise InputError(f"{what}: unknown setting {', '.join(map(repr, unknown))} (known: {', '.join(REALISTIC)})"
+                         if unknown else f"{what}: missing {', '.join(missing)}")
+    for key, value in section.items():
+        if key.endswith("_prob"):
+            _real(value, f"data.realistic.{key}", 0, 1, above=False)
+        elif key == "resize":
+            if not (isinstance(value, list) and value and all(isinstance(v, str) and v in RESIZE_METHODS
+                                                               for v in value)):
+                raise InputError(f"{what}.resize must be a non-empty list of {', '.join(RESIZE_METHODS)}, got {value!r}")
+        else:
+            lo, hi = REALISTIC_BOUNDS[key]
+            whole = key == "jpeg_quality"
+            fits = (isinstance(value, list) and len(value) == 2 and value[0] <= value[1]
+                    and all(_is_whole(v, lo, hi) if whole else _is_real(v, lo, hi, above=lo == 0) for v in value))
+            if not fits:
+                kind = "whole numbers" if whole else "numbers"
+                raise InputError(f"{what}.{key} must be [min, max] of {kind} from {lo:g} to {hi:g}"
+                                 f"{' (above 0)' if lo == 0 and not whole else ''}, got {value!r}")
+
+
 def validate(cfg: dict[str, Any]) -> None:
     """Refuse any config value of the wrong type or out of range, before anything is built or written."""
     from ..errors import ModelError
@@ -362,6 +397,7 @@ def validate(cfg: dict[str, Any]) -> None:
     _whole(data["num_workers"], "data.num_workers", 0, MAX_WORKERS)
     for section, kind in (("data", data["degradation"]), ("val", val["degradation"])):
         _choice(kind, f"{section}.degradation", DEGRADATIONS)
+    _realistic(data["realistic"])
 
     _whole(val["lr_size"], "val.lr_size", 1, MAX_SIDE)
     _whole(val["hr_size"], "val.hr_size", 1, MAX_SIDE)

@@ -110,7 +110,7 @@ class StepBatches(Dataset):
         rng = np.random.default_rng([self.seed, position, 3])
         img = augment(self.source(position), self.data, rng)
         hr_img = to_tensor(resize(img, (hr, hr)))
-        lr_img = to_tensor(degrade(img, (lr, lr), self.data["degradation"], rng))
+        lr_img = to_tensor(degrade(img, (lr, lr), self.data["degradation"], rng, self.data.get("realistic")))
         pixels = hr_img.flatten(1).t()
         coord = make_coord((hr, hr))
         if q < hr * hr:

@@ -10,7 +10,7 @@ loader processes. Here the training faces are decoded ONCE into one uint8 array
 - HR targets and bicubic LR inputs are Pillow's bicubic resize done as fixed-point matrix
   products (:mod:`arasfsr.data.resample`): bit-identical to the workers path and to the
   pairs evaluation makes, for the whole batch at once (per-face HR sizes padded);
-- LR inputs that need JPEG (``nn-jpeg``, the practical ``mixture``) are made by the loader
+- LR inputs that need JPEG (``nn-jpeg``, the practical ``mixture``, ``realistic``) are made by the loader
   (in worker processes with ``num_workers``) with the very Pillow code of the workers path,
   from the decoded faces: no faithful JPEG codec runs on a GPU through torch, and these
   LR images are small;
@@ -138,7 +138,7 @@ class StepPlans(Dataset):
                 img = ImageOps.mirror(img) if f else img
                 if b is not None:
                     img = img.crop((b[0], b[1], b[0] + b[2], b[1] + b[3]))
-                lr_cpu.append(np.asarray(degrade(img, (lr, lr), st.data["degradation"], rng)))
+                lr_cpu.append(np.asarray(degrade(img, (lr, lr), st.data["degradation"], rng, st.data.get("realistic"))))
         mine = slice(first, first + st.per_rank)
         out: dict[str, Any] = {
             "face": torch.tensor(face), "flip": torch.tensor(flip), "box": torch.tensor(box),
