@@ -1,21 +1,30 @@
 """The realistic degradation chain: its draws stay in the configured ranges and take every
 option, a seed fixes them, every step (blur, reduction, noise, JPEG, a second round) really
-acts, and both training paths make the same inputs."""
+acts, both training paths make the same inputs, and protocol R / paper/R-arasfsr fit the
+default model."""
 
+import io
+import json
 import math
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from arasfsr.cli.main import main
 from arasfsr.data.degrade import (REALISTIC, Blur, Noise, Round, add_realistic_noise, apply_realistic, convolve,
                                   degrade, draw_realistic, gaussian_kernel, jpeg, realistic_settings)
 from arasfsr.errors import InputError
-from arasfsr.training import load_config
+from arasfsr.protocols import EVAL_STREAM, get_protocol, make_pair
+from arasfsr.protocols import TestRow as Row  # (a "Test" name pytest would try to collect)
+from arasfsr.training import load_config, train
 from arasfsr.training.data import StepBatches, augment, list_images, subset
 from arasfsr.training.device_data import StepPlans, decode_faces
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _texture(seed: int = 0, side: int = 96) -> Image.Image:
@@ -95,6 +104,18 @@ def test_a_seed_fixes_the_input():
     assert len(outs) == 8
     assert np.array_equal(np.asarray(degrade(img, (20, 20), "realistic")),
                           np.asarray(degrade(img, (20, 20), "realistic")))  # no rng: a fixed seed
+
+
+def test_evaluation_draws_are_fixed_and_held_out_from_training_streams():
+    img, row = _texture(2, 128), Row("faces", 16, 64, "realistic")
+    lr, hr = make_pair(img, row)
+    assert np.array_equal(lr, make_pair(img, row)[0]) and lr.shape == (16, 16, 3) and hr.shape == (64, 64, 3)
+    import zlib
+
+    untagged = np.random.default_rng([zlib.crc32(img.tobytes()), 16, 64])
+    assert not np.array_equal(lr, np.asarray(degrade(img, (16, 16), "realistic", untagged)))
+    tagged = np.random.default_rng([zlib.crc32(img.tobytes()), 16, 64, EVAL_STREAM])
+    assert np.array_equal(lr, np.asarray(degrade(img, (16, 16), "realistic", tagged)))
 
 
 # ---------------------------------------------------------------- each step acts
@@ -242,3 +263,49 @@ def test_bad_realistic_settings_are_refused(setting, value, message):
         load_config("smoke/P-arasfsr", [f"data.realistic.{setting}={value}"])
     with pytest.raises(InputError, match="unknown key"):
         load_config("smoke/P-arasfsr", ["data.realistic.sharpen=1"])
+
+
+def test_protocol_r_rows_and_its_val_split(face_data):
+    from arasfsr.evaluation.runner import split_rows
+
+    rows = get_protocol("R").rows
+    assert [(x.dataset, x.lr, x.hr) for x in rows] == [
+        ("utkface/test", 16, 128), ("utkface/test", 32, 128), ("ffhq/test", 16, 128), ("ffhq/test", 32, 128),
+        ("ffhq/test", 64, 256)]
+    assert all(x.degradation == "realistic" for x in rows)
+    val = split_rows(list(rows), "val", face_data)  # model selection: the UTKFace rows on val faces
+    assert [(x.dataset, x.lr, x.hr, x.degradation) for x in val] == [
+        ("utkface/val", 16, 128, "realistic"), ("utkface/val", 32, 128, "realistic")]
+
+
+def test_paper_r_arasfsr_fine_tunes_the_default_model():
+    """Same architecture and network config as the default: --init takes its weights."""
+    from arasfsr.models import create_model
+    from arasfsr.training.config import model_spec
+    from arasfsr.training.run import _load_init
+
+    cfg, default = load_config("paper/R-arasfsr"), load_config("paper/P-arasfsr")
+    assert model_spec(cfg) == model_spec(default)
+    assert cfg["data"]["degradation"] == "realistic" and cfg["data"]["scale"] == default["data"]["scale"]
+    card = _load_init(create_model(*model_spec(cfg)[:1], **model_spec(cfg)[1]),
+                      ROOT / "src" / "arasfsr" / "weights" / "arasfsr.safetensors")
+    assert card["protocol"] == "P"
+
+
+def test_a_realistic_run_and_its_evaluation(face_data, tmp_path):
+    base = train("smoke/P-arasfsr", out=tmp_path / "p", data_root=face_data, overrides=["train.iterations=1"])
+    weights = train("smoke/R-arasfsr", out=tmp_path / "r", data_root=face_data, init=base,
+                    overrides=["train.iterations=2", "data.realistic.jpeg_quality=[50, 90]"])
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["data"]["degradation"] == "realistic" and card["data"]["realistic"]["jpeg_quality"] == [50, 90]
+    out = tmp_path / "eval"
+    assert main(["eval", "--protocol", "R", "--model", str(weights), "--data", str(face_data), "--limit", "2",
+                 "--out", str(out), "--no-pictures"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["results"]) == 2 * 5
+    md = (out / "results.md").read_text()
+    assert "## utkface/test, realistic LR" in md and "## ffhq/test, realistic LR" in md
+    again = tmp_path / "again"
+    assert main(["eval", "--protocol", "R", "--model", str(weights), "--data", str(face_data), "--limit", "2",
+                 "--out", str(again), "--no-pictures"]) == 0
+    assert json.loads((again / "results.json").read_text())["results"] == results["results"]  # fixed draws

@@ -59,9 +59,9 @@ def _workers_and_device(files, faces, name, step, batch_size=None, seed=3, rank=
     return cfg, steps, device
 
 
-@pytest.mark.parametrize("name", ["smoke/A-arasfsr", "smoke/C-liif", "smoke/P-arasfsr", "smoke/B-sparnet"])
+@pytest.mark.parametrize("name", ["smoke/A-arasfsr", "smoke/C-liif", "smoke/P-arasfsr", "smoke/B-sparnet", "smoke/R-arasfsr"])
 def test_device_batches_match_the_workers_path(faces, name):
-    """Same LR inputs bit for bit (bicubic on the device; NN-JPEG and the mixture by the
+    """Same LR inputs bit for bit (bicubic on the device; NN-JPEG, the mixture and realistic by the
     loader from the decoded faces), and every queried target is the Pillow-made HR pixel."""
     files, decoded = faces
     for step in (0, 3):

@@ -20,6 +20,11 @@ Protocols (the paper's tables, on our data):
   on ``utkface/test``.
 - ``D`` ablation (Table 3): trained and tested as ``A``.
 - ``P`` practical: every row of ``A``, ``B`` and ``C``.
+- ``R`` realistic: the realistic degradation chain (blur, a random reduction, noise, JPEG,
+  sometimes twice; :data:`arasfsr.data.degrade.REALISTIC`) at 16 -> 128 and 32 -> 128 on
+  ``utkface/test`` and ``ffhq/test`` and 64 -> 256 on ``ffhq/test`` (UTKFace's 200 px
+  ground truth stops at 200); trained as ``P`` but on realistic inputs. ``arasfsr eval
+  --protocol R --split val`` scores its UTKFace rows on ``utkface/val`` (model selection).
 
 FFHQ framing. FFHQ's aligned 1024x1024 faces show hair and background; UTKFace's 200x200
 crops run from about the eyebrows to the chin. Measured on the mean of the 1,000
@@ -48,6 +53,7 @@ if TYPE_CHECKING:  # numpy and Pillow load where faces are read: `eval --help` l
 
 FFHQ_CROP = (192, 300, 832, 940)  # (left, top, right, bottom) on the 1024x1024 aligned face
 FFHQ_SIDE = 1024
+EVAL_STREAM = 0x5245414C  # "REAL": the fourth word of an evaluation's realistic seeds
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,8 @@ _B_ROWS = (TestRow("utkface/test", 12, 96, note="mismatch"),
            TestRow("ffhq/test", 32, 256, note="mismatch"))
 _C_ROWS = (TestRow("utkface/test", 32, 64, "nn-jpeg", note="real-world"),
            TestRow("utkface/test", 64, 128, "nn-jpeg", note="real-world"))
+_R_ROWS = (*(TestRow(ds, lr, 128, "realistic") for ds in ("utkface/test", "ffhq/test") for lr in (16, 32)),
+           TestRow("ffhq/test", 64, 256, "realistic"))
 # Paper Sec. 4.3.1: LR 64, HR drawn per face in [64, 128] (x1 to x2); validated at x1.5.
 _A_TRAIN, _A_VAL = TrainSpec(64, hr_size=(64, 128)), ValSpec(64, 96)
 
@@ -191,6 +199,11 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
              TrainSpec((12, 96), scale=(1, 8), max_hr=200, degradation="mixture"),
              ValSpec(32, 128, "mixture"), tuple(dict.fromkeys(_A_ROWS + _B_ROWS + _C_ROWS)),
              models=("arasfsr",)),
+    # Ours: P's faces and scales on the realistic chain (real low-quality faces); fine-tuned
+    # from the default model (paper/R-arasfsr has its architecture and config).
+    Protocol("R", "Protocol R (realistic): blur, reductions, noise, JPEG", "realistic degradations",
+             TrainSpec((12, 96), scale=(1, 8), max_hr=200, degradation="realistic"),
+             ValSpec(32, 128, "realistic"), _R_ROWS, models=("arasfsr",)),
 )}
 
 
@@ -256,13 +269,16 @@ def load_ground_truth(path: Path, dataset: str) -> Image.Image:
 def make_pair(gt: Image.Image, row: TestRow) -> tuple[np.ndarray, np.ndarray]:
     """(LR, HR) uint8 HxWx3 arrays of one ground-truth face for ``row``.
 
-    A random degradation (``mixture``) draws from a seed made of the face's pixels and the
-    row, so a face gets the same LR input in every run, on every rank, in any order.
+    A random degradation (``mixture``, ``realistic``) draws from a seed made of the face's
+    pixels and the row, so a face gets the same LR input in every run, on every rank, in any
+    order. The realistic draws add :data:`EVAL_STREAM`: a stream of their own, apart from the
+    ``(seed, position, 3)`` streams training draws from.
     """
     import numpy as np
 
     hr = resize(gt, row.hr_size)
-    rng = np.random.default_rng([zlib.crc32(gt.tobytes()), row.lr, row.hr])
+    entropy = [zlib.crc32(gt.tobytes()), row.lr, row.hr] + ([EVAL_STREAM] if row.degradation == "realistic" else [])
+    rng = np.random.default_rng(entropy)
     lr = degrade(gt, row.lr_size, row.degradation, rng)
     return np.asarray(lr), np.asarray(hr)
 

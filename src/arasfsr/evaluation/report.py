@@ -119,7 +119,7 @@ def _group_tables(results: dict, models: list[str], rows: list[dict], cells: dic
     utk = [r for r in rows if r["dataset"].startswith("utkface")]
     if not utk:
         return []
-    lines = ["## Per group on utkface/test: PSNR (dB) / SSIM", "",
+    lines = [f"## Per group on {', '.join(dict.fromkeys(r['dataset'] for r in utk))}: PSNR (dB) / SSIM", "",
              "Groups from the file names (AGE_GENDER_RACE_DATETIME.jpg); n = faces in the group.", ""]
     for m in models:
         present = [r for r in utk if (m, r["key"]) in cells]
