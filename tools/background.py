@@ -169,7 +169,7 @@ def start(args: argparse.Namespace) -> int:
                "started": now_iso(), "command": "arasfsr " + " ".join(argv)}
     session["pid"] = launch(folder, argv, args.threads)
     write_session(folder, session)
-    print(f"background: {args.model} training from {plan['weights'].name} ({plan['config']}, {args.schedule}, "
+    print(f"background: {args.model} training from {plan['weights'].name} ({config}, {args.schedule}, "
           f"{args.hours:g} h planned, {args.threads} threads, nice 19; pid {session['pid']}); "
           f"finish with: python -m tools.background finish --model {args.model}")
     return 0
