@@ -20,10 +20,10 @@ import traceback
 
 from .. import __version__
 from ..errors import ArasfsrError, known_problem
-from . import evaluate, faces, train, ui, uncertainty, upscale
+from . import evaluate, faces, train, ui, uncertainty, upscale, video
 from .common import EXIT_USAGE, ArgumentParser
 
-COMMANDS = (upscale, evaluate, uncertainty, faces, train, ui)
+COMMANDS = (upscale, evaluate, uncertainty, faces, video, train, ui)
 DESCRIPTION = ("Face super-resolution to any size or scale: ARASFSR (WACV 2024) and its baselines. "
                "Each command's options: arasfsr COMMAND --help.")
 

@@ -1,0 +1,1 @@
+"""Developer tools: benchmarks and scripts, run as `python -m tools.NAME`."""
