@@ -300,6 +300,28 @@ def machine() -> dict:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
+def picture(folder: Path, clip: Path, frame: int, box: tuple[int, int, int, int], out: Path,
+            scene: Scene | None = None) -> Path:
+    """One frame side by side: the input (nearest), bicubic, ``arasfsr video`` (and the
+    ground truth), cropped to ``box`` (output pixels), from a --keep folder."""
+    from arasfsr.demo import side_by_side
+    from arasfsr.videoio import read_frames
+
+    def nth(path: Path) -> Image.Image:
+        for k, (rgb, _) in enumerate(read_frames(path)):
+            if k == frame:
+                return Image.fromarray(rgb)
+        raise SystemExit(f"{path}: fewer than {frame + 1} frames")
+
+    columns = [("input (nearest)", nth(clip).resize(CAMERA, Image.NEAREST)), ("bicubic", nth(folder / "bicubic.mp4")),
+               ("per-frame restore", nth(folder / "per-frame.mp4")), ("arasfsr video", nth(folder / "video.mp4"))]
+    if scene is not None:
+        columns.append(("ground truth", Image.fromarray(np.ascontiguousarray(scene.truth(frame)[0]))))
+    columns = [(label, im.crop(box)) for label, im in columns]
+    side_by_side(columns, height=box[3] - box[1]).save(out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     import torch  # noqa: F401  (first, as users of the API do)
 
@@ -319,6 +341,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tracking", default="{}", help="TrackerSettings as JSON, e.g. '{\"min_cutoff\": 0.5}'")
     p.add_argument("--keep", type=Path, default=None, help="keep the clips and outputs in this folder")
     p.add_argument("--out", type=Path, default=None, help="write the JSON into this folder")
+    p.add_argument("--picture", type=Path, default=None, metavar="PNG",
+                   help="with --keep (a folder of an earlier quality run): write a frame side by side, and stop")
+    p.add_argument("--picture-frame", type=int, default=30)
+    p.add_argument("--picture-box", default="540,380,1100,720", help="x0,y0,x1,y1 in output pixels")
     args = p.parse_args(argv)
 
     from arasfsr.defaults import DEFAULT_FACE_MODEL
@@ -332,6 +358,10 @@ def main(argv: list[str] | None = None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     scene = make_scene(data, args.split, args.still, args.frames, args.noise)
     clip = work / f"clip_{args.split}_{args.frames}.mp4"
+    if args.picture is not None:
+        box = tuple(int(v) for v in args.picture_box.split(","))
+        print(picture(work, clip, args.picture_frame, box, args.picture, scene))
+        return
     write_clip(scene, clip)
     record: dict = {"tool": "tools/video_bench.py", "command": "python -m tools.video_bench " + " ".join(
         argv if argv is not None else sys.argv[1:]), **machine(), "model": model, "detect_every": detect_every,
@@ -391,9 +421,14 @@ def speed(clip: Path, work: Path, model_name: str, detect_every: int) -> dict:
     from arasfsr.faces import load_detector
     from arasfsr.faces.video import restore_video
 
+    from arasfsr.videoio import read_frames
+
     frames = len(frame_times(clip))
-    out: dict = {"frames": frames}
     model, detector = load_model(model_name), load_detector()
+    start = time.perf_counter()
+    for rgb, _ in read_frames(clip):
+        detector.detect(rgb)
+    out: dict = {"frames": frames, "detect_seconds_per_frame_idle": round((time.perf_counter() - start) / frames, 3)}
     for busy in (False, True):
         def cli_run():
             start = time.perf_counter()

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..folders import FolderRun
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 
 
 class ArgumentParser(argparse.ArgumentParser):

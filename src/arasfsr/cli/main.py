@@ -21,14 +21,13 @@ import traceback
 from .. import __version__
 from ..errors import ArasfsrError, known_problem
 from . import evaluate, faces, train, ui, uncertainty, upscale, video
-from .common import EXIT_USAGE, ArgumentParser
+from .common import EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser
 
 COMMANDS = (upscale, evaluate, uncertainty, faces, video, train, ui)
 DESCRIPTION = ("Face super-resolution to any size or scale: ARASFSR (WACV 2024) and its baselines. "
                "Each command's options: arasfsr COMMAND --help.")
 
 EXIT_BUG = 1
-EXIT_INTERRUPTED = 130
 DEBUG_ENV = "ARASFSR_DEBUG"
 
 

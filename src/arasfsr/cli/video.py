@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from .. import defaults
-from .common import (add_amount_options, add_overwrite_option, add_rendering_options, load_renderer, note,
-                     parse_count, parse_count_or_zero)
+from .common import (EXIT_INTERRUPTED, add_amount_options, add_overwrite_option, add_rendering_options,
+                     load_renderer, note, parse_count, parse_count_or_zero)
 
 CONTAINER_LIST = ".mp4, .mkv, .mov or .webm"
 
@@ -36,7 +36,6 @@ def run_video(args: argparse.Namespace) -> int:
     from ..faces.detect import load_detector
     from ..faces.video import DEFAULT_DETECT_EVERY, restore_video, video_output_size
     from ..videoio import check_video_output, probe_video, require_av
-    from .main import EXIT_INTERRUPTED
 
     require_av()
     src, dst = Path(args.input), args.output
