@@ -351,3 +351,12 @@ def test_an_interrupted_run_leaves_nothing_and_says_so(tmp_path, faces_frame, si
     assert "interrupted; " in err and "was not written (no partial file is left)" in err
     assert "Traceback" not in err
     assert leftovers(out_dir) == []
+
+
+@needs_all
+def test_a_clip_without_faces_is_up_scaled_and_says_so(capsys, tmp_path):
+    src = make_clip(tmp_path / "wall.mp4", np.full((64, 96, 3), 120, np.uint8), 4)
+    code, _, err = run(capsys, "video", src, "-o", tmp_path / "out.mp4", "--scale", "2", "--model", "bicubic")
+    assert code == 0, err
+    assert "no face found in any frame; the video is up-scaled without face restoration" in err
+    assert len(frame_times(tmp_path / "out.mp4")) == 4

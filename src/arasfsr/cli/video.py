@@ -58,6 +58,8 @@ def run_video(args: argparse.Namespace) -> int:
             raise
         return EXIT_INTERRUPTED
     kept = ", ".join(res.copied) or "no other streams"
+    if not res.faces:
+        note(f"{src}: no face found in any frame; the video is up-scaled without face restoration")
     note(f"{res.frames} frames, {res.size[0]}x{res.size[1]}, {res.faces} face{'s' * (res.faces != 1)} followed, "
          f"{res.fps:.3g} frames/s; copied: {kept}")
     print(res.path)
