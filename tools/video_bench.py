@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--picture", type=Path, default=None, metavar="PNG",
                    help="with --keep (a folder of an earlier quality run): write a frame side by side, and stop")
     p.add_argument("--picture-frame", type=int, default=30)
-    p.add_argument("--picture-box", default="540,380,1100,720", help="x0,y0,x1,y1 in output pixels")
+    p.add_argument("--picture-box", default="300,120,1040,560", help="x0,y0,x1,y1 in output pixels")
     args = p.parse_args(argv)
 
     from arasfsr.defaults import DEFAULT_FACE_MODEL
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(record, indent=1))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        name = f"video-{args.split}-{args.what}.json"
+        name = f"video-{args.split}-{args.what}" + (f"-{model}" if model != DEFAULT_FACE_MODEL else "") + ".json"
         (args.out / name).write_text(json.dumps(record, indent=1) + "\n")
         print(args.out / name)
 
