@@ -296,7 +296,7 @@ def machine() -> dict:
     import torch
 
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "av": av.__version__, "commit": commit,
+            "av": av.__version__, "commit": commit, "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -402,6 +402,7 @@ def main(argv: list[str] | None = None) -> None:
             print("memory", name, record["memory"][name], flush=True)
     if args.what in ("speed", "all"):
         record["speed"] = speed(clip, work, model, detect_every)
+    record["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     print(json.dumps(record, indent=1))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -420,33 +421,44 @@ def speed(clip: Path, work: Path, model_name: str, detect_every: int) -> dict:
     from arasfsr import load_model
     from arasfsr.faces import load_detector
     from arasfsr.faces.video import restore_video
-
     from arasfsr.videoio import read_frames
 
     frames = len(frame_times(clip))
     model, detector = load_model(model_name), load_detector()
-    start = time.perf_counter()
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     for rgb, _ in read_frames(clip):
         detector.detect(rgb)
-    out: dict = {"frames": frames, "detect_seconds_per_frame_idle": round((time.perf_counter() - start) / frames, 3)}
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    out: dict = {"frames": frames, "detect_seconds_per_frame": round((time.perf_counter() - start) / frames, 3),
+                 "detect_cpu_seconds_per_frame": round((after.ru_utime + after.ru_stime - before.ru_utime
+                                                        - before.ru_stime) / frames, 3)}
     for busy in (False, True):
         def cli_run():
             start = time.perf_counter()
-            proc = subprocess.run(cli(clip, work / "speed_cli.mp4", model_name), capture_output=True, text=True)
-            if proc.returncode:
-                raise SystemExit(proc.stderr[-400:])
-            return time.perf_counter() - start, float(re.search(r"([\d.]+) frames/s", proc.stderr).group(1))
+            proc = subprocess.Popen(cli(clip, work / "speed_cli.mp4", model_name), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
+            err = proc.stderr.read()
+            _, status, usage = os.wait4(proc.pid, 0)
+            if os.waitstatus_to_exitcode(status):
+                raise SystemExit(err[-400:])
+            fps = float(re.search(r"([\d.]+) frames/s", err).group(1))
+            return time.perf_counter() - start, fps, usage.ru_utime + usage.ru_stime
 
         def api_run():
+            before = resource.getrusage(resource.RUSAGE_SELF)
             res = restore_video(clip, work / "speed_api.mp4", model, size=CAMERA, detector=detector,
                                 detect_every=detect_every, overwrite=True, progress=False)
-            return res.seconds
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            return res.seconds, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
-        wall, cli_fps = with_busy_core(cli_run) if busy else cli_run()
-        api = with_busy_core(api_run) if busy else api_run()
+        wall, cli_fps, cli_cpu = with_busy_core(cli_run) if busy else cli_run()
+        api, api_cpu = with_busy_core(api_run) if busy else api_run()
         out["busy_core" if busy else "idle"] = row = {
-            "cli_fps": cli_fps, "cli_wall_seconds": round(wall, 1), "api_seconds": round(api, 1),
-            "api_fps": round(frames / api, 4)}
+            "load_average": [round(v, 2) for v in os.getloadavg()],
+            "cli_fps": cli_fps, "cli_wall_seconds": round(wall, 1),
+            "cli_cpu_seconds_per_frame_including_start": round(cli_cpu / frames, 2),
+            "api_seconds": round(api, 1), "api_fps": round(frames / api, 4),
+            "api_cpu_seconds_per_frame": round(api_cpu / frames, 2)}
         print("speed", row, flush=True)
     return out
 
