@@ -318,7 +318,7 @@ def picture(folder: Path, clip: Path, frame: int, box: tuple[int, int, int, int]
     if scene is not None:
         columns.append(("ground truth", Image.fromarray(np.ascontiguousarray(scene.truth(frame)[0]))))
     columns = [(label, im.crop(box)) for label, im in columns]
-    side_by_side(columns, height=box[3] - box[1]).save(out)
+    side_by_side(columns, height=max(box[3] - box[1], 400)).save(out)  # small boxes enlarged (nearest)
     return out
 
 
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--picture", type=Path, default=None, metavar="PNG",
                    help="with --keep (a folder of an earlier quality run): write a frame side by side, and stop")
     p.add_argument("--picture-frame", type=int, default=30)
-    p.add_argument("--picture-box", default="300,120,1040,560", help="x0,y0,x1,y1 in output pixels")
+    p.add_argument("--picture-box", default="550,130,730,310", help="x0,y0,x1,y1 in output pixels")
     args = p.parse_args(argv)
 
     from arasfsr.defaults import DEFAULT_FACE_MODEL
