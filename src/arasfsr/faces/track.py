@@ -17,8 +17,7 @@ track per face:
   axis-aligned at whole pixels, its crop moved only when the face has moved by more than
   ``grid_step`` pixels: the crop is then an exact copy of the frame's pixels and the model's
   output lands on the output's pixel grid at whole scale factors, with no resampling on the
-  way in or out (on the measuring clip it gained 0.9 dB over the similarity warp, and a
-  still face is cut at the same place in every frame);
+  way in or out, and a still face is cut at the same place in every frame (docs/video.md);
 - **fading**: a face found after the first frame fades in, and one lost for longer than
   ``keep_s`` fades out, instead of popping (``Face.blend``).
 
