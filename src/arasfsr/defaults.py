@@ -5,3 +5,6 @@ DEFAULT_MODEL = "arasfsr"
 
 # Outputs above this many pixels are refused unless the caller raises the limit.
 DEFAULT_MAX_PIXELS = 4096 * 4096
+
+# The face model of `restore`, `video` and the web app's face tabs.
+DEFAULT_FACE_MODEL = DEFAULT_MODEL

@@ -234,6 +234,20 @@ def input_path_problem(path: str | Path) -> str | None:
     return None
 
 
+def check_input_file(path: str | Path, what: str = "an image") -> Path:
+    """``path`` if it is a regular file that exists; else an InputError saying what it is."""
+    path = Path(path)
+    problem = input_path_problem(path)
+    if problem:
+        raise InputError(f"{path}: {problem}")
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path}: is a folder, not {what}")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path}: not a regular file")
+    return path
+
+
 def read_image(path: str | Path, rgb: bool = True) -> tuple[Image.Image, list[str]]:
     """Open an image file with EXIF orientation applied; notes of what changed.
 
@@ -278,15 +292,7 @@ def probe_image(path: str | Path) -> tuple[tuple[int, int], str]:
 def _opened(path: str | Path) -> Iterator[tuple[Image.Image, list[warnings.WarningMessage]]]:
     """The opened image file (not yet decoded) and the list that collects Pillow's warnings;
     every way the file can be unreadable, here or in the block, becomes an InputError."""
-    path = Path(path)
-    problem = input_path_problem(path)
-    if problem:
-        raise InputError(f"{path}: {problem}")
-    mode = os.stat(path).st_mode
-    if stat.S_ISDIR(mode):
-        raise InputError(f"{path}: is a folder, not an image")
-    if not stat.S_ISREG(mode):
-        raise InputError(f"{path}: not a regular file")
+    path = check_input_file(path)
     # Another library may have switched this on globally; a truncated file must fail here.
     lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:

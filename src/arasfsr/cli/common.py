@@ -136,12 +136,12 @@ def add_chunk_size_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_rendering_options(parser: argparse.ArgumentParser, model_help: str = "model",
-                          pixel_limit: bool = True) -> None:
+                          pixel_limit: bool = True, default_model: str = defaults.DEFAULT_MODEL) -> None:
     """The options of every command that renders with one model: --model, --device,
     --precision, --engine, --chunk-size and (unless the outputs are fixed) --max-pixels."""
-    parser.add_argument("--model", default=defaults.DEFAULT_MODEL, metavar="NAME|PATH",
+    parser.add_argument("--model", default=default_model, metavar="NAME|PATH",
                         help=f"{model_help}: a name (`arasfsr models`) or a .safetensors path "
-                             f"(default {defaults.DEFAULT_MODEL})")
+                             f"(default {default_model})")
     add_device_option(parser)
     add_precision_option(parser)
     parser.add_argument("--engine", default="torch", choices=["torch", "onnx"],

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import defaults
 from ..errors import InputError
 from .common import (add_amount_options, add_folder_options, add_output_options, add_overwrite_option,
                      add_rendering_options, load_renderer, output_size_check, parse_count, plan_folder_run)
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("inputs", nargs="+", metavar="PHOTO", help="photos or folders of photos")
     add_output_options(rs, file_help="output file (one photo)", dir_help="output folder (any number of photos)")
     add_amount_options(rs, size_example="1920x1080")
-    add_rendering_options(rs, model_help="face model")
+    add_rendering_options(rs, model_help="face model", default_model=defaults.DEFAULT_FACE_MODEL)
     rs.add_argument("--background", default="bicubic", metavar="NAME|PATH",
                     help="model for the rest of the photo (default bicubic)")
     rs.add_argument("--faces-only", action="store_true", help="write the super-resolved face crops alone (--out-dir)")

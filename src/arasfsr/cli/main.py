@@ -16,9 +16,9 @@ import sys
 
 from .. import __version__
 from ..entry import ArgumentParser, run_command
-from . import evaluate, faces, train, ui, uncertainty, upscale
+from . import evaluate, faces, train, ui, uncertainty, upscale, video
 
-COMMANDS = (upscale, evaluate, uncertainty, faces, train, ui)
+COMMANDS = (upscale, evaluate, uncertainty, faces, video, train, ui)
 DESCRIPTION = ("Face super-resolution to any size or scale: ARASFSR (WACV 2024) and its baselines. "
                "Each command's options: arasfsr COMMAND --help.")
 

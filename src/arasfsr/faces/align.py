@@ -42,8 +42,12 @@ def alignment_matrix(landmarks: np.ndarray, size: float) -> np.ndarray:
 def aligned_crop(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(photo -> crop matrix, the size x size uint8 crop) of the face with ``landmarks``."""
     matrix = alignment_matrix(landmarks, size)
-    crop = np.clip(np.round(warp(image, matrix, (size, size))), 0, 255).astype(np.uint8)
-    return matrix, crop
+    return matrix, crop(image, matrix, size)
+
+
+def crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The size x size uint8 crop that ``matrix`` (photo -> crop) cuts from ``image``."""
+    return np.clip(np.round(warp(image, matrix, (size, size))), 0, 255).astype(np.uint8)
 
 
 def natural_size(landmarks: np.ndarray) -> int:

@@ -33,12 +33,20 @@ class FacesUnavailable(ArasfsrError):
 
 @dataclass
 class Face:
-    """One detected face: box (x0, y0, x1, y1), 5x2 landmarks (x, y), confidence."""
+    """One detected face: box (x0, y0, x1, y1), 5x2 landmarks (x, y), confidence.
+
+    ``crop_side``: the aligned crop's side in input pixels (None: the face's own size);
+    ``to_crop``: the input -> crop transform (2x3; None: aligned on the landmarks);
+    ``blend``: the weight of the restored face where it is pasted (1: full), so that a
+    face followed through a video can fade in and out."""
 
     box: np.ndarray
     landmarks: np.ndarray
     score: float = 1.0
     extra: dict = field(default_factory=dict)
+    crop_side: int | None = None
+    to_crop: np.ndarray | None = None
+    blend: float = 1.0
 
     @property
     def eye_distance(self) -> float:

@@ -19,7 +19,7 @@ from ..defaults import DEFAULT_MAX_PIXELS
 from ..errors import InputError
 from ..imageio import carry_metadata
 from ..runtime import release_freed_memory
-from .align import aligned_crop, compose, feather_mask, natural_size, paste
+from .align import aligned_crop, compose, crop, feather_mask, natural_size, paste
 from .detect import Detector, Face
 
 
@@ -100,9 +100,12 @@ def restore(photo: Image.Image, face_model: Upscaler, *, scale: Scale | None = N
     restored: list[RestoredFace] = []
     # Small faces first: a larger (nearer) face that overlaps one is pasted over it.
     for face in sorted(faces, key=lambda f: f.eye_distance):
-        n_in = natural_size(face.landmarks)
+        n_in = face.crop_side or natural_size(face.landmarks)
         n_out = max(1, round(n_in * zoom))
-        to_crop, lr = aligned_crop(arr, face.landmarks, n_in)
+        if face.to_crop is None:
+            to_crop, lr = aligned_crop(arr, face.landmarks, n_in)
+        else:
+            to_crop, lr = face.to_crop, crop(arr, face.to_crop, n_in)
         sr = face_model.upscale(lr, size=(n_out, n_out), chunk_size=chunk_size, max_pixels=None,
                                 uncertainty=uncertainty)
         sr, umap = sr if uncertainty else (sr, None)
@@ -119,7 +122,8 @@ def restore(photo: Image.Image, face_model: Upscaler, *, scale: Scale | None = N
     release_freed_memory()
     canvas = np.asarray(base, dtype=np.float32).copy()
     for rf in restored:
-        paste(canvas, rf.crop.astype(np.float32), rf.to_crop_out)
+        mask = None if rf.face.blend >= 1 else feather_mask(rf.crop_out) * np.float32(rf.face.blend)
+        paste(canvas, rf.crop.astype(np.float32), rf.to_crop_out, mask)
     out = Image.fromarray(np.clip(np.round(canvas), 0, 255).astype(np.uint8))
     maps = (paste_face_maps((out_w, out_h), [rf.uncertainty for rf in restored],
                             [rf.to_crop_out for rf in restored]) if uncertainty else (None, None))
