@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import arasfsr
 import arasfsr.atomic as atomic
 import arasfsr.checkpoint as checkpoint
 from arasfsr.atomic import TempFileError, atomic_write
@@ -161,3 +162,14 @@ def test_temporary_name_is_ours_and_errors_name_the_target(tmp_path):
     assert caught.value.filename == str(tmp_path / ("x" * 250))
     assert atomic._PART.match(names[0]) and len(names[0]) < 255
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_caught_interrupt_keeps_the_exit_status_under_python_m(tmp_path):
+    # CPython remembers a KeyboardInterrupt that ended string-evaluated code, even once caught,
+    # and under `python -m` turns the exit status into a death by SIGINT (-2) unless cleared.
+    (tmp_path / "caught.py").write_text(
+        "from arasfsr.entry import exit_module\n"
+        "try:\n    exec('raise KeyboardInterrupt')\nexcept KeyboardInterrupt:\n    exit_module(130)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(arasfsr.__file__).parents[1])])}
+    proc = subprocess.run([sys.executable, "-m", "caught"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 130, proc.stderr

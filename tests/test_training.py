@@ -64,10 +64,11 @@ def test_every_protocol_has_a_config_per_tier():
     shipped = set(list_configs())
     for tier in ("smoke", "cpu", "paper"):
         for name in ("A-arasfsr", "A-liif", "A-lte", "A-diinn", "A-arasfsr-L", "A-arasfsr-G",
-                     "A-arasfsr-S", "B-arasfsr", "B-liif", "B-sparnet", "C-arasfsr", "C-liif", "P-arasfsr"):
+                     "A-arasfsr-S", "B-arasfsr", "B-liif", "B-sparnet", "C-arasfsr", "C-liif", "P-arasfsr",
+                     "R-arasfsr"):
             assert f"{tier}/{name}" in shipped
     protocols = {load_config(n)["protocol"] for n in _smoke_configs()}
-    assert protocols == {"A", "B", "C", "P"}
+    assert protocols == {"A", "B", "C", "P", "R"}
 
 
 @pytest.mark.parametrize("name", _smoke_configs())

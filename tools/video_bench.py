@@ -24,7 +24,6 @@ Measured on the decoded outputs (all written by the same encoder at the same qua
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -39,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from tools.provenance import write_result
 
 SCENE_SIZE = (1376, 960)  # (w, h) of the world the camera pans over
 CAMERA = (1280, 960)  # ground truth frame
@@ -291,13 +292,12 @@ def with_busy_core(fn):
 def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
         ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), "unknown")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     import av
     import torch
 
+    # commit, machine, command and date come first, from tools.provenance
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "av": av.__version__, "commit": commit, "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "av": av.__version__, "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
 
 
 def picture(folder: Path, clip: Path, frame: int, box: tuple[int, int, int, int], out: Path,
@@ -363,8 +363,7 @@ def main(argv: list[str] | None = None) -> None:
         print(picture(work, clip, args.picture_frame, box, args.picture, scene))
         return
     write_clip(scene, clip)
-    record: dict = {"tool": "tools/video_bench.py", "command": "python -m tools.video_bench " + " ".join(
-        argv if argv is not None else sys.argv[1:]), **machine(), "model": model, "detect_every": detect_every,
+    record: dict = {**machine(), "model": model, "detect_every": detect_every,
         "tracking": tracking, "clip": {"split": args.split, "frames": args.frames, "still": args.still, "fps": FPS,
                                        "input": [CAMERA[0] // FACTOR, CAMERA[1] // FACTOR], "output": list(CAMERA),
                                        "faces": len(FACE_SIDES), "face_sides_output_px": list(FACE_SIDES),
@@ -407,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         name = f"video-{args.split}-{args.what}" + (f"-{model}" if model != DEFAULT_FACE_MODEL else "") + ".json"
-        (args.out / name).write_text(json.dumps(record, indent=1) + "\n")
+        write_result(args.out / name, record, "tools.video_bench", argv, indent=1)
         print(args.out / name)
 
 

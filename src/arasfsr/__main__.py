@@ -1,7 +1,6 @@
 """``python -m arasfsr``: the same as the ``arasfsr`` command."""
 
-import sys
-
 from .cli.main import main
+from .entry import exit_module
 
-sys.exit(main())
+exit_module(main())

@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import traceback
+from typing import NoReturn
 
 from .errors import ArasfsrError, known_problem
 
@@ -48,6 +49,16 @@ def parse_count(text: str, minimum: int = 1) -> int:
     if value is None or value < minimum:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}: give a whole number of at least {minimum}")
     return value
+
+
+def exit_module(status: int) -> NoReturn:
+    """``sys.exit(status)`` for ``python -m ...`` entry points.
+
+    CPython remembers a KeyboardInterrupt that ended code run from a string (``exec``/``eval``
+    in a library) even when we caught it, and under ``-m`` then replaces our exit status with a
+    death by SIGINT; evaluating a string clears that memory."""
+    exec("")
+    sys.exit(status)
 
 
 def run_command(parser: argparse.ArgumentParser, argv: list[str]) -> int:

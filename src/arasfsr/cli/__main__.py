@@ -1,7 +1,6 @@
 """``python -m arasfsr.cli`` (as torchrun runs it): the same as the ``arasfsr`` command."""
 
-import sys
-
 from .main import main
+from ..entry import exit_module
 
-sys.exit(main())
+exit_module(main())

@@ -15,7 +15,7 @@ import re
 import sys
 
 from .. import __version__
-from ..entry import ArgumentParser, run_command
+from ..entry import ArgumentParser, exit_module, run_command
 from . import evaluate, faces, train, ui, uncertainty, upscale, video
 
 COMMANDS = (upscale, evaluate, uncertainty, faces, video, train, ui)
@@ -50,4 +50,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_module(main())

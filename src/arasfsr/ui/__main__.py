@@ -1,8 +1,7 @@
 """``python -m arasfsr.ui [--host H] [--port N] [--model NAME]``: the same as ``arasfsr ui``."""
 
-import sys
-
+from ..entry import exit_module
 from .command import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_module(main())
