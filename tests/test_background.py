@@ -64,7 +64,7 @@ def test_a_killed_run_resumes_exactly_and_finish_scores_it(face_data, tmp_path, 
     folder = tmp_path / "sessions" / "arasfsr"
     assert _cli(face_data, tmp_path, shipped, "start") == 0
     session = json.loads((folder / "session.json").read_text())
-    assert session["config"] == "smoke/P-arasfsr" and session["schedule"] == "anneal"
+    assert session["config"] == "smoke/P-arasfsr" and session["schedule"] == "constant"
     ckpt = folder / "run" / "checkpoints" / "last.safetensors"
     assert _wait(ckpt.is_file), (folder / "train.log").read_text()[-2000:]
     os.killpg(session["pid"], signal.SIGKILL)
@@ -117,7 +117,7 @@ def test_finish_ships_only_when_better_and_totals_accumulate(face_data, tmp_path
         return
     assert (shipped / "arasfsr.safetensors").read_bytes() != before
     session = card["sessions"][-1]
-    assert session["device"] == "cpu" and session["schedule"] == "anneal" and session["samples"] == 24
+    assert session["device"] == "cpu" and session["schedule"] == "constant" and session["samples"] == 24
     assert session["val"]["improved"] and session["cpu_seconds"] > 0
     totals = card["totals"]
     assert totals["samples"] == old_card["totals"]["samples"] + 24

@@ -9,8 +9,9 @@ evaluate it and ship it only if it improved.
 the shipped model's weights (``--init``; never from scratch) in its config: bf16 mixed
 precision where the CPU multiplies bf16 natively, the batches made in the training process
 (``data.pipeline: device``), a checkpoint every ``--checkpoint-min`` minutes, and the session
-schedule: a warm-up, then ``--schedule anneal`` (cosine down to 1 % of the rate over the planned
-``--hours``) or ``constant``. The run lives in ``runs/background/NAME/`` (``run/`` is the training
+schedule: a warm-up, then ``--schedule constant`` (the default: at equal samples it reached a
+higher val PSNR, benchmarks/results/batch-scaling/epyc-cpu-P-precision-schedule.json) or ``anneal``
+(cosine down to 1 % of the rate over the planned ``--hours``). The run lives in ``runs/background/NAME/`` (``run/`` is the training
 folder, ``session.json`` the plan, ``train.log`` its output). If the process dies (SIGKILL, a
 reboot), ``start`` again resumes it from its last checkpoint, exactly, with the time it already
 spent counted against its plan.
@@ -324,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         a.add_argument("--sessions", default=str(BACKGROUND), help="where sessions live (default runs/background)")
         if action == "start":
             a.add_argument("--hours", type=float, default=3.0, help="the planned length (the schedule fits it)")
-            a.add_argument("--schedule", choices=sorted(SCHEDULES), default="anneal")
+            a.add_argument("--schedule", choices=sorted(SCHEDULES), default="constant",
+                           help="constant (default: measured better at equal samples) or anneal")
             a.add_argument("--threads", type=int, default=2, help="torch threads (it runs at nice 19)")
             a.add_argument("--workers", type=int, default=1, help="loader processes for the JPEG inputs")
             a.add_argument("--precision", default="auto", help="a Lightning precision (auto: bf16-mixed where native)")
