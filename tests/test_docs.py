@@ -4,16 +4,11 @@ every relative link resolves, and the work-log words stay in docs/lab/."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # tools/ is a package of the checkout, not of the installed wheel
-    sys.path.insert(0, str(ROOT))
-
-from tools import make_docs  # noqa: E402
+from tools import ROOT, make_docs
 
 DOCS = make_docs.doc_files()
 LAB = ROOT / "docs" / "lab"

@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "src" / "arasfsr" / "weights"
+from tools import ROOT
+
+WEIGHTS = (ROOT / "src" / "arasfsr" / "weights").resolve()
 EVAL = ROOT / "results" / "eval"
 FIDELITY = ROOT / "results" / "fidelity"
 BENCH = ROOT / "benchmarks"
@@ -70,8 +71,15 @@ def signed(x: float, digits: int = 3) -> str:
 
 
 def cards() -> dict[str, dict[str, Any]]:
-    """The shipped model cards, by name."""
-    return {p.stem: load(p) for p in sorted(WEIGHTS.glob("*.json"))}
+    """The trained models' cards, by name, as the registry finds them (the package's weights and,
+    in a checkout, the repository's research weights); ``in_wheel``: whether the package holds it."""
+    from arasfsr.registry import list_models, resolve
+
+    out = {}
+    for name in list_models():
+        entry = resolve(name)
+        out[name] = {"name": name, **entry.card, "in_wheel": WEIGHTS in entry.weights.resolve().parents}
+    return out
 
 
 def eval_results(protocol: str) -> dict[str, Any] | None:
@@ -116,15 +124,17 @@ def models_readme() -> str:
     rows, small = [], []
     for name, card in sorted(all_cards.items(), key=lambda kv: (kv[0] != "arasfsr", kv[0])):
         if card.get("tier") in (None, "paper"):
-            what = card.get("description", "")
+            what = card.get("description", "") + ("" if card["in_wheel"] else " (in the repository only)")
             params = num(card["parameters"], 0) if card.get("parameters") else "0"
             rows.append((f"`{name}`" + (" (default)" if name == "arasfsr" else ""), what, params, headline(card)))
         else:
             small.append(name)
     if small:
         sizes = [all_cards[n]["parameters"] for n in small]
+        where = ("" if all(all_cards[n]["in_wheel"] for n in small)
+                 else " (in the repository, not in the installed package)")
         rows.append((f"{len(small)} `*-cpu` models", "smaller networks trained at the cpu tier for the "
-                     "paper's comparisons: LIIF, LTE, DIINN, SPARNet, the ablations, the authors' formulation",
+                     f"paper's comparisons: LIIF, LTE, DIINN, SPARNet, the ablations, the authors' formulation{where}",
                      f"{num(min(sizes), 0)} to {num(max(sizes), 0)}", "[models](docs/models.md)"))
     return table(["model", "what", "parameters", "PSNR (dB) on utkface/test: model / bicubic"], rows, "llrl") + (
         "\nPSNR on Y, from `results/eval/*/results.json` (`arasfsr eval`, see [evaluation](docs/evaluation.md)).\n")
@@ -138,13 +148,15 @@ def models() -> str:
             continue
         iters = card.get("iterations_total") or card.get("iterations")
         sessions = len(card.get("sessions", []))
-        rows.append((f"`{name}`", card.get("protocol", "-"), card.get("tier", "-"), num(card.get("parameters"), 0),
+        rows.append((f"`{name}`", "package" if card["in_wheel"] else "repository",
+                     card.get("protocol", "-"), card.get("tier", "-"), num(card.get("parameters"), 0),
                      num(iters, 0) + (f" ({sessions} sessions)" if sessions > 1 else ""),
                      card.get("machine", "-"), num(card.get("val_psnr_best")), headline(card)))
-    return table(["model", "protocol", "tier", "parameters", "iterations", "last trained on", "val PSNR",
-                  "test PSNR: model / bicubic"], rows, "lllrrlrl") + (
+    return table(["model", "weights in", "protocol", "tier", "parameters", "iterations", "last trained on", "val PSNR",
+                  "test PSNR: model / bicubic"], rows, "llllrrlrl") + (
         "\nValidation PSNR is the training monitor (RGB, whole `utkface/val` faces at the protocol's central "
-        "size), from the card; test PSNR is on Y, from `results/eval/*/results.json`. "
+        "size), from the card; test PSNR is on Y, from `results/eval/*/results.json`. \"package\": the weights "
+        "are in every installation; \"repository\": in a checkout of the repository only. "
         "`arasfsr models --info NAME` prints the whole card.\n")
 
 
