@@ -28,23 +28,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
-import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from arasfsr.api import images_to_tensor, load_model
+from arasfsr.atomic import atomic_write_text
 from arasfsr.data import resolve_data_root
 from arasfsr.evaluation.metrics import face_metrics
 from arasfsr.protocols import get_protocol, list_faces, load_ground_truth, make_pair
 
 from tools import authors_reference as ref  # the independent oracle
 from tools.authors_mapping import diinn_to_official
+from tools.provenance import provenance
 
 
 def rows_and_faces(args) -> list[tuple]:
@@ -170,19 +168,6 @@ def cmd_diinn_ties(args) -> dict:
     return {"model": args.model, "rows": rows}
 
 
-def provenance(argv: list[str]) -> dict:
-    """What made a JSON: the command, the commit, the machine and the date."""
-    def git(*a: str) -> str:
-        done = subprocess.run(["git", *a], capture_output=True, text=True, cwd=Path(__file__).resolve().parent)
-        return done.stdout.strip()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    return {"command": " ".join(["python", "-m", "tools.fidelity.measure", *argv]),
-            "commit": git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else ""),
-            "machine": f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-            "date": datetime.date.today().isoformat()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -201,13 +186,13 @@ def main() -> None:
         if name == "zsample":
             p.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
-    made_by = provenance(sys.argv[1:])  # before the work: the commit that is measured
+    made_by = provenance("tools.fidelity.measure")  # before the work: the commit that is measured
     record = {"zsample": cmd_zsample, "rounding": cmd_rounding, "diinn-ties": cmd_diinn_ties}[args.cmd](args)
     if args.json:
-        record = {"measure": args.cmd, **made_by, "split": args.split or "utkface/test",
+        record = {"provenance": made_by, "measure": args.cmd, "split": args.split or "utkface/test",
                   "limit": args.limit, **record}
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
