@@ -25,7 +25,7 @@ from tools import ROOT
 WEIGHTS = (ROOT / "src" / "arasfsr" / "weights").resolve()
 EVAL = ROOT / "results" / "eval"
 FIDELITY = ROOT / "results" / "fidelity"
-BENCH = ROOT / "benchmarks"
+BENCH = ROOT / "benchmarks" / "results"
 
 MARK = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end -->)", re.S)
 BLOCKS: dict[str, Callable[[], str]] = {}
@@ -124,15 +124,14 @@ def models_readme() -> str:
     rows, small = [], []
     for name, card in sorted(all_cards.items(), key=lambda kv: (kv[0] != "arasfsr", kv[0])):
         if card.get("tier") in (None, "paper"):
-            what = card.get("description", "") + ("" if card["in_wheel"] else " (in the repository only)")
+            what = card.get("description", "") + ("" if card["in_wheel"] else "; in the repository only")
             params = num(card["parameters"], 0) if card.get("parameters") else "0"
             rows.append((f"`{name}`" + (" (default)" if name == "arasfsr" else ""), what, params, headline(card)))
         else:
             small.append(name)
     if small:
         sizes = [all_cards[n]["parameters"] for n in small]
-        where = ("" if all(all_cards[n]["in_wheel"] for n in small)
-                 else " (in the repository, not in the installed package)")
+        where = "" if all(all_cards[n]["in_wheel"] for n in small) else "; in the repository only"
         rows.append((f"{len(small)} `*-cpu` models", "smaller networks trained at the cpu tier for the "
                      f"paper's comparisons: LIIF, LTE, DIINN, SPARNet, the ablations, the authors' formulation{where}",
                      f"{num(min(sizes), 0)} to {num(max(sizes), 0)}", "[models](docs/models.md)"))
@@ -307,27 +306,26 @@ def uncertainty_calibration() -> str:
 
 # --- benchmarks: inference -------------------------------------------------------------------
 
-SPEED_CPU_ENGINES = BENCH / "results-cpu-64x512.json"
-SPEED_CPU_UPSCALE = {"idle": BENCH / "results-cpu-64x512-grid-idle.json",
-                     "1 busy core": BENCH / "results-cpu-64x512-grid-busy1.json"}
-SPEED_CPU_LARGE = {"idle": BENCH / "results-cpu-512x1024-grid-idle.json",
-                   "1 busy core": BENCH / "results-cpu-512x1024-grid-busy1.json"}
-SPEED_CUDA = BENCH / "results-cuda-h200.json"
-SPEED_LTE_DIINN = BENCH / "results-cpu-64x512-lte-diinn.json"
+SPEED_CPU_ENGINES = BENCH / "render-speed" / "xeon-64x512.json"
+SPEED_CPU_UPSCALE = {"idle": BENCH / "render-speed" / "xeon-64x512-grid-idle.json",
+                     "1 busy core": BENCH / "render-speed" / "xeon-64x512-grid-busy1.json"}
+SPEED_CPU_LARGE = {"idle": BENCH / "render-speed" / "xeon-512x1024-grid-idle.json",
+                   "1 busy core": BENCH / "render-speed" / "xeon-512x1024-grid-busy1.json"}
+SPEED_CUDA = BENCH / "render-speed" / "h200.json"
+SPEED_LTE_DIINN = BENCH / "render-speed" / "xeon-64x512-lte-diinn.json"
 ENGINE_NAMES = {"reference": "reference", "fast-fp32": "fast fp32", "fast-bf16": "fast bf16", "onnx": "ONNX fp32",
                 "upscale": "`upscale` (auto: bf16)"}
 
 
-def env_of(d: dict[str, Any]) -> dict[str, Any]:
-    return d.get("env", d)
-
-
-def source_line(path: Path, command: str) -> str:
-    env = env_of(load(path))
-    cmd = env.get("command", command)
-    torch = f"torch {env['torch']}" if env.get("torch") else None
-    where = ", ".join(str(x) for x in (env.get("device") or env.get("machine"), torch, env.get("date")) if x)
-    return f"`{cmd}` ({where}; `{rel(path)}`)"
+def made_by(*paths: Path) -> str:
+    """Where results came from, as their provenance records it: the command (with the paths of
+    its day), the machine, the date and the commit of each file."""
+    parts = []
+    for path in paths:
+        p = load(path)["provenance"]
+        commit = p["commit"].split("+")[0][:7] + ("+dirty" if p["commit"].endswith("+dirty") else "")
+        parts.append(f"`{p['command']}` ({p['machine']}, {p['date'][:10]}, commit {commit}; `{rel(path)}`)")
+    return "; ".join(parts)
 
 
 @block
@@ -337,43 +335,34 @@ def speed_cpu_engines() -> str:
              num(r["peak_mb"], 0), num(r["speedup"]), f"{r['max_abs_diff']:.1e}", num(r["psnr_vs_ref_db"], 1))
             for r in d["rows"]]
     return table(["model", "engine", "median s", "MP/s", "peak MB", "speed-up", "max diff", "PSNR vs ref (dB)"],
-                 rows, "llrrrrrr") + "\n64→512, one render; " + source_line(
-        SPEED_CPU_ENGINES, "python -m tools.bench.speed --sizes 64:512 --repeats 2") + ".\n"
+                 rows, "llrrrrrr") + f"\n64→512, one render, torch {d['env']['torch']}; {made_by(SPEED_CPU_ENGINES)}.\n"
 
 
 @block
 def speed_cpu_upscale() -> str:
-    rows, paths = [], list(SPEED_CPU_UPSCALE.values())
+    rows = []
     for label, path in SPEED_CPU_UPSCALE.items():
         d = load(path)
         ref = next(r for r in d["rows"] if r["engine"] == "reference")
         up = next(r for r in d["rows"] if r["engine"] == "upscale")
-        load_avg = env_of(d).get("load_average_before", [None])[0]
-        rows.append((label, num(load_avg, 1), num(ref["median_s"]), f"**{num(up['median_s'])}**",
-                     f"**×{up['speedup_vs_reference']:.2f}**", num(up["psnr_vs_reference_db"], 1),
-                     num(up["peak_mb"], 0)))
-    env = env_of(load(paths[0]))
+        rows.append((label, num(d["env"]["load_average_before"][0], 1), num(ref["median_s"]),
+                     f"**{num(up['median_s'])}**", f"**×{up['speedup_vs_reference']:.2f}**",
+                     num(up["psnr_vs_reference_db"], 1), num(up["peak_mb"], 0)))
+    env = load(SPEED_CPU_UPSCALE["idle"])["env"]
     return table(["64→512, `arasfsr-a`", "load before", "reference s", "`upscale` s", "speed-up",
                   "PSNR vs reference (dB)", "peak MB"], rows, "lrrrrrr") + (
-        f"\n{env['device']}, {env['date']}, {env['rounds']} rounds of {env['warmup']} warm-up + {env['repeats']} timed "
-        f"renders, each in a fresh process; `python -m tools.bench.speed --models arasfsr-a --sizes 64:512 "
-        f"--engines reference,upscale --repeats 2 --warmup 1 --rounds 3 [--busy-cores 1]` "
-        f"(`{rel(paths[0])}`, `{rel(paths[1])}`).\n")
+        f"\n{env['rounds']} rounds of {env['warmup']} warm-up + {env['repeats']} timed renders, each round in a fresh "
+        f"process; {made_by(*SPEED_CPU_UPSCALE.values())}.\n")
 
 
 @block
 def speed_cpu_large() -> str:
-    rows, paths = [], list(SPEED_CPU_LARGE.values())
+    rows = []
     for label, path in SPEED_CPU_LARGE.items():
-        d = load(path)
-        env = env_of(d)
-        this = next(r for r in d["rows"] if "speedup_vs_baseline" in r)
+        this = next(r for r in load(path)["rows"] if "speedup_vs_baseline" in r)  # this code, not the baseline
         rows.append((label, num(this["median_s"]), num(this["peak_mb"], 0), len(this["times_s"])))
-    env = env_of(load(paths[0]))
     return table(["512→1024, `arasfsr`, `upscale`", "median s", "peak MB", "renders"], rows, "lrrr") + (
-        f"\n{env['device']}, {env['date']}; `python -m tools.bench.speed --models arasfsr --sizes 512:1024 "
-        f"--engines upscale --repeats 1 --warmup 1 --rounds 3 [--rounds 2 --busy-cores 1]` "
-        f"(`{rel(paths[0])}`, `{rel(paths[1])}`).\n")
+        f"\n{made_by(*SPEED_CPU_LARGE.values())}.\n")
 
 
 @block
@@ -382,8 +371,8 @@ def speed_cuda() -> str:
     rows = [(r["model"], f"{r['in']}→{r['out']}", r["engine"], num(r["median_s"] * 1000, 1), num(r["mpix_per_s"], 1),
              num(r["peak_mb"], 0), num(r["speedup"]), f"{r['max_abs_diff']:.1e}") for r in d["rows"]]
     return table(["model", "in→out", "engine", "median ms", "MP/s", "peak MB", "speed-up", "max diff"], rows,
-                 "lllrrrrr") + "\nRandom-weight presets; peak = max CUDA memory allocated; " + source_line(
-        SPEED_CUDA, "python -m tools.bench.speed --device cuda --engines reference,fast-fp32,fast-bf16") + ".\n"
+                 "lllrrrrr") + (f"\nRandom-weight presets; peak = max CUDA memory allocated; {d['env']['device']}, "
+                                f"torch {d['env']['torch']}; {made_by(SPEED_CUDA)}.\n")
 
 
 @block
@@ -392,40 +381,34 @@ def speed_lte_diinn() -> str:
     rows = [(r["model"], ENGINE_NAMES.get(r["engine"], r["engine"]), num(r["median_s"]), num(r["speedup"]),
              num(r["psnr_vs_ref_db"], 1), num(r["peak_mb"], 0)) for r in d["rows"]]
     return table(["model", "engine", "median s", "speed-up", "PSNR vs ref (dB)", "peak MB"], rows, "llrrrr") + (
-        "\n64→512, random-weight presets; " + source_line(
-            SPEED_LTE_DIINN, "python -m tools.bench.speed --models lte,diinn --sizes 64:512 --repeats 2") + ".\n")
+        f"\n64→512, random-weight presets; {made_by(SPEED_LTE_DIINN)}.\n")
 
 
 # --- benchmarks: training --------------------------------------------------------------------
 
-TRAIN_QUERY = {"idle": BENCH / "train-speed-cpu-query-idle.json", "1 busy core": BENCH / "train-speed-cpu-query-busy.json"}
-TRAIN_H100 = [BENCH / "train-speed-h100-A-batch64.json", BENCH / "train-speed-h100-P-batch64.json"]
-TRAIN_FLOPS = BENCH / "train-flops-paper.json"
-PARITY = BENCH / "parity-cpu.json"
-BATCH_SCALING = [BENCH / "batch-scaling-cpu-A.json", BENCH / "batch-scaling-cpu-A-seed1.json",
-                 BENCH / "batch-scaling-cpu-P.json", BENCH / "batch-scaling-paper-P.json"]
+TRAIN_QUERY = {"idle": BENCH / "train-speed" / "xeon-cpu-query-idle.json",
+               "1 busy core": BENCH / "train-speed" / "xeon-cpu-query-busy1.json"}
+TRAIN_H100 = [BENCH / "train-speed" / "h100-A-batch64.json", BENCH / "train-speed" / "h100-P-batch64.json"]
+TRAIN_FLOPS = BENCH / "train-flops" / "paper.json"
+PARITY = BENCH / "parity" / "cpu.json"
+BATCH_SCALING = [BENCH / "batch-scaling" / f"{name}.json" for name in ("cpu-A", "cpu-A-seed1", "cpu-P", "paper-P")]
 
 
 @block
 def train_speed_query() -> str:
     rows = []
     for label, path in TRAIN_QUERY.items():
-        d = load(path)
-        by = {}
-        for r in d["results"]:
+        by: dict[str, dict[str, dict]] = {}
+        for r in load(path)["results"]:
             by.setdefault(r["config"], {})[r["variant"]] = r
         for config, v in by.items():
             g, p = v["gathered"], v["projected"]
-            fb = lambda r: r["profile"]["ms_per_step"]["forward"] + r["profile"]["ms_per_step"]["backward"]  # noqa: E731
+            fb = [r["profile"]["ms_per_step"]["forward"] + r["profile"]["ms_per_step"]["backward"] for r in (g, p)]
             rows.append((config, label, num(g["it_per_s"]), num(p["it_per_s"]), f"×{p['it_per_s'] / g['it_per_s']:.2f}",
-                         f"{fb(g):.0f} / {fb(p):.0f}", f"{g['loss_mean']:.4f} ± {g['loss_sd']:.4f}",
+                         f"{fb[0]:.0f} / {fb[1]:.0f}", f"{g['loss_mean']:.4f} ± {g['loss_sd']:.4f}",
                          f"{p['loss_mean']:.4f} ± {p['loss_sd']:.4f}"))
-    machine = load(next(iter(TRAIN_QUERY.values())))["results"][0]["machine"]
     return table(["config", "load", "gathered it/s", "projected it/s", "speed-up", "fwd + bwd ms", "loss: gathered",
-                  "loss: projected"], rows, "llrrrrll") + (
-        f"\n{machine} per run; `python -m tools.bench.train_speed --configs cpu/A-arasfsr,cpu/P-arasfsr --iterations 40 "
-        f"--threads 1 [--busy-core] --variants gathered=workers+train.query=gathered "
-        f"projected=workers+train.query=projected` ({', '.join(f'`{rel(p)}`' for p in TRAIN_QUERY.values())}).\n")
+                  "loss: projected"], rows, "llrrrrll") + f"\nOne thread per run; {made_by(*TRAIN_QUERY.values())}.\n"
 
 
 H100_VARIANTS = {"today": "workers (the default data path)", "device": "device + fused Adam + channels-last",
@@ -445,31 +428,27 @@ def train_speed_h100() -> str:
         d = load(path)
         base = d["results"][0]["it_per_s"] * d["results"][0]["batch_size"]
         for r in d["results"]:
-            p = r["profile"]
-            ms = p["ms_per_step"]
-            rows.append((r["config"], H100_VARIANTS.get(r["variant"], r["variant"]), r["batch_size"], r["iterations"], num(r["it_per_s"], 1),
-                         num(r["it_per_s"] * r["batch_size"], 0), f"×{r['it_per_s'] * r['batch_size'] / base:.2f}",
-                         num(ms["data"], 1), num(ms["forward"], 1), num(ms["backward"], 1),
-                         num(r.get("gpu_util_percent"), 0), f"{r['loss_mean']:.4f} ± {r['loss_sd']:.4f}"))
+            ms = r["profile"]["ms_per_step"]
+            rows.append((r["config"], H100_VARIANTS.get(r["variant"], r["variant"]), r["batch_size"], r["iterations"],
+                         num(r["it_per_s"], 1), num(r["it_per_s"] * r["batch_size"], 0),
+                         f"×{r['it_per_s'] * r['batch_size'] / base:.2f}", num(ms["data"], 1), num(ms["forward"], 1),
+                         num(ms["backward"], 1), num(r.get("gpu_util_percent"), 0),
+                         f"{r['loss_mean']:.4f} ± {r['loss_sd']:.4f}"))
     machine = load(TRAIN_H100[0])["results"][0]["machine"]
     return table(["config", "path", "batch", "steps", "it/s", "samples/s", "samples/s vs workers", "data ms",
                   "fwd ms", "bwd ms", "GPU busy %", "loss"], rows, "llrrrrrrrrrl") + (
-        f"\n{machine}, bf16-mixed; `python -m tools.device_session --benchmark --skip-compile "
-        f"--benchmark-iterations 600 --baseline-iterations 120` "
-        f"({', '.join(f'`{rel(p)}`' for p in TRAIN_H100)}); loss: mean ± sd over the second half of the steps.\n")
+        f"\n{machine}, bf16-mixed; loss: mean ± sd over the second half of the steps; {made_by(*TRAIN_H100)}.\n")
 
 
 @block
 def train_flops() -> str:
-    d = load(TRAIN_FLOPS)
     by: dict[tuple, dict[str, float]] = {}
-    for r in d:
+    for r in load(TRAIN_FLOPS)["rows"]:
         by.setdefault((r["config"], r["lr_size"], r["batch_size"], r["queries"]), {})[r["query"]] = r["tflop_per_step"]
     rows = [(c, lr, b, q, f"{v['gathered']:.3f}", f"{v['projected']:.3f}") for (c, lr, b, q), v in by.items()]
     return table(["config", "LR side", "batch", "queries a face", "gathered TFLOP/step", "projected TFLOP/step"],
                  rows, "lrrrrr") + (
-        "\nForward + backward, counted by PyTorch's `FlopCounterMode`; `python -m tools.bench.train_flops "
-        f"--configs paper/A-arasfsr,paper/P-arasfsr,paper/A-liif --lr-sizes 16,64` (`{rel(TRAIN_FLOPS)}`).\n")
+        f"\nForward + backward, counted by PyTorch's `FlopCounterMode`; {made_by(TRAIN_FLOPS)}.\n")
 
 
 @block
@@ -483,7 +462,7 @@ def parity() -> str:
             f"`F.interpolate(mode=\"bicubic\", antialias=True)` rounded to uint8 would give "
             f"{d['interpolate_mean_psnr_lr']:.1f} dB on average over the LR sizes ({d['interpolate_worst_psnr']:.1f} dB "
             f"at worst, at {worst_size}): one float pass, where Pillow rounds its two fixed-point passes, hence the "
-            f"matrices. `python -m tools.bench.degrade_parity` (`{rel(PARITY)}`).\n")
+            f"matrices. {made_by(PARITY)}.\n")
 
 
 @block
@@ -504,8 +483,7 @@ def batch_scaling() -> str:
     return table(["config", "batch", "rate", "shipped val PSNR", "faces seen", "val PSNR after", "change"], rows,
                  "lrrrrrr") + (
         "\nFine-tunes of the shipped weights for the same number of faces per arm, warm-up and EMA horizon the same "
-        "in faces (`training.recipes.scaled_to_batch`); validation PSNR of the EMA weights on all 200 `utkface/val` "
-        f"faces, by the commands above ({', '.join(f'`{rel(p)}`' for p in BATCH_SCALING)}).\n")
+        f"in faces; validation PSNR of the EMA weights on all 200 `utkface/val` faces; {made_by(*BATCH_SCALING)}.\n")
 
 
 # --- fidelity --------------------------------------------------------------------------------
@@ -526,38 +504,35 @@ def fidelity_rounding() -> str:
     return table(["PSNR(Y) round − truncate, dB", *labels], rows, "l" + "r" * len(labels)) + (
         f"\nFrom {signed(min(deltas))} (`{lo['model']}` {lo['label']}) to {signed(max(deltas))} "
         f"(`{hi['model']}` {hi['label']}); SSIM moves by at most {ssim:.4f}. "
-        f"{d['results'][0]['faces']} faces per row; `{d['command']}` ({d['machine']}, {d['date']}, "
-        f"commit {d['commit']}; `{rel(FIDELITY / 'rounding.json')}`).\n")
+        f"{d['results'][0]['faces']} faces per row; {made_by(FIDELITY / 'rounding.json')}.\n")
 
 
 @block
 def fidelity_zsample() -> str:
-    rows, sources = [], []
-    for path in sorted(FIDELITY.glob("zsample-*.json")):
+    rows, paths = [], sorted(FIDELITY.glob("zsample-*.json"))
+    for path in paths:
         d = load(path)
         for r in d["rows"]:
             rows.append((f"`{d['model']}`", r["label"], f"{r['faces']} × {r['seeds']}",
                          num(r["min_psnr_mean_vs_drawn_db"]), r["max_level_change"],
                          f"{r['max_abs_dpsnr_y_vs_truth_db']:.4f}"))
-        sources.append(f"`{d['command']}` ({d['machine']}, {d['date']}, commit {d['commit']})")
     return table(["model", "row", "faces × seeds", "min PSNR, mean z vs drawn z (dB)", "largest 8-bit change",
-                  "largest change of PSNR(Y) vs truth (dB)"], rows, "llrrrr") + "\n" + "; ".join(sources) + ".\n"
+                  "largest change of PSNR(Y) vs truth (dB)"], rows, "llrrrr") + f"\n{made_by(*paths)}.\n"
 
 
 @block
 def fidelity_ties() -> str:
-    rows, sources = [], []
-    for path in (FIDELITY / "diinn-ties-val.json", FIDELITY / "diinn-ties-test.json"):
+    rows, paths = [], (FIDELITY / "diinn-ties-val.json", FIDELITY / "diinn-ties-test.json")
+    for path in paths:
         d = load(path)
         for r in d["rows"]:
             for ties, t in r["ties"].items():
                 rows.append((d["split"], r["label"], r["faces"], f"{r['tie_rows']} of {r['hr_rows']}", f"`{ties}`",
                              t["rows_other_code"], f"{t['max_abs_diff']:.1e}", num(t["mean_psnr"], 3),
                              signed(t["mean_minus_up"]), f"{t['better_than_up']} / {t['worse_than_up']}"))
-        sources.append(f"`{d['command']}`")
     return table(["faces from", "row", "faces", "output rows on a boundary", "ties", "rows read from another code",
                   "max diff (of 1)", "PSNR(Y)", "minus `up`", "faces better / worse than `up`"], rows,
-                 "llrrlrrrrr") + "\n`diinn-a-cpu`; " + "; ".join(sources) + ".\n"
+                 "llrrlrrrrr") + f"\n`diinn-a-cpu`; {made_by(*paths)}.\n"
 
 
 @block
