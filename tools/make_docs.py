@@ -39,7 +39,8 @@ def block(fn: Callable[[], str]) -> Callable[[], str]:
 
 def doc_files() -> list[Path]:
     """README.md, CHANGELOG.md and every page under docs/ (the dated notes under docs/lab/ included)."""
-    return [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    pages = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return [p for p in pages if p.is_file()]
 
 
 # --- helpers ---------------------------------------------------------------------------------
