@@ -93,6 +93,21 @@ def test_no_work_log_words_outside_the_lab(path):
     assert not found, f"{rel(path)}: {found}; dated logs belong in docs/lab/"
 
 
+def commands(text: str) -> list[str]:
+    """The command lines of a shell script or of a page's bash blocks, without their comments."""
+    return [re.sub(r"\s+#.*$", "", line).strip() for line in text.splitlines()
+            if re.match(r"(python3?|pip|arasfsr) ", line)]
+
+
+def test_ci_runs_the_readme_commands():
+    """.ci/run is the README's set-up and test commands, exactly (the browser install aside)."""
+    readme = commands("\n".join(re.findall(r"^```bash\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)))
+    ci = commands((ROOT / ".ci" / "run").read_text())
+    assert ci and "python -m pytest -q" in ci[-1] and any(line.startswith("arasfsr demo") for line in ci)
+    missing = [line for line in ci if line not in readme]
+    assert not missing, f".ci/run runs commands the README does not give: {missing}"
+
+
 def test_the_readme_stays_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 300
 
