@@ -160,6 +160,27 @@ def models() -> str:
         "`arasfsr models --info NAME` prints the whole card.\n")
 
 
+def size(nbytes: int) -> str:
+    return f"{nbytes / 1e6:.1f} MB" if nbytes >= 1e5 else f"{nbytes} B"
+
+
+@block
+def weights_shipped() -> str:
+    """What the wheel carries (src/arasfsr/weights, pyproject's package-data) and what stays in the
+    repository (weights/research/), with their sizes on disk."""
+    from arasfsr.registry import RESEARCH_DIR, research_models
+
+    all_cards = cards()
+    rows = [(f"`{name}`", card.get("description", ""), size((WEIGHTS / f"{name}.safetensors").stat().st_size))
+            for name, card in sorted(all_cards.items(), key=lambda kv: (kv[0] != "arasfsr", kv[0])) if card["in_wheel"]]
+    research = sorted(research_models())
+    files = [RESEARCH_DIR / f"{name}.safetensors" for name in research]
+    total = sum(f.stat().st_size for f in files if f.is_file())
+    return table(["in the wheel", "what", "size"], rows, "llr") + (
+        f"\nIn the repository only, `weights/research/`: {len(research)} research models, {size(total)} "
+        f"({', '.join(f'`{n}`' for n in research)}).\n")
+
+
 # --- protocols and tiers ---------------------------------------------------------------------
 
 
