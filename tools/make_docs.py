@@ -433,6 +433,29 @@ def train_speed_query() -> str:
                   "loss: projected"], rows, "llrrrrll") + f"\nOne thread per run; {made_by(*TRAIN_QUERY.values())}.\n"
 
 
+TRAIN_CPU = [BENCH / "train-speed" / f"epyc-paper-{c}-today-vs-new-{load}.json"
+             for c in ("P", "A") for load in ("idle", "busy1")]
+
+
+@block
+def train_speed_cpu() -> str:
+    """The CPU training settings against the trainer before them (an older checkout), idle and busy."""
+    rows = []
+    for path in TRAIN_CPU:
+        d = load(path)
+        by = {r["variant"]: r for r in d["results"]}
+        old, new = by["today"], by["new"]
+        rows.append((old["config"], "1 busy core" if d["busy_core"] else "idle", num(old["it_per_s"], 3),
+                     num(new["it_per_s"], 3), f"×{new['it_per_s'] / old['it_per_s']:.1f}",
+                     num(new["it_per_s"] * new["batch_size"], 1)))
+    first = load(TRAIN_CPU[0])["results"]
+    return table(["config", "load", "before: steps/s", "CPU settings: steps/s", "speed-up", "faces/s"], rows,
+                 "llrrrr") + (
+        f"\nBefore: the trainer of an older checkout, `{' '.join(first[0]['overrides'])}`, {first[0]['precision']}; CPU settings: "
+        f"`{' '.join(first[1]['overrides'])}`; batch {first[1]['batch_size']}, {first[1]['iterations']} steps each, "
+        f"{first[1]['machine']}; {made_by(*TRAIN_CPU)}.\n")
+
+
 H100_VARIANTS = {"today": "workers (the default data path)", "device": "device + fused Adam + channels-last",
                  "batch64": "the same at batch 64"}
 
