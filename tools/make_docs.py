@@ -304,10 +304,14 @@ def uncertainty_head() -> str:
     h = load(UNCERTAINTY_HEAD)
     c, eps = h["coefficients"], h["eps"]
     lo, hi = h["scale_range"]
-    return (f"`u = {h['calibration']:.2f} · max(0, exp({c['const']:.3f} + {c['grad']:.3f}·log({eps:g} + G(|∇ grey(SR)|)) "
-            f"+ {c['added']:.3f}·log({eps:g} + G(|SR − B|)) + {c['log2_scale']:.3f}·log2 s) − 1)`, "
+    size = h.get("size")  # an optional factor for the output's size
+    factor = f" · (d / {size['reference']:g})^{size['exponent']:.3f}" if size else ""
+    where = (f", `d` the output's side (geometric mean of width and height, clamped to "
+             f"{size['range'][0]:g}..{size['range'][1]:g} px)" if size else "")
+    return (f"`u = {h['calibration']:.2f}{factor} · max(0, exp({c['const']:.3f} + {c['grad']:.3f}·log({eps:g} + "
+            f"G(|∇ grey(SR)|)) + {c['added']:.3f}·log({eps:g} + G(|SR − B|)) + {c['log2_scale']:.3f}·log2 s) − 1)`, "
             f"with `B` the bicubic up-sampling of the input, `G` a Gaussian blur (σ = {h['sigma']:g} output px) "
-            f"and `s` the scale (geometric mean of the two factors, clamped to {lo:g}..{hi:g}); the numbers are "
+            f"and `s` the scale (geometric mean of the two factors, clamped to {lo:g}..{hi:g}){where}; the numbers are "
             f"those of `{rel(UNCERTAINTY_HEAD)}`, which also records how they were fitted.\n")
 
 
