@@ -1,4 +1,4 @@
-"""Adding a model is one file: the README's example model, added as it stands to a copy of
+"""Adding a model is one file: the example model of docs/models.md, added as it stands to a copy of
 the package, trains through ``arasfsr train`` and then serves every command by name."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from PIL import Image
 
 import arasfsr
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+MODELS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 
 
-def readme_example() -> str:
-    """The model file shown in the README's "Adding a model" section."""
-    section = README.read_text().split("## Adding a model", 1)[1].split("\n## ", 1)[0]
+def documented_example() -> str:
+    """The model file shown in the "Adding a model" section of docs/models.md."""
+    section = MODELS_PAGE.read_text().split("## Adding a model", 1)[1].split("\n## ", 1)[0]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -33,10 +33,10 @@ def copy_of_the_package(site: Path) -> Path:
     return package
 
 
-def test_the_readme_example_model_is_one_file_that_trains_and_ships(tmp_path, face_data):
+def test_the_documented_example_model_is_one_file_that_trains_and_ships(tmp_path, face_data):
     site = tmp_path / "site"
     package = copy_of_the_package(site)
-    (package / "models" / "fourier.py").write_text(readme_example())  # the one file added
+    (package / "models" / "fourier.py").write_text(documented_example())  # the one file added
 
     def arasfsr_command(*args) -> subprocess.CompletedProcess:
         env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}

@@ -16,29 +16,33 @@ diinn-ties  DIINN's code reads codes with F.interpolate('nearest-exact'). For th
             ``ties="up"`` (our default) and ``ties="even"`` (grid_sample's rounding),
             counts the output rows where it reads another code than nearest-exact, the
             largest output difference, and the Y-PSNR against the ground truth (the
-            nearest-exact output comes from the oracle in tests/authors_reference.py).
+            nearest-exact output comes from the oracle in tools/authors_reference.py).
 
 Faces: ``--split`` (default utkface/test) faces of protocol A's UTKFace rows, evenly
 spaced ``--limit``, as ``arasfsr eval`` builds them; ``--ffhq`` adds the FFHQ rows.
-CPU, fp32.
+CPU, fp32. ``--json FILE`` also writes the numbers, with the command, commit, machine and
+date, for ``tools/make_docs.py`` (the committed ones are under ``results/fidelity/``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from arasfsr.api import images_to_tensor, load_model
+from arasfsr.atomic import atomic_write_text
 from arasfsr.data import resolve_data_root
 from arasfsr.evaluation.metrics import face_metrics
 from arasfsr.protocols import get_protocol, list_faces, load_ground_truth, make_pair
 
 from tools import authors_reference as ref  # the independent oracle
 from tools.authors_mapping import diinn_to_official
+from tools.provenance import provenance
 
 
 def rows_and_faces(args) -> list[tuple]:
@@ -73,11 +77,12 @@ def psnr01(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
 
 
-def cmd_zsample(args) -> None:
+def cmd_zsample(args) -> dict:
     model = load_model(args.model, precision="fp32").model
     worst, worst_levels, worst_dpsnr = float("inf"), 0, 0.0
+    rows = []
     for row, pairs in rows_and_faces(args):
-        row_min = float("inf")
+        row_min, row_levels, row_dpsnr = float("inf"), 0, 0.0
         for name, lr, hr in pairs:
             model.sample = False
             mean = render(model, lr, row.hr_size)
@@ -87,18 +92,22 @@ def cmd_zsample(args) -> None:
                 drawn = render(model, lr, row.hr_size)
                 row_min = min(row_min, psnr01(mean, drawn))
                 a, b = levels(mean, "round"), levels(drawn, "round")
-                worst_levels = max(worst_levels, int(np.abs(a.astype(int) - b.astype(int)).max()))
-                worst_dpsnr = max(worst_dpsnr, abs(face_metrics(a, hr)["psnr"] - face_metrics(b, hr)["psnr"]))
+                row_levels = max(row_levels, int(np.abs(a.astype(int) - b.astype(int)).max()))
+                row_dpsnr = max(row_dpsnr, abs(face_metrics(a, hr)["psnr"] - face_metrics(b, hr)["psnr"]))
         model.sample = False
-        worst = min(worst, row_min)
+        worst, worst_levels, worst_dpsnr = min(worst, row_min), max(worst_levels, row_levels), max(worst_dpsnr, row_dpsnr)
+        rows.append({"row": row.key, "label": row.label, "faces": len(pairs), "seeds": args.seeds,
+                     "min_psnr_mean_vs_drawn_db": row_min, "max_level_change": row_levels,
+                     "max_abs_dpsnr_y_vs_truth_db": row_dpsnr})
         print(f"{row.key}: min PSNR(mean z, drawn z) = {row_min:.2f} dB over {len(pairs)} faces x {args.seeds} seeds")
     print(f"{args.model}: min {worst:.2f} dB; largest 8-bit change {worst_levels}; "
           f"largest |dPSNR(Y) vs GT| {worst_dpsnr:.4f} dB")
+    return {"model": args.model, "rows": rows}
 
 
-def cmd_rounding(args) -> None:
+def cmd_rounding(args) -> dict:
     data = rows_and_faces(args)
-    deltas = []
+    deltas, results = [], []
     for name in args.models:
         model = load_model(name, precision="fp32").model
         for row, pairs in data:
@@ -110,14 +119,18 @@ def cmd_rounding(args) -> None:
                     sums[how] += (m["psnr"], m["ssim"])
             r, t = sums["round"] / len(pairs), sums["trunc"] / len(pairs)
             deltas.append(r[0] - t[0])
+            results.append({"model": name, "row": row.key, "label": row.label, "faces": len(pairs),
+                            "psnr_round": r[0], "psnr_trunc": t[0], "ssim_round": r[1], "ssim_trunc": t[1]})
             print(f"{name:16s} {row.key:28s} PSNR round {r[0]:.3f} trunc {t[0]:.3f} "
                   f"({r[0] - t[0]:+.3f} dB)  SSIM round {r[1]:.4f} trunc {t[1]:.4f}")
     print(f"PSNR(round) - PSNR(trunc): {min(deltas):+.3f} to {max(deltas):+.3f} dB")
+    return {"models": args.models, "results": results}
 
 
-def cmd_diinn_ties(args) -> None:
+def cmd_diinn_ties(args) -> dict:
     model = load_model(args.model, precision="fp32").model
     params = diinn_to_official(model.state_dict())
+    rows = []
     for row, pairs in rows_and_faces(args):
         h, big_h = row.lr, row.hr
         i = torch.arange(big_h)
@@ -140,12 +153,19 @@ def cmd_diinn_ties(args) -> None:
         print(f"{row.key}: {len(pairs)} faces; centres on an LR boundary: {int(tie.sum())} of {big_h} rows; "
               f"nearest-exact (oracle) mean PSNR(Y) {np.mean(exact_psnr):.3f} dB")
         up = np.array(stats["up"]["psnr"])
+        record = {"row": row.key, "label": row.label, "faces": len(pairs), "tie_rows": int(tie.sum()),
+                  "hr_rows": big_h, "nearest_exact_psnr": float(np.mean(exact_psnr)), "ties": {}}
+        rows.append(record)
         for ties, st in stats.items():
             p = np.array(st["psnr"])
+            record["ties"][ties] = {"rows_other_code": len(st["rows"]), "max_abs_diff": st["worst"],
+                                    "mean_psnr": float(p.mean()), "mean_minus_up": float(np.mean(p - up)),
+                                    "better_than_up": int((p > up).sum()), "worse_than_up": int((p < up).sum())}
             print(f"  ties={ties:4s}: rows read from another code than nearest-exact: {len(st['rows'])}; "
                   f"max |diff| {st['worst']:.2e} (of 1); mean PSNR(Y) {p.mean():.3f} dB; "
                   f"minus ties=up: mean {np.mean(p - up):+.3f}, per face {np.min(p - up):+.3f}..{np.max(p - up):+.3f} dB; "
                   f"better than up on {int((p > up).sum())} faces, worse on {int((p < up).sum())}")
+    return {"model": args.model, "rows": rows}
 
 
 def main() -> None:
@@ -158,6 +178,7 @@ def main() -> None:
         p.add_argument("--rows", nargs="*", help="LR-HR sizes to keep, e.g. 64-96")
         p.add_argument("--ffhq", action="store_true", help="add protocol A's FFHQ rows")
         p.add_argument("--data", type=Path, help="folder holding utkface/ and ffhq/")
+        p.add_argument("--json", type=Path, help="also write the numbers here (with command, commit, machine, date)")
         if name == "rounding":
             p.add_argument("--models", nargs="+", default=["arasfsr-a", "liif-a"])
         else:
@@ -165,7 +186,13 @@ def main() -> None:
         if name == "zsample":
             p.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
-    {"zsample": cmd_zsample, "rounding": cmd_rounding, "diinn-ties": cmd_diinn_ties}[args.cmd](args)
+    made_by = provenance("tools.fidelity.measure")  # before the work: the commit that is measured
+    record = {"zsample": cmd_zsample, "rounding": cmd_rounding, "diinn-ties": cmd_diinn_ties}[args.cmd](args)
+    if args.json:
+        record = {"provenance": made_by, "measure": args.cmd, "split": args.split or "utkface/test",
+                  "limit": args.limit, **record}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.json, json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
