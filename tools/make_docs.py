@@ -535,6 +535,33 @@ def batch_scaling() -> str:
         f"in faces; validation PSNR of the EMA weights on all 200 `utkface/val` faces; {made_by(*BATCH_SCALING)}.\n")
 
 
+PRECISION_SCHEDULE = BENCH / "batch-scaling" / "epyc-cpu-P-precision-schedule.json"
+
+
+@block
+def cpu_precision_schedule() -> str:
+    d = load(PRECISION_SCHEDULE)
+    start = next(a for a in d["arms"] if a["lr"] == 0)["val_psnr"][0]["psnr"]
+    arms = [a for a in d["arms"] if a["lr"] != 0]
+    rows = []
+    for arm in arms:
+        own = dict(item.split("=", 1) for item in arm["own"])
+        constant = own.get("train.lr_schedule") == "step" and own.get("train.lr_decay_at") == "1.0"
+        points = arm["val_psnr"]
+        rows.append((own.get("train.precision", "-"), "constant" if constant else "cosine anneal",
+                     *(num(p["psnr"], 4) for p in points[:-1]), num(points[-1]["psnr"], 4),
+                     signed(points[-1]["psnr"] - start), num(arm["final_loss_mean"], 5)))
+    samples = [num(p["samples"], 0) for p in arms[0]["val_psnr"]]
+    by_precision = {dict(i.split("=", 1) for i in a["own"]).get("train.precision"): a for a in arms if len(a["own"]) == 1}
+    fp32, bf16 = by_precision.get("32-true"), by_precision.get("bf16-mixed")
+    gap = max(abs(x[1] - y[1]) for x, y in zip(bf16["loss_curve"], fp32["loss_curve"])) if fp32 and bf16 else None
+    return table(["precision", "schedule", *(f"val PSNR at {s}" for s in samples[:-1]), f"at {samples[-1]} faces",
+                  "change", "loss, last half"], rows, "ll" + "r" * (len(samples) + 2)) + (
+        f"\nFrom the same weights (val PSNR {num(start, 4)}) and the same faces in the same order, batch "
+        f"{arms[0]['batch_size']}, 1e-4; the logged training losses of bf16-mixed and fp32 differ by at most "
+        f"{num(gap, 5)}. {made_by(PRECISION_SCHEDULE)}.\n")
+
+
 # --- fidelity --------------------------------------------------------------------------------
 
 
