@@ -435,3 +435,62 @@ def test_config_corpus(capsys, tmp_path, key):
         assert code == 2, f"--set {key}={value}: exit {code}: {err.strip()[-600:]}"
         assert "Traceback" not in err and err.count("arasfsr: error: ") == 1, err
         assert not out.exists(), f"--set {key}={value} left {out} behind"
+
+
+# --- aliases: one file under two names ------------------------------------------------
+
+
+def _alias_cases() -> list[str]:
+    return ["hard-link-output", "symlinked-folder-output", "symlink-to-input", "out-dir-hard-links",
+            "case-insensitive-output", "case-insensitive-pair", "report-is-input-alias", "bind-mount-out-dir"]
+
+
+@pytest.mark.parametrize("case", _alias_cases())
+def test_alias_corpus(capsys, tmp_path, monkeypatch, case):
+    """An output that is an input under another name is refused; the inputs keep their bytes."""
+    import subprocess
+
+    import arasfsr.paths
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rng = np.random.default_rng(4)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (12, 10, 3), np.uint8)).save(inputs / name)
+    other = tmp_path / "other"
+    other.mkdir()
+    common = ["--scale", "2", "--model", "bicubic", "--overwrite"]
+    mounted = False
+    if case == "hard-link-output":
+        os.link(inputs / "a.png", other / "a.png")
+        argv = ["upscale", inputs / "a.png", "-o", other / "a.png", *common]
+    elif case == "symlinked-folder-output":
+        os.symlink(inputs, other / "link")
+        argv = ["upscale", inputs / "a.png", "-o", other / "link" / "a.png", *common]
+    elif case == "symlink-to-input":
+        os.symlink(inputs / "a.png", other / "x.png")
+        argv = ["upscale", inputs / "a.png", "-o", other / "x.png", *common]
+    elif case == "out-dir-hard-links":
+        for name in ("a.png", "b.png"):
+            os.link(inputs / name, other / name)
+        argv = ["upscale", inputs, "--out-dir", other, *common]
+    elif case == "case-insensitive-output":
+        monkeypatch.setattr(arasfsr.paths, "case_insensitive", lambda folder: True)
+        argv = ["upscale", inputs / "a.png", "-o", inputs / "A.PNG", *common]
+    elif case == "case-insensitive-pair":
+        monkeypatch.setattr(arasfsr.paths, "case_insensitive", lambda folder: True)
+        Image.fromarray(rng.integers(0, 256, (12, 10, 3), np.uint8)).save(other / "A.png")
+        argv = ["upscale", inputs / "a.png", other / "A.png", "--out-dir", tmp_path / "out", *common]
+    elif case == "report-is-input-alias":
+        os.link(inputs / "b.png", other / "r.json")
+        argv = ["upscale", inputs, "--out-dir", tmp_path / "out", "--report", other / "r.json", *common]
+    else:
+        if subprocess.run(["mount", "--bind", str(inputs), str(other)], capture_output=True).returncode != 0:
+            pytest.skip("mount --bind is not allowed here")
+        mounted = True
+        argv = ["upscale", inputs, "--out-dir", other, *common]
+    try:
+        assert holds_contract(capsys, argv, inputs, tmp_path / "out") == 2
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(other)], check=True)

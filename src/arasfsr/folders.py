@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from .errors import ArasfsrError, InputError, known_problem
+from .errors import ArasfsrError, InputError, OutputExists, known_problem
+from .paths import PathIndex, same_file
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -54,7 +55,7 @@ def collect_sources(inputs: list[str], recursive: bool = False, exclude: Path | 
     folder, nor links to folders)."""
     from .imageio import IMAGE_SUFFIXES, input_path_problem
 
-    skip = exclude.resolve() if exclude is not None else None
+    skip = exclude
     found: list[tuple[Path, Path]] = []
     for item in inputs:
         path = Path(item)
@@ -79,7 +80,7 @@ def _images_under(folder: Path, recursive: bool, skip: Path | None) -> list[tupl
         found += [(f, f.relative_to(folder)) for f in image_files(root, skip_hidden=True)]
         if not recursive:
             break
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(root, d).resolve() != skip)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (skip and same_file(Path(root, d), skip)))
     return found
 
 
@@ -106,16 +107,18 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
     else:
         check_output_dir(out_dir)
         targets = [out_dir / rel.with_suffix(".png") for _, rel in sources]
-    writer: dict[Path, Path] = {}
+    # Paths compared by the file they name (paths.PathIndex), not by their text: a bind mount, a
+    # hard link or another case of a name on a case-insensitive file system is one file.
+    writer = PathIndex()
     for (src, _), dst in zip(sources, targets):
         for path in outputs(dst):
-            key = path.resolve()
-            if key in writer:
-                raise InputError(f"{path}: two outputs would be written to this file (from {writer[key].name} and "
+            other = writer.get(path)
+            if other is not None:
+                raise InputError(f"{path}: two outputs would be written to this file (from {other.name} and "
                                  f"{src.name}); rename an input or write them to separate folders")
-            writer[key] = src
+            writer.add(path, src)
     for src, _ in sources:
-        owner = writer.get(src.resolve())
+        owner = writer.get(src)
         if owner is not None:
             what = ("output would replace its input" if owner == src
                     else f"{owner.name}'s output would replace this input")
@@ -193,7 +196,7 @@ class FolderRun:
             return
         if self.report.is_dir():
             raise InputError(f"--report {self.report}: is a folder; give a file name such as report.json")
-        if any(self.report.resolve() == p.resolve() for item in self.items for p in (item.src, item.dst)):
+        if any(same_file(self.report, p) for item in self.items for p in (item.src, item.dst)):
             raise InputError(f"--report {self.report}: is an input or an output of this run")
         check_output_dir(self.report.parent)  # a missing folder is made when the report is written
 
