@@ -494,3 +494,83 @@ def test_alias_corpus(capsys, tmp_path, monkeypatch, case):
     finally:
         if mounted:
             subprocess.run(["umount", str(other)], check=True)
+
+
+# --- concurrency: two runs into one folder --------------------------------------------
+
+
+def _folder_of_images(folder: Path, count: int, side: int, seed: int) -> dict[str, bytes | None]:
+    """``count`` random side x side PNGs in ``folder``; returns its tree (to compare after)."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), np.uint8)).save(folder / f"f{i:02d}.png")
+    return tree(folder)
+
+
+def _cli(*argv: object, **popen) -> "subprocess.Popen":
+    """``arasfsr ARGV`` as a separate process (this checkout's package, one thread)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "arasfsr.cli", *map(str, argv)], env=env, text=True, **popen)
+
+
+
+@pytest.mark.parametrize("existing", ["--skip-existing", "--overwrite", None])
+def test_concurrency_corpus(tmp_path, existing):
+    """Two runs at once on the same inputs and output folder: each exits 0, 2 or 3, never 1;
+    no temporary file is left; every output is a whole image; the inputs keep their bytes.
+    With --skip-existing neither reports a failure."""
+    import subprocess
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    given = _folder_of_images(inputs, 16, 20, seed=5)
+    argv = ["upscale", inputs, "--out-dir", out, "--scale", "4", "--model", "bicubic", "--continue-on-error",
+            *([existing] if existing else [])]
+    procs = [_cli(*argv, "--report", tmp_path / f"r{k}.json", stderr=subprocess.PIPE) for k in range(2)]
+    codes = [proc.wait(timeout=600) for proc in procs]
+    errs = [proc.stderr.read() for proc in procs]
+    assert all(code in (0, 2, 3) for code in codes), errs
+    assert not any("Traceback" in e for e in errs), errs
+    assert tree(inputs) == given
+    assert not [p for p in tree(out) if p.endswith(".part")]
+    for name in tree(out):
+        with Image.open(out / name) as img:
+            img.load()
+    if existing == "--skip-existing":
+        reports = [json.loads((tmp_path / f"r{k}.json").read_text()) for k in range(2)]
+        assert codes == [0, 0] and all(r["failed"] == 0 for r in reports), errs
+
+
+# --- signals: a run stopped at any moment -----------------------------------------------
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("after", [0, 1, 5])
+def test_signal_corpus(tmp_path, tiny_model, signame, after):
+    """A run stopped by a signal before any output or after some: the exit status is
+    128 + the signal, no temporary file stays, the report says what was done."""
+    import signal as signals
+    import subprocess
+    import time
+
+    inputs, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
+    given = _folder_of_images(inputs, 40, 64, seed=6)
+    proc = _cli("upscale", inputs, "--out-dir", out, "--scale", "8", "--model", tiny_model, "--report", report,
+                stderr=subprocess.PIPE)
+    while not (report.exists() and (not after or (out.is_dir() and len(list(out.glob("*.png"))) >= after))):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.02)
+    signum = getattr(signals, signame)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=600) == 128 + signum
+    err = proc.stderr.read()
+    assert "Traceback" not in err, err
+    assert tree(inputs) == given
+    assert not [p for p in tree(tmp_path) if p.endswith(".part")]
+    data = json.loads(report.read_text())
+    written = len(list(out.glob("*.png"))) if out.exists() else 0
+    assert data["state"] == "interrupted" and data["ok"] == written

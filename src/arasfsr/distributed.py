@@ -58,12 +58,13 @@ def upscale_dataset(inputs: Sequence[str | Path], out_dir: str | Path, *, model:
     output_size((1, 1), scale, size, None)  # a bad scale or size fails before anything starts
     sources = collect_sources([str(p) for p in inputs], recursive, exclude=out_dir)
     run = FolderRun(plan_items(sources, None, out_dir, overwrite, skip_existing), keep_going=True,
-                    report=None if report is None else Path(report))
+                    report=None if report is None else Path(report), skip_existing=skip_existing)
     run.check_report_path()
     if run.pending:
         run.start(out_dir)
     with run.running():
-        upscale_items_on_ray(run, UpscaleSettings(scale, size, chunk_size, max_pixels, overwrite), model,
+        upscale_items_on_ray(run, UpscaleSettings(scale, size, chunk_size, max_pixels, overwrite,
+                                                  skip_existing=skip_existing), model,
                              address=address, batch_size=batch_size, device=device, precision=precision,
                              actors=actors)
     return [item.to_json() for item in run.items]
@@ -122,6 +123,7 @@ class _UpscaleActor:
         from .folders import FolderRun, Item, upscale_items
 
         items = [Item(Path(src), Path(dst)) for src, dst in zip(batch["src"], batch["dst"])]
-        upscale_items(self.model, items, self.settings, FolderRun(items, keep_going=True))
+        upscale_items(self.model, items, self.settings,
+                      FolderRun(items, keep_going=True, skip_existing=self.settings.skip_existing))
         return {"index": batch["index"], "status": np.array([item.status for item in items]),
                 "message": np.array([item.message for item in items])}

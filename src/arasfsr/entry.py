@@ -13,15 +13,20 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import traceback
+from contextlib import nullcontext
 from typing import NoReturn
 
+from .atomic import Terminated, signals_raise
 from .errors import ArasfsrError, known_problem
+from .folders import report_interrupted
 
 EXIT_BUG = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+FOLDER_COMMANDS = ("upscale", "restore", "align")  # runs with a report (arasfsr.folders)
 DEBUG_ENV = "ARASFSR_DEBUG"
 
 
@@ -69,10 +74,18 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     except SystemExit as exc:  # --help, or a usage error already printed on one line
         return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        return args.func(args) or 0
+        # Runs over many inputs: SIGTERM and SIGHUP stop them like Ctrl-C, so that the report
+        # says what was done (a service manager, a closed terminal).
+        with signals_raise() if getattr(args, "command", None) in FOLDER_COMMANDS else nullcontext():
+            return args.func(args) or 0
     except KeyboardInterrupt:
+        report_interrupted()
         print("arasfsr: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated as stop:
+        report_interrupted()
+        print(f"arasfsr: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
     except BrokenPipeError:  # e.g. `arasfsr models | head -1`: quietly, like other tools
         try:  # stop Python's own flush at exit from failing again on the closed pipe
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .atomic import TempFileError, atomic_write
-from .errors import InputError, one_line
+from .errors import InputError, OutputExists, one_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
@@ -345,13 +345,38 @@ def check_output_path(path: str | Path, overwrite: bool = False) -> Path:
         raise InputError(f"{path}: is a folder; give a file name (e.g. {path / 'out.png'}) or use --out-dir")
     if path.suffix.lower() not in SAVE_FORMATS:
         raise InputError(f"{path}: unknown output format; use one of {', '.join(sorted(SAVE_FORMATS))}")
+    check_output_name(path)
     refuse_existing(path, overwrite)
     return path
 
 
+def check_output_name(path: str | Path) -> Path:
+    """Refuse an output whose name (or whole path) is longer than its file system takes,
+    before any work: otherwise the write fails only once the model has run."""
+    path = Path(path)
+    folder = path.absolute().parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    name_max, path_max = _limit(folder, "PC_NAME_MAX", 255), _limit(folder, "PC_PATH_MAX", 4096)
+    name = len(os.fsencode(path.name))
+    if name > name_max:
+        raise InputError(f"{path}: the file name is {name} bytes long, above this file system's limit of "
+                         f"{name_max}; use a shorter input name or output name")
+    if len(os.fsencode(str(path.absolute()))) >= path_max:
+        raise InputError(f"{path}: the path is longer than this file system's limit of {path_max} bytes")
+    return path
+
+
+def _limit(folder: Path, name: str, default: int) -> int:
+    try:
+        return int(os.pathconf(folder, name))
+    except (OSError, ValueError, AttributeError):  # Windows has no pathconf
+        return default
+
+
 def refuse_existing(path: Path, overwrite: bool) -> None:
     if os.path.lexists(path) and not overwrite:  # a broken link is there too
-        raise InputError(f"{path}: exists; pass --overwrite to replace it")
+        raise OutputExists(path)
 
 
 def check_output_dir(path: str | Path) -> Path:
@@ -422,19 +447,23 @@ def write_image(img: Image.Image, path: str | Path, overwrite: bool = False) -> 
         if exif and not (fmt == "JPEG" and len(exif) > 65533):  # JPEG's limit: one APP1 segment
             opts["exif"] = exif
 
-    return write_file(path, lambda f: img.save(f, format=fmt, **opts))
+    return write_file(path, lambda f: img.save(f, format=fmt, **opts), replace=overwrite)
 
 
-def write_file(path: Path, fill: Callable[[BinaryIO], object]) -> Path:
+def write_file(path: Path, fill: Callable[[BinaryIO], object], replace: bool = True) -> Path:
     """Write ``path`` atomically by ``fill(open binary file)``; a failure is an InputError
-    naming the file or its folder (a full disk, a folder that cannot be written)."""
+    naming the file or its folder (a full disk, a folder that cannot be written).
+    ``replace=False``: :class:`~arasfsr.errors.OutputExists` if a file is there by the time
+    it is written (another process may have written it since the run was planned)."""
 
     def save(tmp: str) -> None:
         with open(tmp, "wb") as f:
             fill(f)
 
     try:
-        atomic_write(path, save)
+        atomic_write(path, save, replace=replace)
+    except FileExistsError:
+        raise OutputExists(path) from None
     except TempFileError as exc:
         raise InputError(f"{path.parent}: cannot write into this folder ({exc.strerror or one_line(exc)})") from None
     except OSError as exc:

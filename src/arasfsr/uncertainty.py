@@ -232,5 +232,5 @@ def write_uncertainty(u: np.ndarray, output: Path, overwrite: bool = False, cove
     picture, values = uncertainty_paths(output)
     refuse_existing(values, overwrite)
     write_image(heat_map_picture(u, coverage, background), picture, overwrite=overwrite)
-    write_file(values, lambda f: np.save(f, np.asarray(u, np.float32)))
+    write_file(values, lambda f: np.save(f, np.asarray(u, np.float32)), replace=overwrite)
     return picture, values

@@ -65,11 +65,12 @@ def run_upscale(args: argparse.Namespace) -> int:
     if args.seed is not None and not args.sample_z:
         raise InputError("--seed is for --sample-z; add --sample-z")
     check_sampling(args.sample_z, args.seed)
-    run, out_dir = plan_folder_run(args, "upscale", outputs_with_maps(args.uncertainty))
+    outputs = outputs_with_maps(args.uncertainty)
+    run, out_dir = plan_folder_run(args, "upscale", outputs)
     check_size = output_size_check(args)
     run.check(lambda item: probe_size(item, check_size))  # every header and size, before any work
     settings = UpscaleSettings(args.scale, args.size, args.chunk_size, args.max_pixels, args.overwrite,
-                               args.uncertainty, args.sample_z, args.seed)
+                               args.uncertainty, args.sample_z, args.seed, skip_existing=args.skip_existing)
     if not run.pending:
         return run.finish(out_dir)
     run.start(out_dir)
@@ -85,7 +86,7 @@ def run_upscale(args: argparse.Namespace) -> int:
             for batch in batches(run.pending, args.batch_size):
                 upscale_items(model, batch, settings, run)
                 run.advance(len(batch))
-    return run.finish(out_dir)
+    return run.finish(out_dir, extra=lambda item: outputs(item.dst)[1:])
 
 
 def run_export(args: argparse.Namespace) -> int:
