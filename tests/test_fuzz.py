@@ -574,3 +574,35 @@ def test_signal_corpus(tmp_path, tiny_model, signame, after):
     data = json.loads(report.read_text())
     written = len(list(out.glob("*.png"))) if out.exists() else 0
     assert data["state"] == "interrupted" and data["ok"] == written
+
+
+# --- float and wide integer images ------------------------------------------------------
+
+FLOAT_IMAGES = {
+    "F-0..1": ("F", lambda g: g / 255.0), "F-0..255": ("F", lambda g: g * 1.0), "F--1..1": ("F", lambda g: g / 127.5 - 1),
+    "F-huge": ("F", lambda g: g * 1e30), "F-tiny": ("F", lambda g: g * 1e-30), "F-constant": ("F", lambda g: g * 0 + 0.5),
+    "F-nan": ("F", lambda g: np.where(g > 128, np.nan, g / 255.0)), "F-all-nan": ("F", lambda g: g * np.nan),
+    "F-inf": ("F", lambda g: np.where(g > 250, np.inf, g / 255.0)), "F--inf": ("F", lambda g: np.where(g > 250, -np.inf, g)),
+    "I-0..255": ("I", lambda g: g), "I-16bit": ("I", lambda g: g * 257), "I-negative": ("I", lambda g: g - 300),
+    "I-wide": ("I", lambda g: g * 2**23), "I-zero": ("I", lambda g: g * 0),
+    "I;16-full": ("I;16", lambda g: g * 257), "I;16-low": ("I;16", lambda g: g),
+}
+
+
+@pytest.mark.parametrize("case", list(FLOAT_IMAGES))
+def test_float_image_corpus(capsys, tmp_path, case):
+    """Floating-point and wide-integer grayscale TIFFs: read by their range (exit 0) or, with
+    NaN or infinities, refused in one line (exit 2)."""
+    mode, values = FLOAT_IMAGES[case]
+    grey = np.random.default_rng(7).integers(0, 256, (14, 12)).astype(np.float64)
+    dtype = {"F": np.float32, "I": np.int32, "I;16": np.uint16}[mode]
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    with np.errstate(invalid="ignore"):
+        Image.fromarray(values(grey).astype(dtype), mode=mode).save(inputs / "x.tif")
+    code = holds_contract(capsys, ["upscale", inputs / "x.tif", "-o", tmp_path / "out" / "x.png", "--scale", "2",
+                                   "--model", "bicubic"], inputs, tmp_path / "out")
+    assert code == (2 if "nan" in case or "inf" in case else 0)
+    if code == 0 and case in ("F-0..1", "F-0..255", "I-0..255", "I-16bit", "I;16-full"):
+        out = np.asarray(Image.open(tmp_path / "out" / "x.png"), np.float64)
+        assert abs(out.mean() - grey.mean()) < 1.5  # the brightness the values mean
