@@ -606,3 +606,32 @@ def test_float_image_corpus(capsys, tmp_path, case):
     if code == 0 and case in ("F-0..1", "F-0..255", "I-0..255", "I-16bit", "I;16-full"):
         out = np.asarray(Image.open(tmp_path / "out" / "x.png"), np.float64)
         assert abs(out.mean() - grey.mean()) < 1.5  # the brightness the values mean
+
+
+# --- the API: arrays of every dtype and shape ----------------------------------------
+
+
+API_ARRAYS = {f"{dtype}-{shape}": (dtype, shape) for dtype in ("uint8", "uint16", "int8", "int32", "int64", "float16",
+                                                                "float32", "float64", "bool", "complex64", "object")
+              for shape in ((6, 5), (6, 5, 3), (6, 5, 4), (6, 5, 2), (1, 6, 5, 3), (0, 5, 3), (6,))}
+
+
+@pytest.mark.parametrize("case", list(API_ARRAYS))
+def test_api_dtype_corpus(case):
+    """Every dtype and shape through upscale, upscale_many and upscale_batch: a result, or an
+    ArasfsrError with a message, never another exception; only uint8 is taken."""
+    import arasfsr
+    from arasfsr.errors import ArasfsrError
+
+    dtype, shape = API_ARRAYS[case]
+    arr = np.ones(shape, dtype=dtype)
+    up = arasfsr.load_model("bicubic")
+    calls = [lambda: up.upscale(arr, scale=2), lambda: up.upscale_many([arr], scale=2),
+             lambda: up.upscale_batch(arr, size=(10, 12))]
+    for call in calls:
+        try:
+            call()
+        except ArasfsrError as exc:
+            assert str(exc) and "\n" not in str(exc)
+        else:
+            assert dtype == "uint8", f"{case} was taken"

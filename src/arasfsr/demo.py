@@ -44,8 +44,9 @@ def side_by_side(columns: list[tuple[str, Image.Image]], height: int) -> Image.I
 
 def run_demo(out_dir: str | Path, model: str | Upscaler = "arasfsr", device: str = "cpu",
              chunk_size: int | None = None) -> list[Path]:
-    """Write input.png, NAME_xS.png for each scale and side_by_side.png into ``out_dir``."""
-    sr_model = model if isinstance(model, Upscaler) else load_model(model, device=device)
+    """Write input.png, NAME_xS.png for each scale and side_by_side.png into ``out_dir``;
+    ``chunk_size`` is for a model given by name (an Upscaler brings its own settings)."""
+    sr_model = model if isinstance(model, Upscaler) else load_model(model, device=device, chunk_size=chunk_size)
     bicubic = load_model("bicubic")
     out_dir = Path(out_dir)
     make_output_dir(out_dir)  # only once the models load, so a failed demo leaves nothing behind
@@ -54,7 +55,7 @@ def run_demo(out_dir: str | Path, model: str | Upscaler = "arasfsr", device: str
     written = [write_image(lr, out_dir / "input.png", overwrite=True)]
     columns: list[tuple[str, Image.Image]] = [("input", lr)]
     for s in SCALES:
-        out = sr_model.upscale(lr, scale=s, chunk_size=chunk_size)
+        out = sr_model.upscale(lr, scale=s)
         written.append(write_image(out, out_dir / f"{sr_model.name}_x{s:g}.png", overwrite=True))
         if s == SCALES[-1]:
             columns += [(f"bicubic x{s:g}", bicubic.upscale(lr, scale=s)), (f"{sr_model.name} x{s:g}", out)]

@@ -195,12 +195,8 @@ class UpscaleSettings:
 
     scale: Scale | None = None
     size: tuple[int, int] | None = None
-    chunk_size: int | None = None
-    max_pixels: int | None = None
     overwrite: bool = False
     uncertainty: bool = False  # also NAME_uncertainty.png/.npy (written before NAME)
-    sample_z: bool = False  # draw ARASFSR's z (seeded by ``seed``) instead of its mean
-    seed: int | None = None
     skip_existing: bool = False  # an output that appears meanwhile (another run's): skip its input
 
 
@@ -512,9 +508,7 @@ def upscale_items(model: Upscaler, items: list[Item], settings: UpscaleSettings,
     if ready:
         with run.attempt(ready):
             outs = model.upscale_many(images, scale=settings.scale, size=settings.size,
-                                      chunk_size=settings.chunk_size, max_pixels=settings.max_pixels,
-                                      uncertainty=settings.uncertainty, sample_z=settings.sample_z,
-                                      seed=settings.seed)
+                                      uncertainty=settings.uncertainty)
     del images
     # The side outputs of an input whose main output is missing are an unfinished run's: replaced.
     replace_side = settings.overwrite or settings.skip_existing

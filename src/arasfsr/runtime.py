@@ -10,16 +10,19 @@ before torch loads.)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from .errors import InputError
+from .defaults import DEFAULT_MAX_PIXELS
+from .errors import DeviceError, SettingError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -171,7 +174,7 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
     """``fp32`` or ``bf16``: ``auto`` is ``bf16`` where the device multiplies bf16 matrices
     natively (CPUs with AMX, GPUs with bf16), else ``fp32``."""
     if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise SettingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision
     device = torch.device(device)
@@ -193,11 +196,97 @@ def autocast(device: torch.device, dtype: torch.dtype) -> AbstractContextManager
 
 def check_chunk_size(chunk_size: Any) -> int | None:
     """A caller's chunk size: None (automatic) or a positive integer."""
-    if chunk_size is None:
+    return _positive_or_none("chunk_size", chunk_size)
+
+
+def _positive_or_none(name: str, value: Any) -> int | None:
+    if value is None:
         return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
-        raise InputError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-    return int(chunk_size)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise SettingError(f"{name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def check_sampling(sample_z: Any, seed: Any) -> int | None:
+    """A caller's z-sampling request: the seed (None: unseeded), or SettingError."""
+    if not isinstance(sample_z, bool):
+        raise SettingError(f"sample_z must be True or False, got {sample_z!r}")
+    if seed is None:
+        return None
+    if not sample_z:
+        raise SettingError("a seed is for sampling z; ask for sample_z too")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        raise SettingError(f"seed must be an integer from 0 to 2**63-1, got {seed!r}")
+    return int(seed)
+
+
+def check_device(device: Any) -> torch.device:
+    """A device that exists here and computes: cpu, cuda[:N] (when present), mps (when present)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"unknown device {device!r}; use cpu, or cuda (cuda:N) where there is a GPU") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError("CUDA was requested but no CUDA device is available; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"{dev}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        return dev
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return dev
+        raise DeviceError("mps (Apple GPU) was requested but is not available here; use cpu")
+    raise DeviceError(f"device {str(dev)!r} cannot run arasfsr; use cpu, or cuda where there is a GPU")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How an :class:`~arasfsr.api.Upscaler` renders, set once and checked once
+    (:meth:`checked`); a change makes a new, checked copy (:meth:`replace`).
+
+    - ``precision``: the implicit decoder's, "auto", "fp32" or "bf16" (see :func:`resolve_precision`).
+    - ``chunk_size``: queries per forward pass (None: automatic, from the free memory).
+    - ``max_pixels``: outputs with more pixels are refused (None: no limit).
+    - ``sample_z``, ``seed``: draw ARASFSR's frequency latent z (from ``seed``, reproducible)
+      instead of using its mean.
+    - ``batch_size``: images of one size per forward pass in ``upscale_many`` (None: all).
+    """
+
+    precision: str = "auto"
+    chunk_size: int | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    sample_z: bool = False
+    seed: int | None = None
+    batch_size: int | None = None
+
+    def checked(self) -> RenderSettings:
+        """These settings, each refused with a one-line :class:`SettingError` if unusable."""
+        if self.precision not in PRECISIONS:
+            raise SettingError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        return dataclasses.replace(self, chunk_size=_positive_or_none("chunk_size", self.chunk_size),
+                                   max_pixels=check_max_pixels(self.max_pixels),
+                                   seed=check_sampling(self.sample_z, self.seed),
+                                   batch_size=_positive_or_none("batch_size", self.batch_size))
+
+    def replace(self, **changes: Any) -> RenderSettings:
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown render setting(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes).checked()
+
+
+def check_max_pixels(value: Any) -> int | None:
+    """A pixel limit: None (no limit) or a positive whole number (``2e7`` is fine, NaN is not)."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) \
+            and float(value).is_integer() and value >= 1:
+        return int(value)
+    raise SettingError(f"max_pixels must be a positive whole number or None (no limit), got {value!r}")
 
 
 def available_memory(device: torch.device | str = "cpu") -> int:

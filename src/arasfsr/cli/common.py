@@ -153,11 +153,17 @@ def add_rendering_options(parser: argparse.ArgumentParser, model_help: str = "mo
 
 
 def load_renderer(args: argparse.Namespace, name: str | None = None) -> Upscaler:
-    """The model ``name`` (default ``--model``) loaded with the rendering options."""
+    """The model ``name`` (default ``--model``) loaded with the rendering options, which the
+    library checks once (:class:`arasfsr.runtime.RenderSettings`)."""
     from ..api import load_model
 
+    settings = {"chunk_size": args.chunk_size}
+    if hasattr(args, "max_pixels"):
+        settings["max_pixels"] = args.max_pixels
+    if getattr(args, "sample_z", False):
+        settings.update(sample_z=True, seed=args.seed)
     return load_model(args.model if name is None else name, device=args.device, precision=args.precision,
-                      engine=args.engine)
+                      engine=args.engine, **settings)
 
 
 # --- inputs and outputs ---------------------------------------------------------------

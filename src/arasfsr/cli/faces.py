@@ -162,7 +162,7 @@ def run_restore(args: argparse.Namespace) -> int:
                 img = run.read(item)
                 res = restore(img, model, scale=args.scale, size=args.size, detector=detector,
                               background=background, faces_only=args.faces_only, max_pixels=args.max_pixels,
-                              chunk_size=args.chunk_size, uncertainty=args.uncertainty)
+                              uncertainty=args.uncertainty)
                 if not res.faces:
                     run.say(_no_face_note(item.src, img) + ("; nothing written" if args.faces_only else
                                                            "; the photo is up-scaled without face restoration"))
