@@ -29,7 +29,7 @@ from .models.bicubic import bicubic_resize
 from .models.frequency import latent_draw
 from .registry import resolve
 from .runtime import (RenderSettings, check_device, check_max_pixels, check_sampling, configure_threads,
-                      face_size_warning, is_downscale, resolve_precision)
+                      face_size_warning, is_downscale, resolve_precision, thread_policy)
 from .uncertainty import uncertainty_map
 
 __all__ = ["DEFAULT_MAX_PIXELS", "OnnxUpscaler", "RenderSettings", "Upscaler", "check_sampling", "load_model",
@@ -138,6 +138,7 @@ class Upscaler:
         self._warned_sizes: set[tuple[int, int]] = set()
         self._apply(settings or RenderSettings(precision=precision), changes)
         configure_threads()
+        self._threads = thread_policy()
 
     def _apply(self, base: RenderSettings, changes: dict[str, Any]) -> None:
         self.settings = base.replace(**changes) if changes else base.checked()
@@ -191,7 +192,7 @@ class Upscaler:
             return bicubic_resize(lr, size_hw)
         if self.learned:
             self._say_once(in_hw, face_size_warning(*in_hw, self.name))
-        with latent_draw(settings.sample_z, settings.seed):
+        with latent_draw(settings.sample_z, settings.seed), self._threads.rendering():
             return self.network(lr, size_hw, settings.chunk_size)
 
     def _say_once(self, in_hw: tuple[int, int], message: str | None) -> None:
@@ -359,6 +360,7 @@ class OnnxUpscaler(Upscaler):
         self._warned_sizes = set()
         self._apply(RenderSettings(precision="fp32"), changes)
         configure_threads()
+        self._threads = thread_policy()
 
     def _check_sampling(self, settings: RenderSettings) -> None:
         if settings.sample_z:

@@ -14,9 +14,12 @@ import dataclasses
 import math
 import numbers
 import os
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -147,6 +150,86 @@ def configure_threads() -> int:
     return torch.get_num_threads()
 
 
+def openmp_spins() -> bool:
+    """Whether OpenMP's threads spin while they wait: it was loaded (with torch) before
+    ``import arasfsr`` could ask for the passive policy, and the user set no policy."""
+    from . import OPENMP_WAIT_POLICY
+
+    return OPENMP_WAIT_POLICY == "default"
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_snapshot() -> tuple[float, float, float] | None:
+    """(wall s, busy CPU s of the whole machine, CPU s of this process), or None without /proc/stat."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait; steal counts as busy
+    mine = os.times()
+    return time.monotonic(), (sum(fields[:8]) - idle) / _CLOCK_TICKS, mine.user + mine.system
+
+
+def _others_busy(before: tuple[float, float, float], after: tuple[float, float, float]) -> float | None:
+    """CPUs other processes kept busy between two snapshots (None: too short to tell)."""
+    wall = after[0] - before[0]
+    if wall < 0.05:
+        return None
+    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / wall)
+
+
+class ThreadPolicy:
+    """Intra-op threads of one :class:`~arasfsr.api.Upscaler`'s renders.
+
+    ``import arasfsr`` asks OpenMP for passive waiting (``OMP_WAIT_POLICY``), which OpenMP
+    reads once, when torch loads. Where torch was imported first its threads spin while
+    they wait, and with another program on one of the cores every small operation waits
+    for a thread that is not running (a 64->512 render took 6-8x as long). Then each
+    render uses only the CPUs the other processes leave free, measured over the previous
+    render (the first time over a 0.1 s look at /proc/stat), and gives the user's thread
+    count back after. With the passive policy in force (or one the user chose) this is
+    :func:`configure_threads` alone. One policy serves the whole process
+    (:func:`thread_policy`): the load it measures is the machine's.
+    """
+
+    PROBE_S = 0.1
+
+    def __init__(self) -> None:
+        self.threads = configure_threads()
+        self.adaptive = openmp_spins() and "OMP_NUM_THREADS" not in os.environ and self.threads > 1
+        self.free = self.threads
+        if self.adaptive:
+            before = _cpu_snapshot()
+            if before is None:
+                self.adaptive = False
+            else:
+                time.sleep(self.PROBE_S)
+                self._update(before, _cpu_snapshot())
+
+    def _update(self, before: tuple[float, float, float] | None, after: tuple[float, float, float] | None) -> None:
+        busy = _others_busy(before, after) if before and after else None
+        if busy is not None:
+            self.free = max(1, min(self.threads, round(usable_cpus() - busy)))
+
+    @contextmanager
+    def rendering(self) -> Iterator[int]:
+        """Around one render: the thread count to use (set, then restored)."""
+        if not self.adaptive:
+            yield torch.get_num_threads()
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.free)
+        before = _cpu_snapshot()
+        try:
+            yield self.free
+        finally:
+            self._update(before, _cpu_snapshot())
+            torch.set_num_threads(previous)
+
+
 # The faces the learned models were trained on (protocols A-C and P: 12 to 96 px); a face
 # more than FAR_FACTOR times outside gets a warning: a 512-px face comes back within 0.2
 # grey levels of bicubic.
@@ -170,9 +253,15 @@ def is_downscale(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> bool:
     return out_hw[0] <= in_hw[0] and out_hw[1] <= in_hw[1] and tuple(out_hw) != tuple(in_hw)
 
 
+@lru_cache(maxsize=1)
+def thread_policy() -> ThreadPolicy:
+    """The process's :class:`ThreadPolicy`, made on first use."""
+    return ThreadPolicy()
+
+
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
     """``fp32`` or ``bf16``: ``auto`` is ``bf16`` where the device multiplies bf16 matrices
-    natively (CPUs with AMX, GPUs with bf16), else ``fp32``."""
+    natively (CPUs with AMX or AVX-512 BF16, GPUs with bf16), else ``fp32``."""
     if precision not in PRECISIONS:
         raise SettingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
@@ -180,8 +269,44 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
     device = torch.device(device)
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    return "bf16" if device.type == "cpu" and amx() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware: Intel AMX, or AVX-512 BF16
+    (AMD Zen 4 and later, Intel Cooper Lake and later). On such a CPU the bf16 decoder
+    renders 64->512 in about half the fp32 time (docs/performance.md) and stays above
+    50 dB of the fp32 output (tests/test_fast.py); elsewhere bf16 is emulated and slower."""
+    flags = cpu_flags()
+    if flags:
+        return bool({"amx_bf16", "avx512_bf16"} & flags)
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_model() -> str:
+    """The CPU's model name (what benchmark results record), e.g. "AMD EPYC"."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def compute_dtype(precision: str, device: torch.device | str = "cpu") -> torch.dtype:
