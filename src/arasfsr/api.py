@@ -11,7 +11,7 @@ import math
 import numbers
 import sys
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -28,8 +28,9 @@ from .models import SuperResolver, create_model
 from .models.bicubic import bicubic_resize
 from .models.frequency import latent_draw
 from .registry import resolve
-from .runtime import (RenderSettings, check_device, check_max_pixels, check_sampling, configure_threads,
-                      face_size_warning, is_downscale, resolve_precision, thread_policy)
+from .runtime import (RenderSettings, beyond_model_detail, check_device, check_max_pixels, check_sampling,
+                      configure_threads, face_size_warning, is_downscale, large_input_note, render_progress,
+                      resolve_precision, thread_policy)
 from .uncertainty import uncertainty_map
 
 __all__ = ["DEFAULT_MAX_PIXELS", "OnnxUpscaler", "RenderSettings", "Upscaler", "check_sampling", "load_model",
@@ -114,6 +115,7 @@ class _Prepared:
     out_size: tuple[int, int]  # (w, h)
 
 
+Progress = Callable[[int], None]
 _UNSET: Any = object()  # a per-call keyword not given
 
 
@@ -121,7 +123,7 @@ class Upscaler:
     """A model ready for inference on one device, with its render settings.
 
     The settings (:class:`~arasfsr.runtime.RenderSettings`: precision, chunk size, pixel
-    limit, z sampling, batch size) are given once, here or to
+    limit, z sampling, batch size, force_model) are given once, here or to
     :func:`load_model`, and checked once; :meth:`with_settings` gives an Upscaler with
     other settings that shares the model. No call changes the model or the settings,
     so one Upscaler may serve several threads. The per-call keywords of earlier versions
@@ -178,8 +180,10 @@ class Upscaler:
         by anti-aliased bicubic, without the network: on faces it scored higher than the
         network on the input shrunk to the output size (docs/performance.md, "Memory and
         large inputs"), and the network on the full input costs time and memory for nothing.
-        A face far outside the sizes the model was trained on gets one line on stderr (once
-        per input size).
+        So is, for a learned model, an input larger than the model adds detail to
+        (:data:`~arasfsr.runtime.MODEL_DETAIL_SIDE`; one line on stderr, and ``force_model``
+        runs the model). A face far outside the sizes the model was trained on gets one line
+        on stderr (once per input size).
 
         ``chunk_size``, ``sample_z``, ``seed``: this call's, else the settings'.
         """
@@ -189,6 +193,9 @@ class Upscaler:
         in_hw = tuple(lr.shape[-2:])
         size_hw = (int(size_hw[0]), int(size_hw[1]))
         if is_downscale(in_hw, size_hw):
+            return bicubic_resize(lr, size_hw)
+        if self.learned and not settings.force_model and beyond_model_detail(*in_hw):
+            self._say_once(in_hw, large_input_note(*in_hw, self.name))
             return bicubic_resize(lr, size_hw)
         if self.learned:
             self._say_once(in_hw, face_size_warning(*in_hw, self.name))
@@ -206,7 +213,8 @@ class Upscaler:
 
     @torch.inference_mode()
     def upscale(self, image: ImageLike, *, scale: Scale | None = None, size: tuple[int, int] | None = None,
-                uncertainty: bool = False, **settings: Any) -> ImageLike | tuple[ImageLike, np.ndarray]:
+                uncertainty: bool = False, progress: Progress | None = None,
+                **settings: Any) -> ImageLike | tuple[ImageLike, np.ndarray]:
         """Super-resolve one image to ``scale`` x its size or to ``size = (width, height)``;
         ``scale`` is one factor or ``(sx, sy)``, width first like ``size``.
 
@@ -219,16 +227,19 @@ class Upscaler:
         kept (resized apart from the colour), RGB stays RGB. A PIL image comes back as L,
         LA, RGB or RGBA with the ICC profile and EXIF of ``image.info``.
 
-        ``settings``: this call's render settings (``chunk_size``, ``max_pixels``,
+        ``progress(pixels)`` is called as output pixels are done (a large output takes
+        minutes). ``settings``: this call's render settings (``chunk_size``, ``max_pixels``,
         ``sample_z``, ``seed``...), else the Upscaler's.
         """
         if isinstance(image, (list, tuple)):
             raise InputError("upscale takes one image; for several use upscale_many")
-        return self.upscale_many([image], scale=scale, size=size, uncertainty=uncertainty, **settings)[0]
+        return self.upscale_many([image], scale=scale, size=size, uncertainty=uncertainty, progress=progress,
+                                 **settings)[0]
 
     @torch.inference_mode()
     def upscale_many(self, images: Iterable[ImageLike], *, scale: Scale | None = None,
                      size: tuple[int, int] | None = None, uncertainty: bool = False,
+                     progress: Progress | None = None,
                      **settings: Any) -> list[ImageLike] | list[tuple[ImageLike, np.ndarray]]:
         """:meth:`upscale` of each image (a list, a generator, any iterable), the images
         that share their input and output sizes rendered together, at most ``batch_size``
@@ -253,7 +264,8 @@ class Upscaler:
             for start in range(0, len(members), step):
                 part = members[start:start + step]
                 lr = images_to_tensor(np.stack([prepared[i].rgb for i in part]), self.device)
-                sr = self.render(lr, (out_h, out_w), run.chunk_size, sample_z=run.sample_z, seed=run.seed)
+                with render_progress(progress):
+                    sr = self.render(lr, (out_h, out_w), run.chunk_size, sample_z=run.sample_z, seed=run.seed)
                 for i, one in zip(part, sr):
                     results[i] = self._finish(images[i], prepared[i], one[None], uncertainty)
         return results
@@ -302,7 +314,7 @@ class Upscaler:
     @torch.inference_mode()
     def upscale_batch(self, images: np.ndarray, size_hw: tuple[int, int] | None = None,
                       chunk_size: int | None = None, *, size: tuple[int, int] | None = None,
-                      scale: Scale | None = None, **settings: Any) -> np.ndarray:
+                      scale: Scale | None = None, progress: Progress | None = None, **settings: Any) -> np.ndarray:
         """(B,h,w,3) uint8 -> (B,H,W,3) uint8 at ``size = (W, H)`` or ``scale``, the whole batch
         in one forward pass (what evaluation uses); the pixel limit applies as in upscale.
 
@@ -327,8 +339,9 @@ class Upscaler:
         if 0 in images.shape:
             raise InputError(f"upscale_batch: the batch is empty ({images.shape})")
         out_w, out_h = output_size((images.shape[2], images.shape[1]), scale, size, run.max_pixels)
-        sr = self.render(images_to_tensor(images, self.device), (out_h, out_w), run.chunk_size,
-                         sample_z=run.sample_z, seed=run.seed)
+        with render_progress(progress):
+            sr = self.render(images_to_tensor(images, self.device), (out_h, out_w), run.chunk_size,
+                             sample_z=run.sample_z, seed=run.seed)
         return tensor_to_images(sr)
 
 
@@ -380,8 +393,8 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
     "bf16") is the implicit decoder's; ``engine="onnx"`` runs the model with onnxruntime
     (an ``.onnx`` file from ``arasfsr export``, or a model exported on the fly).
     ``settings``: the other render settings (:class:`~arasfsr.runtime.RenderSettings`:
-    ``chunk_size``, ``max_pixels``, ``sample_z``, ``seed``, ``batch_size``). All of it is
-    checked before the model is built.
+    ``chunk_size``, ``max_pixels``, ``sample_z``, ``seed``, ``batch_size``,
+    ``force_model``). All of it is checked before the model is built.
     """
     if engine not in ("torch", "onnx"):
         raise ModelError(f"unknown engine {engine!r}; use torch or onnx")

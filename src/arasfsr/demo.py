@@ -18,6 +18,7 @@ from .imageio import make_output_dir, write_image
 FACE_BOX = (168, 48, 288, 168)
 LR_SIZE = 48
 SCALES = (2.0, 3.5, 8.0)
+LABEL_FRACTION = 40  # label text height: a 40th of the pictures' height
 
 
 def astronaut_face() -> Image.Image:
@@ -27,17 +28,23 @@ def astronaut_face() -> Image.Image:
 
 
 def side_by_side(columns: list[tuple[str, Image.Image]], height: int) -> Image.Image:
-    """Images scaled (nearest) to one height, labelled, left to right."""
+    """Images scaled (nearest) to one height, labelled, left to right. The labels grow with
+    the pictures (a 40th of their height), so that they stay readable on a photo thousands
+    of pixels wide; small pictures keep Pillow's 11-px default font."""
+    from PIL import ImageFont
+
     tiles = [(label, im.resize((max(1, round(im.width * height / im.height)), height), Image.NEAREST))
              for label, im in columns]
-    pad, label_h = 8, 18
+    size = round(height / LABEL_FRACTION)
+    font = ImageFont.load_default(size=size) if size > 11 else None
+    pad, label_h = max(8, size // 2), max(18, round(size * 1.5))
     width = sum(t.width for _, t in tiles) + pad * (len(tiles) + 1)
     canvas = Image.new("RGB", (width, height + label_h + 2 * pad), "white")
     draw = ImageDraw.Draw(canvas)
     x = pad
     for label, tile in tiles:
         canvas.paste(tile, (x, pad + label_h))
-        draw.text((x, pad), label, fill="black")
+        draw.text((x, pad), label, fill="black", font=font)
         x += tile.width + pad
     return canvas
 

@@ -489,11 +489,41 @@ def batches(items: Iterable[Item], batch_size: int) -> Iterator[list[Item]]:
             yield members[start:start + batch_size]
 
 
+PROGRESS_PIXELS = 2**20  # a run of one input shows its render's progress from this many output pixels
+
+
+@contextmanager
+def pixel_progress(run: FolderRun, items: list[Item]) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over the output pixels of the render of a run's only input, when the
+    output is large (minutes on a CPU); shown from the first chunk done, so a render that
+    needs no model (bicubic) shows none."""
+    from tqdm import tqdm
+
+    total = sum(item.key[1][0] * item.key[1][1] for item in items if item.key)
+    if len(run.items) > 1 or total < PROGRESS_PIXELS:
+        yield None
+        return
+    bar = None
+
+    def advance(pixels: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="render", unit="px", unit_scale=True, file=sys.stderr, leave=False)
+        bar.update(pixels)
+
+    try:
+        yield advance
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def upscale_items(model: Upscaler, items: list[Item], settings: UpscaleSettings, run: FolderRun) -> None:
     """Decode, super-resolve (the images of one size in one forward pass) and write ``items``;
     what fails is marked failed (or stops the run). Nothing outlives the call: at most
     ``len(items)`` images are held at a time."""
     from .imageio import output_notes, write_image
+    from .runtime import is_downscale
     from .uncertainty import write_uncertainty
 
     images, ready = [], []
@@ -502,13 +532,17 @@ def upscale_items(model: Upscaler, items: list[Item], settings: UpscaleSettings,
             img = run.read(item, rgb=False)
             for text in output_notes(img, item.dst):
                 run.say(f"{item.src}: {text}")
+            if item.key and is_downscale(item.key[0][::-1], item.key[1][::-1]):
+                (w, h), (out_w, out_h) = item.key
+                run.say(f"{item.src}: {out_w}x{out_h} is smaller than the input ({w}x{h}): a plain bicubic "
+                        "downscale, without the model (it adds no detail when shrinking)")
             images.append(img)
             ready.append(item)
     outs: list = []
     if ready:
-        with run.attempt(ready):
+        with run.attempt(ready), pixel_progress(run, ready) as progress:
             outs = model.upscale_many(images, scale=settings.scale, size=settings.size,
-                                      uncertainty=settings.uncertainty)
+                                      uncertainty=settings.uncertainty, progress=progress)
     del images
     # The side outputs of an input whose main output is missing are an unfinished run's: replaced.
     replace_side = settings.overwrite or settings.skip_existing

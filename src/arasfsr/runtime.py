@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -247,6 +248,22 @@ def face_size_warning(h: int, w: int, model_name: str) -> str | None:
             f"{model_name} was trained on; expect {expect}")
 
 
+# Inputs whose shorter side is at least this many pixels are resized by bicubic instead of
+# the learned models (unless forced): from there on the default model's x2 and x4 outputs
+# came within half a grey level of bicubic on real faces (0.42 and 0.49 at 256 px; 0.72
+# and 0.83 at 192), at many times the cost (docs/performance.md, "Large inputs").
+MODEL_DETAIL_SIDE = 256
+
+
+def beyond_model_detail(h: int, w: int) -> bool:
+    return min(h, w) >= MODEL_DETAIL_SIDE
+
+
+def large_input_note(h: int, w: int, model_name: str) -> str:
+    return (f"arasfsr: note: the input is {w}x{h} px; from {MODEL_DETAIL_SIDE} px a side {model_name} adds no "
+            f"detail over bicubic, so bicubic was used (--force-model, or force_model=True, runs the model)")
+
+
 def is_downscale(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> bool:
     """True when the output is not larger than the input on either axis and smaller on one
     (equal sizes are x1 restoration, which the models are trained for)."""
@@ -379,6 +396,8 @@ class RenderSettings:
     - ``sample_z``, ``seed``: draw ARASFSR's frequency latent z (from ``seed``, reproducible)
       instead of using its mean.
     - ``batch_size``: images of one size per forward pass in ``upscale_many`` (None: all).
+    - ``force_model``: run a learned model on inputs larger than it adds detail to
+      (:data:`MODEL_DETAIL_SIDE`); by default those are resized by bicubic, with a note.
     """
 
     precision: str = "auto"
@@ -387,11 +406,14 @@ class RenderSettings:
     sample_z: bool = False
     seed: int | None = None
     batch_size: int | None = None
+    force_model: bool = False
 
     def checked(self) -> RenderSettings:
         """These settings, each refused with a one-line :class:`SettingError` if unusable."""
         if self.precision not in PRECISIONS:
             raise SettingError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not isinstance(self.force_model, bool):
+            raise SettingError(f"force_model must be True or False, got {self.force_model!r}")
         return dataclasses.replace(self, chunk_size=_positive_or_none("chunk_size", self.chunk_size),
                                    max_pixels=check_max_pixels(self.max_pixels),
                                    seed=check_sampling(self.sample_z, self.seed),
@@ -412,6 +434,28 @@ def check_max_pixels(value: Any) -> int | None:
             and float(value).is_integer() and value >= 1:
         return int(value)
     raise SettingError(f"max_pixels must be a positive whole number or None (no limit), got {value!r}")
+
+
+# --- progress of one large render ------------------------------------------------------
+
+_PROGRESS: ContextVar[Callable[[int], None] | None] = ContextVar("arasfsr_render_progress", default=None)
+
+
+@contextmanager
+def render_progress(callback: Callable[[int], None] | None) -> Iterator[None]:
+    """Within the block, renders in this thread report each finished chunk to
+    ``callback(output pixels done, all images of the batch)``."""
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def report_progress(pixels: int) -> None:
+    callback = _PROGRESS.get()
+    if callback is not None:
+        callback(pixels)
 
 
 def available_memory(device: torch.device | str = "cpu") -> int:

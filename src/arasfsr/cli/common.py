@@ -150,6 +150,9 @@ def add_rendering_options(parser: argparse.ArgumentParser, model_help: str = "mo
     if pixel_limit:
         parser.add_argument("--max-pixels", type=parse_count, default=defaults.DEFAULT_MAX_PIXELS, metavar="N",
                             help=f"refuse outputs with more pixels than N (default {defaults.DEFAULT_MAX_PIXELS:,})")
+        parser.add_argument("--force-model", action="store_true",
+                            help="run the model on inputs larger than it adds detail to (by default those are "
+                                 "resized by bicubic, with a note: the same picture, many times faster)")
 
 
 def load_renderer(args: argparse.Namespace, name: str | None = None) -> Upscaler:
@@ -157,7 +160,7 @@ def load_renderer(args: argparse.Namespace, name: str | None = None) -> Upscaler
     library checks once (:class:`arasfsr.runtime.RenderSettings`)."""
     from ..api import load_model
 
-    settings = {"chunk_size": args.chunk_size}
+    settings = {"chunk_size": args.chunk_size, "force_model": getattr(args, "force_model", False)}
     if hasattr(args, "max_pixels"):
         settings["max_pixels"] = args.max_pixels
     if getattr(args, "sample_z", False):

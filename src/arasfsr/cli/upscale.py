@@ -91,7 +91,7 @@ def run_upscale(args: argparse.Namespace) -> int:
 def render_settings(args: argparse.Namespace) -> dict:
     """The render settings of the command line, for a model loaded elsewhere (a Ray actor)."""
     return {"chunk_size": args.chunk_size, "max_pixels": args.max_pixels, "sample_z": args.sample_z,
-            "seed": args.seed}
+            "seed": args.seed, "force_model": args.force_model}
 
 
 def run_export(args: argparse.Namespace) -> int:

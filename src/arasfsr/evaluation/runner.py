@@ -55,7 +55,7 @@ def load_models(names: list[str], device: str | torch.device = "cpu",
     models: list[Upscaler] = []
     seen: set[str] = set()
     for name in dict.fromkeys(ordered):
-        up = load_model(name, device=device, precision=precision)
+        up = load_model(name, device=device, precision=precision, force_model=True)  # the model's own output
         label, k = up.name, 2
         while label in seen:  # two checkpoints with the same file name
             label, k = f"{up.name}-{k}", k + 1
