@@ -49,7 +49,8 @@ def test_spinning_threads_step_aside_for_busy_cores(monkeypatch):
     monkeypatch.setattr(runtime, "openmp_spins", lambda: True)
     monkeypatch.setattr(runtime, "usable_cpus", lambda: 4)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    busy = iter([(0.0, 0.0, 0.0), (1.0, 1.0, 0.0), (1.0, 1.0, 0.0), (3.0, 8.0, 4.0)])  # others: 1 CPU, then 1.5
+    # others: 1 CPU busy (one core taken), then 1.9 (two); 0.6 of a core leaves it free
+    busy = iter([(0.0, 0.0, 0.0), (1.0, 1.0, 0.0), (1.0, 1.0, 0.0), (3.0, 8.8, 4.0)])
     monkeypatch.setattr(runtime, "_cpu_snapshot", lambda: next(busy))
     monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
     before = torch.get_num_threads()
@@ -59,7 +60,9 @@ def test_spinning_threads_step_aside_for_busy_cores(monkeypatch):
         assert policy.adaptive and policy.free == 3
         with policy.rendering() as threads:
             assert threads == 3 == torch.get_num_threads()
-        assert torch.get_num_threads() == 4 and policy.free == 2  # round(4 - 1.5); the user's count is back
+        assert torch.get_num_threads() == 4 and policy.free == 2  # the user's count is back
+        policy._update((0.0, 0.0, 0.0), (1.0, 0.6, 0.0))
+        assert policy.free == 4
     finally:
         torch.set_num_threads(before)
 
