@@ -16,17 +16,19 @@ import re
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import NoReturn
 
 from .atomic import Terminated, signals_raise
 from .errors import ArasfsrError, known_problem
-from .folders import report_interrupted
 
 EXIT_BUG = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 FOLDER_COMMANDS = ("upscale", "restore", "align")  # runs with a report (arasfsr.folders)
+# Called when a signal or Ctrl-C stops a command: a run's report says so (folders registers it).
+ON_INTERRUPT: list[Callable[[], None]] = []
 DEBUG_ENV = "ARASFSR_DEBUG"
 
 
@@ -66,6 +68,11 @@ def exit_module(status: int) -> NoReturn:
     sys.exit(status)
 
 
+def _interrupted() -> None:
+    for hook in ON_INTERRUPT:
+        hook()
+
+
 def run_command(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     """Parse ``argv`` and run the function the parser bound (``set_defaults(func=...)``);
     returns the exit status (0, 2 for user errors, 1 for bugs)."""
@@ -79,11 +86,11 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         with signals_raise() if getattr(args, "command", None) in FOLDER_COMMANDS else nullcontext():
             return args.func(args) or 0
     except KeyboardInterrupt:
-        report_interrupted()
+        _interrupted()
         print("arasfsr: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Terminated as stop:
-        report_interrupted()
+        _interrupted()
         print(f"arasfsr: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
         return 128 + stop.signum
     except BrokenPipeError:  # e.g. `arasfsr models | head -1`: quietly, like other tools

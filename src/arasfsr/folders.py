@@ -233,6 +233,10 @@ class FolderRun:
         check_output_dir(self.report.parent)  # a missing folder is made when the report is written
         self.write_report()
         _OPEN_RUNS.append(self)
+        from .entry import ON_INTERRUPT
+
+        if report_interrupted not in ON_INTERRUPT:
+            ON_INTERRUPT.append(report_interrupted)
 
     def check(self, probe: Callable[[Item], None]) -> None:
         """``probe`` each pending item before any work (headers, sizes): the cheap failures first."""

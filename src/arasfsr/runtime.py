@@ -27,6 +27,7 @@ import torch
 
 from .defaults import DEFAULT_MAX_PIXELS
 from .errors import DeviceError, SettingError
+from .openmp import WAIT_POLICY
 
 PRECISIONS = ("auto", "fp32", "bf16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -154,9 +155,7 @@ def configure_threads() -> int:
 def openmp_spins() -> bool:
     """Whether OpenMP's threads spin while they wait: it was loaded (with torch) before
     ``import arasfsr`` could ask for the passive policy, and the user set no policy."""
-    from . import OPENMP_WAIT_POLICY
-
-    return OPENMP_WAIT_POLICY == "default"
+    return WAIT_POLICY == "default"
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
