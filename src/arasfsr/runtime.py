@@ -317,19 +317,6 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def cpu_model() -> str:
-    """The CPU's model name (what benchmark results record), e.g. "AMD EPYC"."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def compute_dtype(precision: str, device: torch.device | str = "cpu") -> torch.dtype:
     """The dtype of the fast path's hidden layers for ``precision``."""
     return DTYPES[resolve_precision(precision, device)]

@@ -29,13 +29,13 @@ import time
 from pathlib import Path
 
 from .busy import busy_cores, load_average
-from .record import provenance, write_result
+from tools.provenance import write_result
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = ("arasfsr-first", "torch-first")
 CHILD = """
 import json, sys, time
-order, engine, repeats, warmup, face, precision = sys.argv[1:3] + [int(v) for v in sys.argv[3:5]] + sys.argv[5:7]
+order, engine, repeats, warmup, face, precision, threads = sys.argv[1:3] + [int(v) for v in sys.argv[3:5]] + sys.argv[5:8]
 if order == "torch-first":
     import torch
     import arasfsr
@@ -44,6 +44,10 @@ else:
     import torch
 from PIL import Image
 up = arasfsr.load_model(precision=precision)
+if threads != "auto":  # a fixed count: arasfsr's thread policy set aside
+    from arasfsr import runtime
+    runtime.thread_policy().adaptive = False
+    torch.set_num_threads(int(threads))
 img = Image.open(face).convert("RGB")
 times = []
 with torch.inference_mode():
@@ -90,7 +94,8 @@ def run_child(src: Path, order: str, engine: str, args: argparse.Namespace, face
             subprocess.run(cmd, env=env, check=True, capture_output=True)
             times.append(time.perf_counter() - start)
         return {"times_s": times}
-    cmd = [sys.executable, "-c", CHILD, order, engine, str(args.repeats), str(args.warmup), str(face), args.precision]
+    cmd = [sys.executable, "-c", CHILD, order, engine, str(args.repeats), str(args.warmup), str(face), args.precision,
+           str(args.threads)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -104,17 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--busy-cores", type=int, default=0)
     p.add_argument("--precision", default="auto", help="the API's and CLI's (the reference is fp32)")
+    p.add_argument("--threads", default="auto", help="a fixed torch thread count for the API (default: arasfsr's)")
+    p.add_argument("--orders", default=",".join(ORDERS))
+    p.add_argument("--busy-duty", type=float, default=1.0,
+                   help="the busy processes spin this share of every 10 ms (default 1: all the time)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     engines = args.engines.split(",")
     rows: dict[str, dict] = {}
     load_before = load_average()
-    with tempfile.TemporaryDirectory() as tmp_name, busy_cores(args.busy_cores, 7200):
+    with tempfile.TemporaryDirectory() as tmp_name, busy_cores(args.busy_cores, 7200, args.busy_duty):
         tmp = Path(tmp_name)
         face = face_64(tmp)
         for _ in range(args.rounds):
             for engine in engines:
-                for order in ORDERS if engine != "cli" else ("cli",):
+                for order in args.orders.split(",") if engine != "cli" else ("cli",):
                     key = f"{engine} {order}" if engine != "cli" else "cli"
                     got = run_child(args.src, order, engine, args, face, tmp)
                     row = rows.setdefault(key, {**{k: v for k, v in got.items() if k != "times_s"}, "times_s": []})
@@ -132,11 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     for key, row in rows.items():
         extra = "".join(f", {k} {row[k]:.2f}" for k in ("speedup_vs_reference", "vs_arasfsr_first") if k in row)
         print(f"{key:>26}: median {row['median_s']:.2f} s{extra}")
-    write_result(args.json, {**provenance("tools.bench.import_order", argv, args.src), "cores": os.cpu_count(),
-                             "busy_cores": args.busy_cores, "precision": args.precision, "src": str(args.src),
-                             "rounds": args.rounds,
-                             "repeats": args.repeats, "warmup": args.warmup, "load_average_before": load_before,
-                             "load_average_after": load_average(), "rows": rows})
+    if args.json:
+        git = subprocess.run(["git", "-C", str(args.src), "rev-parse", "HEAD"], capture_output=True, text=True)
+        write_result(args.json, {"cores": os.cpu_count(), "busy_cores": args.busy_cores, "busy_duty": args.busy_duty,
+                                 "threads": args.threads, "precision": args.precision, "src": str(args.src),
+                                 "src_commit": git.stdout.strip() or "unknown", "rounds": args.rounds,
+                                 "repeats": args.repeats, "warmup": args.warmup, "load_average_before": load_before,
+                                 "load_average_after": load_average(), "rows": rows},
+                     "tools.bench.import_order", argv)
     return 0
 
 

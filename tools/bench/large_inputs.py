@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .record import provenance, write_result
+from tools.provenance import write_result
 
 SIDES = (64, 96, 128, 192, 256, 320, 384, 512)
 
@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"side": side, "scale": scale, "out": out, "faces": len(faces),
                          "mean_abs_vs_bicubic": statistics.fmean(diffs), "max_face": max(diffs),
                          "min_face": min(diffs), "median_s": statistics.median(seconds)})
-            write_result(args.out, {"model": model.name, "precision": model.precision,  # so far: a stopped run keeps it
-                                    "faces": [f.name for f in faces], "rows": rows,
-                                    **provenance("tools.bench.large_inputs", argv)})
+            if args.out:  # after every row: a stopped run keeps what it measured
+                write_result(args.out, {"model": model.name, "precision": model.precision,
+                                        "faces": [f.name for f in faces], "rows": rows}, "tools.bench.large_inputs", argv)
             r = rows[-1]
             print(f"x{scale:g} {side:>4} -> {out:>5}: |model - bicubic| {r['mean_abs_vs_bicubic']:.3f} grey levels "
                   f"(faces {r['min_face']:.3f}-{r['max_face']:.3f}), {r['median_s']:.1f} s", flush=True)
