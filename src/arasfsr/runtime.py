@@ -209,9 +209,8 @@ class ThreadPolicy:
                 time.sleep(self.PROBE_S)
                 self._update(before, _cpu_snapshot())
 
-    # A core counts as taken from 85 % busy: with one other process 60 % busy two spinning
-    # threads still rendered 64->512 faster than one (5.3 s against 5.6 s), at 90 % slower
-    # (5.9 s against 5.5 s; docs/performance.md).
+    # A core counts as taken from 85 % busy: beside one other process 60 % busy two spinning
+    # threads still rendered 64->512 faster than one; at 90 % busy one thread was faster.
     TAKEN = 0.85
 
     def _update(self, before: tuple[float, float, float] | None, after: tuple[float, float, float] | None) -> None:
@@ -255,7 +254,7 @@ def face_size_warning(h: int, w: int, model_name: str) -> str | None:
 # Inputs whose shorter side is at least this many pixels are resized by bicubic instead of
 # the learned models (unless forced): from there on the default model's x2 and x4 outputs
 # came within half a grey level of bicubic on real faces (0.42 and 0.49 at 256 px; 0.72
-# and 0.83 at 192), at many times the cost (docs/performance.md, "Large inputs").
+# and 0.83 at 192), at many times the cost (docs/performance.md, "Memory and large inputs").
 MODEL_DETAIL_SIDE = 256
 
 
