@@ -252,9 +252,9 @@ def face_size_warning(h: int, w: int, model_name: str) -> str | None:
 
 
 # Inputs whose shorter side is at least this many pixels are resized by bicubic instead of
-# the learned models (unless forced): from there on the default model's x2 and x4 outputs
-# came within half a grey level of bicubic on real faces (0.42 and 0.49 at 256 px; 0.72
-# and 0.83 at 192), at many times the cost (docs/performance.md, "Memory and large inputs").
+# the learned models (unless forced): from there on the default model's outputs came
+# within half a grey level of bicubic on real faces (x2: 0.40 at 256 px, 0.70 at 192; x4:
+# 0.83 at 192), at many times the cost (benchmarks/results/large-inputs/realworld.json).
 MODEL_DETAIL_SIDE = 256
 
 
