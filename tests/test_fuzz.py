@@ -581,7 +581,7 @@ def test_signal_corpus(tmp_path, tiny_model, signame, after):
         assert (finished["state"], finished["ok"]) == ("finished", count), proc.stderr.read()
     else:
         pytest.fail(f"every run finished before its {signame}")
-    assert code == 128 + signum
+    assert code == 128 + signum, proc.stderr.read()
     err = proc.stderr.read()
     assert "Traceback" not in err, err
     assert tree(inputs) == given
