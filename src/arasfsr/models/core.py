@@ -374,8 +374,10 @@ class ImplicitSR(SuperResolver):
         index = index + (torch.arange(b, device=coord.device) * rows_per_image).view(1, b, 1)
         rows = state.proj.index_select(0, index.reshape(-1))  # (K*B*Q, H): no unfolded code per query
         hidden = self.neighbour_hidden(state, rows, nb, ctx, dtype)
+        # In the given dtype even where a caller's autocast (Lightning's bf16-mixed) made the
+        # first layer bf16: autocast(fp32) below turns that autocast off.
         with autocast(coord.device, dtype):
-            pred = self.decode_hidden(state, hidden.view(k, b, q, -1), nb, ctx)
+            pred = self.decode_hidden(state, hidden.view(k, b, q, -1).to(dtype), nb, ctx)
         weights = area_weights(nb.rel_coord)
         out = (pred.to(coord.dtype) * weights.unsqueeze(-1)).sum(dim=0)
         extra = self.skip(state, coord)
