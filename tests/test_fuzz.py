@@ -435,3 +435,218 @@ def test_config_corpus(capsys, tmp_path, key):
         assert code == 2, f"--set {key}={value}: exit {code}: {err.strip()[-600:]}"
         assert "Traceback" not in err and err.count("arasfsr: error: ") == 1, err
         assert not out.exists(), f"--set {key}={value} left {out} behind"
+
+
+# --- aliases: one file under two names ------------------------------------------------
+
+
+def _alias_cases() -> list[str]:
+    return ["hard-link-output", "symlinked-folder-output", "symlink-to-input", "out-dir-hard-links",
+            "case-insensitive-output", "case-insensitive-pair", "report-is-input-alias", "bind-mount-out-dir"]
+
+
+@pytest.mark.parametrize("case", _alias_cases())
+def test_alias_corpus(capsys, tmp_path, monkeypatch, case):
+    """An output that is an input under another name is refused; the inputs keep their bytes."""
+    import subprocess
+
+    import arasfsr.paths
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rng = np.random.default_rng(4)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (12, 10, 3), np.uint8)).save(inputs / name)
+    other = tmp_path / "other"
+    other.mkdir()
+    common = ["--scale", "2", "--model", "bicubic", "--overwrite"]
+    mounted = False
+    if case == "hard-link-output":
+        os.link(inputs / "a.png", other / "a.png")
+        argv = ["upscale", inputs / "a.png", "-o", other / "a.png", *common]
+    elif case == "symlinked-folder-output":
+        os.symlink(inputs, other / "link")
+        argv = ["upscale", inputs / "a.png", "-o", other / "link" / "a.png", *common]
+    elif case == "symlink-to-input":
+        os.symlink(inputs / "a.png", other / "x.png")
+        argv = ["upscale", inputs / "a.png", "-o", other / "x.png", *common]
+    elif case == "out-dir-hard-links":
+        for name in ("a.png", "b.png"):
+            os.link(inputs / name, other / name)
+        argv = ["upscale", inputs, "--out-dir", other, *common]
+    elif case == "case-insensitive-output":
+        monkeypatch.setattr(arasfsr.paths, "case_insensitive", lambda folder: True)
+        argv = ["upscale", inputs / "a.png", "-o", inputs / "A.PNG", *common]
+    elif case == "case-insensitive-pair":
+        monkeypatch.setattr(arasfsr.paths, "case_insensitive", lambda folder: True)
+        Image.fromarray(rng.integers(0, 256, (12, 10, 3), np.uint8)).save(other / "A.png")
+        argv = ["upscale", inputs / "a.png", other / "A.png", "--out-dir", tmp_path / "out", *common]
+    elif case == "report-is-input-alias":
+        os.link(inputs / "b.png", other / "r.json")
+        argv = ["upscale", inputs, "--out-dir", tmp_path / "out", "--report", other / "r.json", *common]
+    else:
+        if subprocess.run(["mount", "--bind", str(inputs), str(other)], capture_output=True).returncode != 0:
+            pytest.skip("mount --bind is not allowed here")
+        mounted = True
+        argv = ["upscale", inputs, "--out-dir", other, *common]
+    try:
+        assert holds_contract(capsys, argv, inputs, tmp_path / "out") == 2
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(other)], check=True)
+
+
+# --- concurrency: two runs into one folder --------------------------------------------
+
+
+def _folder_of_images(folder: Path, count: int, side: int, seed: int) -> dict[str, bytes | None]:
+    """``count`` random side x side PNGs in ``folder``; returns its tree (to compare after)."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), np.uint8)).save(folder / f"f{i:02d}.png")
+    return tree(folder)
+
+
+def _cli(*argv: object, **popen) -> "subprocess.Popen":
+    """``arasfsr ARGV`` as a separate process (this checkout's package, one thread), with
+    SIGINT at its default action as a terminal's Ctrl-C finds it: a test suite started in the
+    background of a shell (``pytest &``) inherits SIGINT ignored, and so would the command."""
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "arasfsr.cli", *map(str, argv)], env=env, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen)
+
+
+
+@pytest.mark.parametrize("existing", ["--skip-existing", "--overwrite", None])
+def test_concurrency_corpus(tmp_path, existing):
+    """Two runs at once on the same inputs and output folder: each exits 0, 2 or 3, never 1;
+    no temporary file is left; every output is a whole image; the inputs keep their bytes.
+    With --skip-existing neither reports a failure."""
+    import subprocess
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    given = _folder_of_images(inputs, 16, 20, seed=5)
+    argv = ["upscale", inputs, "--out-dir", out, "--scale", "4", "--model", "bicubic", "--continue-on-error",
+            *([existing] if existing else [])]
+    procs = [_cli(*argv, "--report", tmp_path / f"r{k}.json", stderr=subprocess.PIPE) for k in range(2)]
+    codes = [proc.wait(timeout=600) for proc in procs]
+    errs = [proc.stderr.read() for proc in procs]
+    assert all(code in (0, 2, 3) for code in codes), errs
+    assert not any("Traceback" in e for e in errs), errs
+    assert tree(inputs) == given
+    assert not [p for p in tree(out) if p.endswith(".part")]
+    for name in tree(out):
+        with Image.open(out / name) as img:
+            img.load()
+    if existing == "--skip-existing":
+        reports = [json.loads((tmp_path / f"r{k}.json").read_text()) for k in range(2)]
+        assert codes == [0, 0] and all(r["failed"] == 0 for r in reports), errs
+
+
+# --- signals: a run stopped at any moment -----------------------------------------------
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("after", [0, 1, 5])
+def test_signal_corpus(tmp_path, tiny_model, signame, after):
+    """A run stopped by a signal before any output or after some: the exit status is
+    128 + the signal, no temporary file stays, the report says what was done."""
+    import signal as signals
+    import subprocess
+    import time
+
+    signum = getattr(signals, signame)
+    # A run may end before its signal arrives (this process starved or paused on a loaded
+    # machine): that tests nothing, so it is tried again with more to do.
+    for count in (40, 160, 640):
+        (tmp_path / str(count)).mkdir()
+        inputs, out, report = (tmp_path / str(count) / name for name in ("in", "out", "report.json"))
+        given = _folder_of_images(inputs, count, 64, seed=6)
+        proc = _cli("upscale", inputs, "--out-dir", out, "--scale", "8", "--model", tiny_model, "--report", report,
+                    stderr=subprocess.PIPE)
+        while proc.poll() is None and not (report.exists() and (not after or (
+                out.is_dir() and len(list(out.glob("*.png"))) >= after))):
+            time.sleep(0.02)
+        proc.send_signal(signum)
+        code = proc.wait(timeout=600)
+        if code != 0:
+            break
+        finished = json.loads(report.read_text())
+        assert (finished["state"], finished["ok"]) == ("finished", count), proc.stderr.read()
+    else:
+        pytest.fail(f"every run finished before its {signame}")
+    assert code == 128 + signum, proc.stderr.read()
+    err = proc.stderr.read()
+    assert "Traceback" not in err, err
+    assert tree(inputs) == given
+    assert not [p for p in tree(tmp_path) if p.endswith(".part")]
+    data = json.loads(report.read_text())
+    written = len(list(out.glob("*.png"))) if out.exists() else 0
+    assert data["state"] == "interrupted" and data["ok"] == written
+
+
+# --- float and wide integer images ------------------------------------------------------
+
+FLOAT_IMAGES = {
+    "F-0..1": ("F", lambda g: g / 255.0), "F-0..255": ("F", lambda g: g * 1.0), "F--1..1": ("F", lambda g: g / 127.5 - 1),
+    "F-huge": ("F", lambda g: g * 1e30), "F-tiny": ("F", lambda g: g * 1e-30), "F-constant": ("F", lambda g: g * 0 + 0.5),
+    "F-nan": ("F", lambda g: np.where(g > 128, np.nan, g / 255.0)), "F-all-nan": ("F", lambda g: g * np.nan),
+    "F-inf": ("F", lambda g: np.where(g > 250, np.inf, g / 255.0)), "F--inf": ("F", lambda g: np.where(g > 250, -np.inf, g)),
+    "I-0..255": ("I", lambda g: g), "I-16bit": ("I", lambda g: g * 257), "I-negative": ("I", lambda g: g - 300),
+    "I-wide": ("I", lambda g: g * 2**23), "I-zero": ("I", lambda g: g * 0),
+    "I;16-full": ("I;16", lambda g: g * 257), "I;16-low": ("I;16", lambda g: g),
+}
+
+
+@pytest.mark.parametrize("case", list(FLOAT_IMAGES))
+def test_float_image_corpus(capsys, tmp_path, case):
+    """Floating-point and wide-integer grayscale TIFFs: read by their range (exit 0) or, with
+    NaN or infinities, refused in one line (exit 2)."""
+    mode, values = FLOAT_IMAGES[case]
+    grey = np.random.default_rng(7).integers(0, 256, (14, 12)).astype(np.float64)
+    dtype = {"F": np.float32, "I": np.int32, "I;16": np.uint16}[mode]
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    with np.errstate(invalid="ignore"):
+        Image.fromarray(values(grey).astype(dtype), mode=mode).save(inputs / "x.tif")
+    code = holds_contract(capsys, ["upscale", inputs / "x.tif", "-o", tmp_path / "out" / "x.png", "--scale", "2",
+                                   "--model", "bicubic"], inputs, tmp_path / "out")
+    assert code == (2 if "nan" in case or "inf" in case else 0)
+    if code == 0 and case in ("F-0..1", "F-0..255", "I-0..255", "I-16bit", "I;16-full"):
+        out = np.asarray(Image.open(tmp_path / "out" / "x.png"), np.float64)
+        assert abs(out.mean() - grey.mean()) < 1.5  # the brightness the values mean
+
+
+# --- the API: arrays of every dtype and shape ----------------------------------------
+
+
+API_ARRAYS = {f"{dtype}-{shape}": (dtype, shape) for dtype in ("uint8", "uint16", "int8", "int32", "int64", "float16",
+                                                                "float32", "float64", "bool", "complex64", "object")
+              for shape in ((6, 5), (6, 5, 3), (6, 5, 4), (6, 5, 2), (1, 6, 5, 3), (0, 5, 3), (6,))}
+
+
+@pytest.mark.parametrize("case", list(API_ARRAYS))
+def test_api_dtype_corpus(case):
+    """Every dtype and shape through upscale, upscale_many and upscale_batch: a result, or an
+    ArasfsrError with a message, never another exception; only uint8 is taken."""
+    import arasfsr
+    from arasfsr.errors import ArasfsrError
+
+    dtype, shape = API_ARRAYS[case]
+    arr = np.ones(shape, dtype=dtype)
+    up = arasfsr.load_model("bicubic")
+    calls = [lambda: up.upscale(arr, scale=2), lambda: up.upscale_many([arr], scale=2),
+             lambda: up.upscale_batch(arr, size=(10, 12))]
+    for call in calls:
+        try:
+            call()
+        except ArasfsrError as exc:
+            assert str(exc) and "\n" not in str(exc)
+        else:
+            assert dtype == "uint8", f"{case} was taken"

@@ -191,7 +191,7 @@ def test_sixteen_bit_grayscale_becomes_8_bit_grayscale(tmp_path):
     Image.fromarray(np.full((12, 10), 40000, np.uint16)).save(src)
     img, notes = read_image(src, rgb=False)
     assert img.mode == "L" and np.asarray(img).max() == round(40000 / 257)
-    assert "converted I;16 (high bit depth grayscale) to 8-bit grayscale" in notes
+    assert "converted I;16 (16-bit grayscale) to 8-bit grayscale" in notes
     assert arasfsr.load_model("bicubic").upscale(img, scale=2).mode == "L"
 
 

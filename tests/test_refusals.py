@@ -192,7 +192,7 @@ def test_restore_unwritable_output_is_refused_before_work(capsys, tmp_path, phot
 def test_restore_full_disk_leaves_no_empty_folder(capsys, tmp_path, photos, monkeypatch):
     import arasfsr.imageio
 
-    def full_disk(path, write):
+    def full_disk(path, write, **options):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(arasfsr.imageio, "atomic_write", full_disk)

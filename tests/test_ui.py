@@ -117,6 +117,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVER_LOG: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """URL of the app, started as a user would (``python -m arasfsr.ui``), stopped by pid."""
@@ -139,6 +142,7 @@ def server(tmp_path_factory):
             os.kill(proc.pid, signal.SIGKILL) if proc.poll() is None else None
             pytest.fail(f"the app did not start:\n{(tmp / 'server.log').read_text()}")
         time.sleep(0.5)
+    SERVER_LOG["path"] = tmp / "server.log"
     yield url
     os.kill(proc.pid, signal.SIGTERM)
     try:
@@ -293,6 +297,17 @@ def test_impossible_size_is_a_message_and_the_server_goes_on(client, face, mode,
     with pytest.raises(gradio_client.exceptions.AppError, match=message):
         _upscale(client, face, MODEL, mode, scale, w, h)
     assert _png(_upscale(client, face, "bicubic", jobs.BY_SCALE, "2")[2]).size == (96, 80)
+
+
+def test_an_exact_size_that_is_not_whole_is_refused_not_rounded(client, face):
+    with pytest.raises(gradio_client.exceptions.AppError, match="size 10.5x20: width and height must be whole"):
+        _upscale(client, face, "bicubic", jobs.BY_SIZE, "", 10.5, 20)
+
+
+def test_the_server_says_where_it_is_and_gives_no_share_hint(server):
+    text = SERVER_LOG["path"].read_text()
+    assert f"arasfsr: the web app is at {server}" in text
+    assert "share=True" not in text and "public link" not in text
 
 
 # ---- a real browser ----

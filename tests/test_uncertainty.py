@@ -118,6 +118,37 @@ def test_map_is_calibrated_on_faces():
     assert 0.67 < predicted / actual < 1.5  # an expected error in grey levels, not just a ranking
 
 
+
+def test_size_term_is_one_at_the_reference_and_held_at_the_ends():
+    head = default_head()
+    assert head.size_exponent < 0 and head.size_factor((128, 128)) == 1.0
+    assert head.size_factor((64, 64)) > 1 > head.size_factor((200, 200))
+    assert head.size_factor((32, 32)) == head.size_factor((64, 64))  # outside the fitted sizes: held
+    assert head.size_factor((512, 512)) == head.size_factor((200, 200))
+    assert head.size_factor((100, 160)) == pytest.approx(head.size_factor((126, 126)), rel=0.01)
+
+
+def test_map_holds_across_input_sizes_on_real_faces(shared_data):
+    """The same scale at the largest and smallest outputs UTKFace gives: without the size
+    term the map over-stated the error at 25->200 (actual / map 0.77 on val) and
+    under-stated it at 16->64 (1.30); the two rows' ratios now agree within a third."""
+    from arasfsr.protocols import TestRow, list_faces, load_ground_truth, make_pair
+
+    up = arasfsr.load_model("arasfsr")
+    faces = list_faces(shared_data, "utkface/val", 6)
+    ratio = {}
+    for lr_side, hr_side in ((12, 96), (25, 200), (16, 64), (50, 200)):
+        actual = mapped = 0.0
+        for path in faces:
+            lr, hr = make_pair(load_ground_truth(path, "utkface/val"), TestRow("utkface/val", lr_side, hr_side))
+            sr, u = up.upscale(lr, size=(hr_side, hr_side), uncertainty=True)
+            actual += float(np.abs(sr.astype(np.float64) - hr).mean())
+            mapped += float(u.mean())
+        ratio[lr_side, hr_side] = actual / mapped
+    assert all(0.75 < r < 1.33 for r in ratio.values()), ratio
+    assert 0.75 < ratio[25, 200] / ratio[12, 96] < 1.33, ratio  # x8 (0.67 without the size term)
+    assert 0.75 < ratio[50, 200] / ratio[16, 64] < 1.33, ratio  # x4 (0.55 without)
+
 # --- restore -----------------------------------------------------------------------------
 
 

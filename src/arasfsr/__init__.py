@@ -7,18 +7,13 @@ model names) and ``arasfsr --help`` do not import torch.
 from __future__ import annotations
 
 import importlib
-import os
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArasfsrError, InputError, ModelError
+# First, before any module of ours imports torch: OpenMP's wait policy (see openmp.py).
+from .openmp import WAIT_POLICY as OPENMP_WAIT_POLICY
+from .errors import ArasfsrError, InputError, ModelError  # noqa: I001
 
 __version__ = "0.2.0"
-
-# Read by OpenMP when torch loads, so set here, before any module of ours imports torch; a
-# user's own setting wins. Waiting threads sleep instead of spinning: with the default
-# spin, one other busy process made a 64->512 render 5-8x slower (docs/performance.md,
-# "On a busy machine").
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _LAZY = {"Upscaler": "api", "load_model": "api", "output_size": "api", "load_checkpoint": "checkpoint",
          "save_checkpoint": "checkpoint", "create_model": "models", "list_models": "registry"}

@@ -15,6 +15,7 @@ longer running; the name says which process made it, so no other file is touched
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -43,8 +44,13 @@ class Terminated(SystemExit):
         self.signum = signum
 
 
-def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[str], object], replace: bool = True) -> Path:
     """Call ``write(tmp)`` to fill a temporary file in ``path``'s folder, then rename it to ``path``.
+
+    ``replace=False`` never replaces a file: the finished file is linked to ``path`` (which
+    fails if anything is there, however recently it appeared: another process's output)
+    and :class:`FileExistsError` is raised. Where the file system has no hard links the
+    check and the rename are two steps.
 
     Raises :class:`TempFileError` (an ``OSError``) when the temporary file cannot be made;
     anything ``write`` raises passes through, with the temporary file removed (an
@@ -52,7 +58,7 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
     """
     path = Path(path)
     remove_stale_parts(path.parent)
-    with _signals_raise():
+    with signals_raise():
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.arasfsr-{_host_tag()}-{os.getpid()}-",
                                        suffix=".part", dir=path.parent)
@@ -62,7 +68,10 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
         try:
             write(tmp)
             os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, path)
+            if replace:
+                os.replace(tmp, path)
+            else:
+                _move_without_replacing(tmp, path)
         except BaseException as exc:
             try:
                 os.unlink(tmp)
@@ -72,6 +81,21 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
                 exc.filename = str(path)
             raise
     return path
+
+
+def _move_without_replacing(tmp: str, path: Path) -> None:
+    if os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
+    try:
+        os.link(tmp, path)  # atomic: fails if path appeared since the check
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+    except OSError:  # no hard links here (FAT, some network shares): check, then rename
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -125,7 +149,7 @@ def _host_tag() -> str:
 
 
 @contextmanager
-def _signals_raise() -> Iterator[None]:
+def signals_raise() -> Iterator[None]:
     """While the block runs, make SIGTERM/SIGHUP raise :class:`Terminated` instead of killing.
 
     Only in the main thread (the only one that may set handlers), and only for signals

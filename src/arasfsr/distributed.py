@@ -53,26 +53,30 @@ def upscale_dataset(inputs: Sequence[str | Path], out_dir: str | Path, *, model:
     """
     from .api import output_size
     from .folders import FolderRun, UpscaleSettings, collect_sources, plan_items
+    from .runtime import RenderSettings
 
     out_dir = Path(out_dir)
     output_size((1, 1), scale, size, None)  # a bad scale or size fails before anything starts
     sources = collect_sources([str(p) for p in inputs], recursive, exclude=out_dir)
+    render = RenderSettings(precision, chunk_size, max_pixels).checked()
     run = FolderRun(plan_items(sources, None, out_dir, overwrite, skip_existing), keep_going=True,
-                    report=None if report is None else Path(report))
+                    report=None if report is None else Path(report), skip_existing=skip_existing)
     run.check_report_path()
     if run.pending:
         run.start(out_dir)
     with run.running():
-        upscale_items_on_ray(run, UpscaleSettings(scale, size, chunk_size, max_pixels, overwrite), model,
+        upscale_items_on_ray(run, UpscaleSettings(scale, size, overwrite, skip_existing=skip_existing), model,
                              address=address, batch_size=batch_size, device=device, precision=precision,
-                             actors=actors)
+                             actors=actors, render={"chunk_size": render.chunk_size, "max_pixels": render.max_pixels})
     return [item.to_json() for item in run.items]
 
 
 def upscale_items_on_ray(run: FolderRun, settings: UpscaleSettings, model: str | Path, *,
                          address: str | None = None, batch_size: int = 8, device: str = "cpu",
-                         precision: str = "auto", actors: int | None = None, engine: str = "torch") -> None:
-    """Render ``run``'s pending items on Ray actors and record what became of each."""
+                         precision: str = "auto", actors: int | None = None, engine: str = "torch",
+                         render: dict | None = None) -> None:
+    """Render ``run``'s pending items on Ray actors and record what became of each;
+    ``render``: each actor's render settings (:class:`arasfsr.runtime.RenderSettings`)."""
     pending = run.pending
     if not pending:
         return
@@ -87,7 +91,7 @@ def upscale_items_on_ray(run: FolderRun, settings: UpscaleSettings, model: str |
     rows = [{"index": i, "src": str(pending[i].src), "dst": str(pending[i].dst)} for i in order]
     results = ray.data.from_items(rows).map_batches(
         _UpscaleActor, fn_constructor_kwargs={"model": str(model), "device": device, "precision": precision,
-                                              "engine": engine, "settings": settings},
+                                              "engine": engine, "settings": settings, "render": render or {}},
         batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=count), num_cpus=1, num_gpus=gpus)
     for row in results.iter_rows():
         item = pending[int(row["index"])]
@@ -112,16 +116,18 @@ def _start_ray(address: str | None):
 class _UpscaleActor:
     """One copy of the model in a Ray actor; called with batches of ``{index, src, dst}``."""
 
-    def __init__(self, model: str, device: str, precision: str, engine: str, settings: UpscaleSettings) -> None:
+    def __init__(self, model: str, device: str, precision: str, engine: str, settings: UpscaleSettings,
+                 render: dict) -> None:
         from .api import load_model
 
-        self.model = load_model(model, device=device, precision=precision, engine=engine)
+        self.model = load_model(model, device=device, precision=precision, engine=engine, **render)
         self.settings = settings
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from .folders import FolderRun, Item, upscale_items
 
         items = [Item(Path(src), Path(dst)) for src, dst in zip(batch["src"], batch["dst"])]
-        upscale_items(self.model, items, self.settings, FolderRun(items, keep_going=True))
+        upscale_items(self.model, items, self.settings,
+                      FolderRun(items, keep_going=True, skip_existing=self.settings.skip_existing))
         return {"index": batch["index"], "status": np.array([item.status for item in items]),
                 "message": np.array([item.message for item in items])}

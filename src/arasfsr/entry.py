@@ -13,15 +13,22 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import traceback
+from collections.abc import Callable
+from contextlib import nullcontext
 from typing import NoReturn
 
+from .atomic import Terminated, signals_raise
 from .errors import ArasfsrError, known_problem
 
 EXIT_BUG = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+FOLDER_COMMANDS = ("upscale", "restore", "align")  # runs with a report (arasfsr.folders)
+# Called when a signal or Ctrl-C stops a command: a run's report says so (folders registers it).
+ON_INTERRUPT: list[Callable[[], None]] = []
 DEBUG_ENV = "ARASFSR_DEBUG"
 
 
@@ -61,6 +68,11 @@ def exit_module(status: int) -> NoReturn:
     sys.exit(status)
 
 
+def _interrupted() -> None:
+    for hook in ON_INTERRUPT:
+        hook()
+
+
 def run_command(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     """Parse ``argv`` and run the function the parser bound (``set_defaults(func=...)``);
     returns the exit status (0, 2 for user errors, 1 for bugs)."""
@@ -69,10 +81,18 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     except SystemExit as exc:  # --help, or a usage error already printed on one line
         return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        return args.func(args) or 0
+        # Runs over many inputs: SIGTERM and SIGHUP stop them like Ctrl-C, so that the report
+        # says what was done (a service manager, a closed terminal).
+        with signals_raise() if getattr(args, "command", None) in FOLDER_COMMANDS else nullcontext():
+            return args.func(args) or 0
     except KeyboardInterrupt:
+        _interrupted()
         print("arasfsr: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated as stop:
+        _interrupted()
+        print(f"arasfsr: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
     except BrokenPipeError:  # e.g. `arasfsr models | head -1`: quietly, like other tools
         try:  # stop Python's own flush at exit from failing again on the closed pipe
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

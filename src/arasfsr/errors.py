@@ -13,9 +13,25 @@ class ModelError(ArasfsrError):
     """A model name, checkpoint or config that cannot be loaded."""
 
 
+class OutputExists(InputError):
+    """An output file is already there and may not be replaced."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"{path}: exists; pass --overwrite to replace it")
+        self.path = path
+
+
+class SettingError(InputError):
+    """A render setting (precision, chunk size, pixel limit, sampling...) that cannot be used."""
+
+
+class DeviceError(ModelError):
+    """A device that does not exist here or cannot run a model."""
+
+
 def known_problem(exc: BaseException) -> str | None:
     """A one-line message for an exception that is the user's or the machine's problem, not a bug."""
-    if isinstance(exc, (InputError, ModelError)):
+    if isinstance(exc, ArasfsrError):
         return str(exc)
     memory = memory_problem(exc)
     if memory is not None:

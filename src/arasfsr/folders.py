@@ -9,7 +9,12 @@ An input that fails stops the run with exit status 2, or with ``--continue-on-er
 recorded, listed on stderr and in ``--report FILE.json``, and the run ends with exit
 status 3 (:data:`EXIT_PARTIAL`). Every output is written atomically, the main output of an
 input last, so an output that exists is finished: ``--skip-existing`` leaves those inputs
-and so finishes a run that was killed.
+and so finishes a run that was killed; an output another run writes while this one works
+is left too (the main output is never replaced without ``--overwrite``).
+
+The report is written as soon as the run is planned (replacing a previous run's), and
+again however the run ends: finished, nothing left to do, stopped by a failure, Ctrl-C,
+SIGTERM or SIGHUP; its ``state`` says which.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from .errors import ArasfsrError, InputError, known_problem
+from .errors import ArasfsrError, InputError, OutputExists, known_problem
+from .paths import PathIndex, same_file
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
 
 EXIT_PARTIAL = 3  # the exit status of a run that went on past failed inputs (--continue-on-error)
 OK, FAILED, SKIPPED, NOT_RUN = "ok", "failed", "skipped", "not run"
+_OPEN_RUNS: list[FolderRun] = []  # runs whose report is written but not yet final
 
 
 @dataclass
@@ -47,20 +54,26 @@ class Item:
         return {"input": str(self.src), "output": str(self.dst), "status": self.status, "message": self.message}
 
 
-def collect_sources(inputs: list[str], recursive: bool = False, exclude: Path | None = None) -> list[tuple[Path, Path]]:
+def collect_sources(inputs: list[str], recursive: bool = False, exclude: Path | None = None,
+                    unreadable: list[tuple[Path, Path, str]] | None = None) -> list[tuple[Path, Path]]:
     """``(file, relative path)`` of each input image: a file named directly is its own name,
     an image in a named folder is relative to that folder. Folders are read sorted, hidden
     files and folders left out; ``recursive`` walks sub-folders (not ``exclude``, the output
-    folder, nor links to folders)."""
+    folder, nor links to folders).
+
+    A folder that cannot be read is refused; with ``unreadable`` (a list) a sub-folder that
+    cannot be read is appended to it as ``(folder, relative path, why)`` instead and the
+    rest is collected (``--continue-on-error`` lists it as failed)."""
     from .imageio import IMAGE_SUFFIXES, input_path_problem
 
-    skip = exclude.resolve() if exclude is not None else None
+    skip = exclude
     found: list[tuple[Path, Path]] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            inside = _images_under(path, recursive, skip)
-            if not inside:
+            before = len(unreadable) if unreadable is not None else 0
+            inside = _images_under(path, recursive, skip, unreadable)
+            if not inside and (unreadable is None or len(unreadable) == before):
                 where = "its sub-folders" if recursive else "it (--recursive also reads sub-folders)"
                 raise InputError(f"{path}: no images in {where}; looked for {', '.join(sorted(IMAGE_SUFFIXES))}")
             found.extend(inside)
@@ -71,15 +84,29 @@ def collect_sources(inputs: list[str], recursive: bool = False, exclude: Path | 
     return found
 
 
-def _images_under(folder: Path, recursive: bool, skip: Path | None) -> list[tuple[Path, Path]]:
+def _images_under(folder: Path, recursive: bool, skip: Path | None,
+                  unreadable: list[tuple[Path, Path, str]] | None = None) -> list[tuple[Path, Path]]:
     from .imageio import image_files
 
     found = []
-    for root, dirs, _ in os.walk(folder):
-        found += [(f, f.relative_to(folder)) for f in image_files(root, skip_hidden=True)]
+
+    def cannot_read(exc: OSError) -> None:
+        where = Path(exc.filename or folder)
+        why = f"cannot read this folder ({exc.strerror or exc}); its images are not in the run"
+        if unreadable is None or where == folder:
+            raise InputError(f"{where}: {why}" + ("" if unreadable is not None or where == folder
+                                                   else "; --continue-on-error goes on without it"))
+        unreadable.append((where, where.relative_to(folder), why))
+
+    for root, dirs, _ in os.walk(folder, onerror=cannot_read):
+        try:
+            found += [(f, f.relative_to(folder)) for f in image_files(root, skip_hidden=True)]
+        except OSError as exc:  # listed by os.walk, then unreadable (permissions changed meanwhile)
+            exc.filename = exc.filename or root
+            cannot_read(exc)
         if not recursive:
             break
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(root, d).resolve() != skip)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (skip and same_file(Path(root, d), skip)))
     return found
 
 
@@ -96,7 +123,7 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
     replaced (``None``: the command has no such option). ``share = (rank, world)`` keeps every world-th input from rank (torchrun):
     clashes are checked among all inputs, the outputs that exist among this share.
     """
-    from .imageio import check_output_dir, check_output_path
+    from .imageio import check_output_dir, check_output_name, check_output_path
 
     if output is not None:
         if len(sources) != 1:
@@ -106,16 +133,18 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
     else:
         check_output_dir(out_dir)
         targets = [out_dir / rel.with_suffix(".png") for _, rel in sources]
-    writer: dict[Path, Path] = {}
+    # Paths compared by the file they name (paths.PathIndex), not by their text: a bind mount, a
+    # hard link or another case of a name on a case-insensitive file system is one file.
+    writer = PathIndex()
     for (src, _), dst in zip(sources, targets):
         for path in outputs(dst):
-            key = path.resolve()
-            if key in writer:
-                raise InputError(f"{path}: two outputs would be written to this file (from {writer[key].name} and "
+            other = writer.get(path)
+            if other is not None:
+                raise InputError(f"{path}: two outputs would be written to this file (from {other.name} and "
                                  f"{src.name}); rename an input or write them to separate folders")
-            writer[key] = src
+            writer.add(path, src)
     for src, _ in sources:
-        owner = writer.get(src.resolve())
+        owner = writer.get(src)
         if owner is not None:
             what = ("output would replace its input" if owner == src
                     else f"{owner.name}'s output would replace this input")
@@ -124,8 +153,8 @@ def plan_items(sources: list[tuple[Path, Path]], output: Path | None, out_dir: P
     items = []
     for (src, _), dst in list(zip(sources, targets))[rank::world]:
         check_output_path(dst, overwrite=True)  # a file name of a known format, not a folder
-        if dst.resolve() == src.resolve():
-            raise InputError(f"{dst}: output would replace its input")
+        for path in outputs(dst)[1:]:
+            check_output_name(path)  # side outputs' names fit the file system, before any work
         item = Item(src, dst)
         if skip_existing and os.path.lexists(outputs(dst)[0]):
             item.status, item.message = SKIPPED, "its output exists"
@@ -155,18 +184,20 @@ def rank_device(device: str) -> str:
     return device
 
 
+def unreadable_items(unreadable: list[tuple[Path, Path, str]], out_dir: Path | None) -> list[Item]:
+    """Failed items for the sub-folders :func:`collect_sources` could not read."""
+    return [Item(folder, (out_dir or Path(".")) / rel, FAILED, f"{folder}: {why}") for folder, rel, why in unreadable]
+
+
 @dataclass
 class UpscaleSettings:
     """What ``upscale`` does to each input (picklable, for Ray's workers)."""
 
     scale: Scale | None = None
     size: tuple[int, int] | None = None
-    chunk_size: int | None = None
-    max_pixels: int | None = None
     overwrite: bool = False
     uncertainty: bool = False  # also NAME_uncertainty.png/.npy (written before NAME)
-    sample_z: bool = False  # draw ARASFSR's z (seeded by ``seed``) instead of its mean
-    seed: int | None = None
+    skip_existing: bool = False  # an output that appears meanwhile (another run's): skip its input
 
 
 @dataclass
@@ -180,35 +211,53 @@ class FolderRun:
     command: str = "upscale"
     created: list[Path] = field(default_factory=list)  # folders this run made (removed if left empty)
     progress: object = None
+    skip_existing: bool = False  # an output that appears during the run skips its input
+    state: str = "planned"  # planned, running, finished, stopped (by a failure) or interrupted (a signal)
+    error: str = ""  # what stopped the run
 
     @property
     def pending(self) -> list[Item]:
         return [item for item in self.items if item.status == NOT_RUN]
 
     def check_report_path(self) -> None:
-        """Refuse a --report path that cannot be written, before any work."""
+        """Refuse a --report path that cannot be written, before any work; then write the
+        report of the planned run (a previous run's report never stays behind)."""
         from .imageio import check_output_dir
 
         if self.report is None:
             return
         if self.report.is_dir():
             raise InputError(f"--report {self.report}: is a folder; give a file name such as report.json")
-        if any(self.report.resolve() == p.resolve() for item in self.items for p in (item.src, item.dst)):
+        if any(same_file(self.report, p) for item in self.items for p in (item.src, item.dst)):
             raise InputError(f"--report {self.report}: is an input or an output of this run")
         check_output_dir(self.report.parent)  # a missing folder is made when the report is written
+        self.write_report()
+        _OPEN_RUNS.append(self)
+        from .entry import ON_INTERRUPT
+
+        if report_interrupted not in ON_INTERRUPT:
+            ON_INTERRUPT.append(report_interrupted)
 
     def check(self, probe: Callable[[Item], None]) -> None:
         """``probe`` each pending item before any work (headers, sizes): the cheap failures first."""
-        for item in self.pending:
-            with self.attempt([item]):
-                probe(item)
+        with self.reporting():
+            for item in self.pending:
+                with self.attempt([item]):
+                    probe(item)
 
     @contextmanager
     def attempt(self, items: list[Item]) -> Iterator[None]:
         """Work on ``items``: a user's or the machine's problem marks them failed (or stops
-        the run); anything else is a bug and passes through."""
+        the run); anything else is a bug and passes through. With ``skip_existing`` an
+        output that another process wrote meanwhile skips its input."""
         try:
             yield
+        except OutputExists as exc:
+            if not self.skip_existing:
+                self.fail(items, str(exc))
+                return
+            for item in items:
+                item.status, item.message = SKIPPED, f"its output {exc.path} appeared during the run (another run?)"
         except Exception as exc:
             message = known_problem(exc)
             if message is None:
@@ -277,6 +326,25 @@ class FolderRun:
         self.sweep()
 
     @contextmanager
+    def reporting(self) -> Iterator[None]:
+        """A stage of the run: SIGTERM and SIGHUP stop it like Ctrl-C, and however it stops
+        the report says so (a problem writing the report does not hide the first problem)."""
+        from .atomic import Terminated, signals_raise
+
+        try:
+            with signals_raise():
+                yield
+        except BaseException as exc:
+            if self.state in ("planned", "running"):
+                self.state = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "stopped"
+                self.error = "interrupted" if self.state == "interrupted" else (known_problem(exc) or repr(exc))
+                try:
+                    self.write_report()
+                except ArasfsrError as report_problem:
+                    self.say(str(report_problem))
+            raise
+
+    @contextmanager
     def running(self, unit: str = "img") -> Iterator[FolderRun]:
         """The work: a progress bar, and at the end (however it ends) the report written and
         the folders this run created removed if they are empty."""
@@ -286,13 +354,16 @@ class FolderRun:
 
         todo = len(self.pending)
         self.progress = tqdm(total=todo, desc=self.command, unit=unit, disable=todo < 2, file=sys.stderr)
+        self.state = "running"
         try:
-            yield self
+            with self.reporting():
+                yield self
         finally:
             self.progress.close()
             if "WORLD_SIZE" not in os.environ:  # another rank may be about to write into them
                 remove_empty_dirs(self.created)
-            self.write_report()
+        self.state = "finished"
+        self.write_report()
 
     def advance(self, n: int = 1) -> None:
         if self.progress is not None:
@@ -302,23 +373,40 @@ class FolderRun:
         return {s: sum(item.status == s for item in self.items) for s in (OK, FAILED, SKIPPED, NOT_RUN)}
 
     def write_report(self) -> None:
+        """The report (``--report``) as the run stands, atomically; a failure to write it is
+        an InputError naming it (a full disk), not a bug."""
         from .atomic import atomic_write_text
+        from .errors import one_line
 
         if self.report is None:
             return
         from .imageio import make_folder
 
         counts = self.counts()
-        make_folder(self.report.parent)
-        data = {"command": self.command, "inputs": len(self.items), **{k.replace(" ", "_"): v for k, v in counts.items()},
+        data = {"command": self.command, "state": self.state, **({"error": self.error} if self.error else {}),
+                "inputs": len(self.items), **{k.replace(" ", "_"): v for k, v in counts.items()},
                 "items": [item.to_json() for item in self.items]}
-        atomic_write_text(self.report, json.dumps(data, indent=1) + "\n")
+        if self.state not in ("planned", "running") and self in _OPEN_RUNS:
+            _OPEN_RUNS.remove(self)
+        try:
+            make_folder(self.report.parent)
+            atomic_write_text(self.report, json.dumps(data, indent=1) + "\n")
+        except OSError as exc:
+            raise InputError(f"--report {self.report}: cannot write the report ({exc.strerror or one_line(exc)})"
+                             ) from None
 
-    def finish(self, out_dir: Path | None, what: str = "images") -> int:
-        """Say what was done (stdout) and what failed (stderr); the exit status."""
+    def finish(self, out_dir: Path | None, what: str = "images", extra: Callable[[Item], list[Path]] | None = None) -> int:
+        """Say what was done (stdout) and what failed (stderr); the exit status. A run with
+        nothing left to do writes its report here. ``extra(item)``: the files an input
+        adds beside its output, printed after it for a single input."""
+        if self.state == "planned":
+            self.state = "finished"
+            self.write_report()
         counts = self.counts()
         if len(self.items) == 1 and counts[OK]:
             print(self.items[0].dst)
+            for path in extra(self.items[0]) if extra else []:
+                print(path)
         else:
             parts = [f"wrote {counts[OK]} {what}" + (f" to {out_dir}" if out_dir is not None else "")]
             if counts[SKIPPED]:
@@ -343,6 +431,36 @@ class FolderRun:
 
 def _with_path(item: Item) -> str:
     return item.message if item.message.startswith(str(item.src)) else f"{item.src}: {item.message}"
+
+
+def report_interrupted() -> None:
+    """The reports of the runs a signal stopped between their stages: state "interrupted"."""
+    for run in list(_OPEN_RUNS):
+        run.state, run.error = "interrupted", "interrupted"
+        try:
+            run.write_report()
+        except ArasfsrError:
+            pass
+
+
+def refused_report(report: Path | None, command: str, message: str) -> None:
+    """The report of a run refused while it was planned: written where a report of ours
+    (or nothing) is, so that a previous run's report does not stand for this one; nothing
+    else is replaced and no folder is made."""
+    if report is None or not report.parent.is_dir() or report.is_dir():
+        return
+    if report.exists():
+        try:
+            old = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return
+        if not (isinstance(old, dict) and {"command", "items"} <= set(old)):
+            return  # not a report of ours: never replaced
+    run = FolderRun([], report=report, command=command, state="refused", error=message)
+    try:
+        run.write_report()
+    except InputError:
+        pass  # the refusal itself is the message
 
 
 def rank_report(report: Path | None, rank: int, world: int) -> Path | None:
@@ -375,11 +493,41 @@ def batches(items: Iterable[Item], batch_size: int) -> Iterator[list[Item]]:
             yield members[start:start + batch_size]
 
 
+PROGRESS_PIXELS = 2**20  # a run of one input shows its render's progress from this many output pixels
+
+
+@contextmanager
+def pixel_progress(run: FolderRun, items: list[Item]) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over the output pixels of the render of a run's only input, when the
+    output is large (minutes on a CPU); shown from the first chunk done, so a render that
+    needs no model (bicubic) shows none."""
+    from tqdm import tqdm
+
+    total = sum(item.key[1][0] * item.key[1][1] for item in items if item.key)
+    if len(run.items) > 1 or total < PROGRESS_PIXELS:
+        yield None
+        return
+    bar = None
+
+    def advance(pixels: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="render", unit="px", unit_scale=True, file=sys.stderr, leave=False)
+        bar.update(pixels)
+
+    try:
+        yield advance
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def upscale_items(model: Upscaler, items: list[Item], settings: UpscaleSettings, run: FolderRun) -> None:
     """Decode, super-resolve (the images of one size in one forward pass) and write ``items``;
     what fails is marked failed (or stops the run). Nothing outlives the call: at most
     ``len(items)`` images are held at a time."""
     from .imageio import output_notes, write_image
+    from .runtime import is_downscale
     from .uncertainty import write_uncertainty
 
     images, ready = [], []
@@ -388,21 +536,25 @@ def upscale_items(model: Upscaler, items: list[Item], settings: UpscaleSettings,
             img = run.read(item, rgb=False)
             for text in output_notes(img, item.dst):
                 run.say(f"{item.src}: {text}")
+            if item.key and is_downscale(item.key[0][::-1], item.key[1][::-1]):
+                (w, h), (out_w, out_h) = item.key
+                run.say(f"{item.src}: {out_w}x{out_h} is smaller than the input ({w}x{h}): a plain bicubic "
+                        "downscale, without the model (it adds no detail when shrinking)")
             images.append(img)
             ready.append(item)
     outs: list = []
     if ready:
-        with run.attempt(ready):
+        with run.attempt(ready), pixel_progress(run, ready) as progress:
             outs = model.upscale_many(images, scale=settings.scale, size=settings.size,
-                                      chunk_size=settings.chunk_size, max_pixels=settings.max_pixels,
-                                      uncertainty=settings.uncertainty, sample_z=settings.sample_z,
-                                      seed=settings.seed)
+                                      uncertainty=settings.uncertainty, progress=progress)
     del images
+    # The side outputs of an input whose main output is missing are an unfinished run's: replaced.
+    replace_side = settings.overwrite or settings.skip_existing
     for item, out in zip(ready, outs):
         with run.attempt([item]):
             run.make_parent(item.dst)
             if settings.uncertainty:
                 out, umap = out
-                write_uncertainty(umap, item.dst, overwrite=settings.overwrite)
+                write_uncertainty(umap, item.dst, overwrite=replace_side)
             write_image(out, item.dst, overwrite=settings.overwrite)
             run.done(item)

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .atomic import TempFileError, atomic_write
-from .errors import InputError, one_line
+from .errors import InputError, OutputExists, one_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
@@ -55,12 +55,7 @@ def normalise_mode(img: Image.Image) -> tuple[Image.Image, str | None]:
     if mode in _ICC_SPACE:
         return img, None
     if mode in _HIGH_DEPTH_GRAY:
-        arr = np.asarray(img).astype(np.float64)
-        # I;16 is 16-bit by definition; I and F carry no depth, so guess from the values.
-        top = 65535.0 if mode.startswith("I;16") or (mode != "F" and arr.max() > 255) else 255.0
-        gray = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
-        gray.info = dict(img.info)
-        return gray, f"converted {mode} (high bit depth grayscale) to 8-bit grayscale"
+        return _gray_to_8bit(img)
     if mode == "1":
         return img.convert("L"), "converted 1 (black and white) to 8-bit grayscale"
     if mode == "La":
@@ -77,6 +72,40 @@ def normalise_mode(img: Image.Image) -> tuple[Image.Image, str | None]:
     return img.convert("RGB"), f"converted {mode} to RGB"
 
 
+def _gray_to_8bit(img: Image.Image) -> tuple[Image.Image, str]:
+    """A 16-bit, 32-bit integer or floating-point grayscale image as 8-bit L, by its range.
+
+    I;16 is 16-bit by definition. I and F carry no depth, so their values say which: F in
+    0..1 is the usual floating-point range (0..255 there would be near-black), F in
+    0..255 is 8-bit values, I up to 255 or 65535 is 8- or 16-bit; anything wider is
+    stretched from min(0, lowest) to its highest value. NaN and infinities are refused:
+    no grey level stands for a missing value.
+    """
+    mode = img.mode
+    arr = np.asarray(img).astype(np.float64)
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        them = "it" if bad == 1 else "them"
+        raise InputError(f"{mode} image with {bad:,} NaN or infinite value{'s' * (bad != 1)}: no grey level "
+                         f"stands for {them}; fill {them} (e.g. with 0) first")
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    bottom, top = 0.0, 255.0
+    if mode.startswith("I;16"):
+        top, what = 65535.0, "16-bit grayscale"
+    elif mode == "F" and lo >= 0 and hi <= 1:
+        top, what = 1.0, "floating point, values 0..1"
+    elif lo >= 0 and hi <= 255:
+        what = "floating point, values 0..255" if mode == "F" else "32-bit integers, values 0..255"
+    elif mode == "I" and lo >= 0 and hi <= 65535:
+        top, what = 65535.0, "32-bit integers, values 0..65535 read as 16-bit"
+    else:
+        bottom, top = min(lo, 0.0), hi
+        what = f"values {lo:g}..{hi:g}, stretched from {bottom:g}..{top:g}"
+    gray = Image.fromarray(np.clip((arr - bottom) / (top - bottom) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    gray.info = dict(img.info)
+    return gray, f"converted {mode} ({what}) to 8-bit grayscale"
+
+
 def to_rgb(img: Image.Image) -> tuple[Image.Image, str | None]:
     """8-bit RGB version of ``img`` and a note saying what was converted (None if nothing)."""
     mode = img.mode
@@ -85,8 +114,9 @@ def to_rgb(img: Image.Image) -> tuple[Image.Image, str | None]:
         return out, note
     if out.mode in ("RGBA", "LA"):
         return composite_on_white(out).convert("RGB"), f"converted {mode} to RGB (transparent areas made white)"
-    depth = " (high bit depth grayscale)" if mode in _HIGH_DEPTH_GRAY else ""
-    return out.convert("RGB"), f"converted {mode}{depth} to 8-bit RGB"
+    if mode in _HIGH_DEPTH_GRAY:  # the note says how the values were read
+        return out.convert("RGB"), note.replace("8-bit grayscale", "8-bit RGB")
+    return out.convert("RGB"), f"converted {mode} to 8-bit RGB"
 
 
 def composite_on_white(img: Image.Image) -> Image.Image:
@@ -265,7 +295,10 @@ def read_image(path: str | Path, rgb: bool = True) -> tuple[Image.Image, list[st
         img.load()
         meta = _read_metadata(img)
         out, orient_note = _orient(img)
-        out, note = (to_rgb if rgb else normalise_mode)(out)
+        try:
+            out, note = (to_rgb if rgb else normalise_mode)(out)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
         if out is img:  # closing the file would free its pixels
             out = img.copy()
         out.info = meta
@@ -308,7 +341,20 @@ def _opened(path: str | Path) -> Iterator[tuple[Image.Image, list[warnings.Warni
                          f"(more than {Image.MAX_IMAGE_PIXELS:,})") from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (or a format Pillow cannot read)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except PermissionError:
+        raise InputError(f"{path}: cannot read this file: permission denied") from None
+    except OSError as exc:
+        if exc.errno is not None:  # the system's (an I/O error, a file that went away), not the image's
+            raise InputError(f"{path}: cannot read this file ({exc.strerror or one_line(exc)})") from None
+        raise InputError(f"{path}: cannot read image, it is damaged or truncated ({one_line(exc)})") from None
+    except ValueError as exc:
+        if "MAX_TEXT" in str(exc):  # Pillow's guard against decompression bombs in PNG metadata
+            raise InputError(f"{path}: its PNG metadata (text chunks or colour profile) is larger than Pillow's "
+                             f"safety limit ({PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MiB a chunk, "
+                             f"{PngImagePlugin.MAX_TEXT_MEMORY // 2**20} MiB in all); the image is not read. "
+                             "Save it again without that metadata") from None
+        raise InputError(f"{path}: cannot read image, it is damaged or truncated ({one_line(exc)})") from None
+    except (SyntaxError, EOFError) as exc:
         raise InputError(f"{path}: cannot read image, it is damaged or truncated ({one_line(exc)})") from None
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = lenient
@@ -345,13 +391,38 @@ def check_output_path(path: str | Path, overwrite: bool = False) -> Path:
         raise InputError(f"{path}: is a folder; give a file name (e.g. {path / 'out.png'}) or use --out-dir")
     if path.suffix.lower() not in SAVE_FORMATS:
         raise InputError(f"{path}: unknown output format; use one of {', '.join(sorted(SAVE_FORMATS))}")
+    check_output_name(path)
     refuse_existing(path, overwrite)
     return path
 
 
+def check_output_name(path: str | Path) -> Path:
+    """Refuse an output whose name (or whole path) is longer than its file system takes,
+    before any work: otherwise the write fails only once the model has run."""
+    path = Path(path)
+    folder = path.absolute().parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    name_max, path_max = _limit(folder, "PC_NAME_MAX", 255), _limit(folder, "PC_PATH_MAX", 4096)
+    name = len(os.fsencode(path.name))
+    if name > name_max:
+        raise InputError(f"{path}: the file name is {name} bytes long, above this file system's limit of "
+                         f"{name_max}; use a shorter input name or output name")
+    if len(os.fsencode(str(path.absolute()))) >= path_max:
+        raise InputError(f"{path}: the path is longer than this file system's limit of {path_max} bytes")
+    return path
+
+
+def _limit(folder: Path, name: str, default: int) -> int:
+    try:
+        return int(os.pathconf(folder, name))
+    except (OSError, ValueError, AttributeError):  # Windows has no pathconf
+        return default
+
+
 def refuse_existing(path: Path, overwrite: bool) -> None:
     if os.path.lexists(path) and not overwrite:  # a broken link is there too
-        raise InputError(f"{path}: exists; pass --overwrite to replace it")
+        raise OutputExists(path)
 
 
 def check_output_dir(path: str | Path) -> Path:
@@ -422,19 +493,23 @@ def write_image(img: Image.Image, path: str | Path, overwrite: bool = False) -> 
         if exif and not (fmt == "JPEG" and len(exif) > 65533):  # JPEG's limit: one APP1 segment
             opts["exif"] = exif
 
-    return write_file(path, lambda f: img.save(f, format=fmt, **opts))
+    return write_file(path, lambda f: img.save(f, format=fmt, **opts), replace=overwrite)
 
 
-def write_file(path: Path, fill: Callable[[BinaryIO], object]) -> Path:
+def write_file(path: Path, fill: Callable[[BinaryIO], object], replace: bool = True) -> Path:
     """Write ``path`` atomically by ``fill(open binary file)``; a failure is an InputError
-    naming the file or its folder (a full disk, a folder that cannot be written)."""
+    naming the file or its folder (a full disk, a folder that cannot be written).
+    ``replace=False``: :class:`~arasfsr.errors.OutputExists` if a file is there by the time
+    it is written (another process may have written it since the run was planned)."""
 
     def save(tmp: str) -> None:
         with open(tmp, "wb") as f:
             fill(f)
 
     try:
-        atomic_write(path, save)
+        atomic_write(path, save, replace=replace)
+    except FileExistsError:
+        raise OutputExists(path) from None
     except TempFileError as exc:
         raise InputError(f"{path.parent}: cannot write into this folder ({exc.strerror or one_line(exc)})") from None
     except OSError as exc:

@@ -9,12 +9,14 @@ numbers. Per output pixel:
     grad  = Sobel magnitude of grey(SR)        (grey = RGB mean, grey levels 0-255)
     added = RGB mean of |SR - B|               (what the model added over bicubic)
     z     = c0 + c1 log(eps + G(grad)) + c2 log(eps + G(added)) + c3 log2(scale)
-    u     = k max(0, exp(z) - 1)
+    u     = k (side / 128)^e max(0, exp(z) - 1)
 
 G is a Gaussian blur (sigma 2 output pixels), scale the geometric mean of the two factors,
-clamped to the fitted range. The c's are least squares of log(1 + |SR - HR|) on utkface/val
-faces, and k makes u the *expected* |SR - HR| in grey levels (RGB mean); both are data,
-``uncertainty_head.json`` beside this file, with the command that fitted them.
+clamped to the fitted range, side the geometric mean of the output's width and height,
+clamped to 64..200 px (the sizes the size term e was fitted on). The c's are least
+squares of log(1 + |SR - HR|) on utkface/val faces, k and e make u the *expected*
+|SR - HR| in grey levels (RGB mean); all are data, ``uncertainty_head.json`` beside this
+file, with the commands that fitted them.
 
 The map ranks regions by how much detail the model had to invent; it is not a Bayesian
 posterior and knows nothing of the model's internals.
@@ -62,12 +64,26 @@ class GradientHead:
     sigma: float = 2.0
     eps: float = 0.1
     scale_range: tuple[float, float] = (1.0, 8.0)
+    # The map scales by (output side / size_reference) ** size_exponent, the side (geometric
+    # mean of the output's two) clamped to size_range: the same gradients mean a smaller
+    # error on a larger output of a face (docs/uncertainty.md, "Across input sizes").
+    size_exponent: float = 0.0
+    size_reference: float = 128.0
+    size_range: tuple[float, float] = (64.0, 200.0)
 
     @classmethod
     def from_json(cls, data: dict) -> GradientHead:
         c = data["coefficients"]
+        size = data.get("size", {})
         return cls(c["const"], c["grad"], c["added"], c["log2_scale"], data["calibration"],
-                   data["sigma"], data["eps"], tuple(data["scale_range"]))
+                   data["sigma"], data["eps"], tuple(data["scale_range"]), size.get("exponent", 0.0),
+                   size.get("reference", 128.0), tuple(size.get("range", (64.0, 200.0))))
+
+    def size_factor(self, out_hw: tuple[int, int]) -> float:
+        """The size term's factor for an output of ``out_hw`` (H, W) pixels."""
+        lo, hi = self.size_range
+        side = min(max(math.sqrt(out_hw[0] * out_hw[1]), lo), hi)
+        return (side / self.size_reference) ** self.size_exponent
 
 
 @lru_cache(maxsize=1)
@@ -138,7 +154,8 @@ def uncertainty_map(lr: Tensor, sr: Tensor, head: GradientHead | None = None) ->
     grad, added = head_features(lr, sr, head.sigma)
     scale = effective_scale(lr.shape[-2:], sr.shape[-2:], head)
     z = log_prediction(grad, added, scale, head)
-    return (head.calibration * torch.expm1(z).clamp(min=0))[:, 0].float()
+    k = head.calibration * head.size_factor(tuple(sr.shape[-2:]))
+    return (k * torch.expm1(z).clamp(min=0))[:, 0].float()
 
 
 @torch.inference_mode()
@@ -232,5 +249,5 @@ def write_uncertainty(u: np.ndarray, output: Path, overwrite: bool = False, cove
     picture, values = uncertainty_paths(output)
     refuse_existing(values, overwrite)
     write_image(heat_map_picture(u, coverage, background), picture, overwrite=overwrite)
-    write_file(values, lambda f: np.save(f, np.asarray(u, np.float32)))
+    write_file(values, lambda f: np.save(f, np.asarray(u, np.float32)), replace=overwrite)
     return picture, values

@@ -150,14 +150,23 @@ def add_rendering_options(parser: argparse.ArgumentParser, model_help: str = "mo
     if pixel_limit:
         parser.add_argument("--max-pixels", type=parse_count, default=defaults.DEFAULT_MAX_PIXELS, metavar="N",
                             help=f"refuse outputs with more pixels than N (default {defaults.DEFAULT_MAX_PIXELS:,})")
+        parser.add_argument("--force-model", action="store_true",
+                            help="run the model on inputs larger than it adds detail to (by default those are "
+                                 "resized by bicubic, with a note: the same picture, many times faster)")
 
 
 def load_renderer(args: argparse.Namespace, name: str | None = None) -> Upscaler:
-    """The model ``name`` (default ``--model``) loaded with the rendering options."""
+    """The model ``name`` (default ``--model``) loaded with the rendering options, which the
+    library checks once (:class:`arasfsr.runtime.RenderSettings`)."""
     from ..api import load_model
 
+    settings = {"chunk_size": args.chunk_size, "force_model": getattr(args, "force_model", False)}
+    if hasattr(args, "max_pixels"):
+        settings["max_pixels"] = args.max_pixels
+    if getattr(args, "sample_z", False):
+        settings.update(sample_z=True, seed=args.seed)
     return load_model(args.model if name is None else name, device=args.device, precision=args.precision,
-                      engine=args.engine)
+                      engine=args.engine, **settings)
 
 
 # --- inputs and outputs ---------------------------------------------------------------
@@ -194,13 +203,24 @@ def plan_folder_run(args: argparse.Namespace, command: str,
     the inputs found, this rank's share of them under torchrun (with its own GPU and
     report), every output (``outputs(dst)``) checked, the --report path checked; and
     the output folder."""
-    from ..folders import FolderRun, collect_sources, plan_items, rank_device, rank_report, torchrun_share
+    from ..errors import ArasfsrError
+    from ..folders import (FolderRun, collect_sources, plan_items, rank_device, rank_report, refused_report,
+                           torchrun_share, unreadable_items)
 
-    sources = collect_sources(args.inputs, args.recursive, exclude=args.out_dir)
+    output, skip_existing = getattr(args, "output", None), getattr(args, "skip_existing", None)
     rank, world = torchrun_share()
-    args.device = rank_device(args.device)
-    items = plan_items(sources, args.output, args.out_dir, args.overwrite, args.skip_existing, outputs,
-                       share=(rank, world))
-    run = FolderRun(items, args.continue_on_error, rank_report(args.report, rank, world), command)
+    report = rank_report(args.report, rank, world)
+    unreadable: list | None = [] if args.continue_on_error else None
+    try:
+        sources = collect_sources(args.inputs, args.recursive, exclude=args.out_dir, unreadable=unreadable)
+        if hasattr(args, "device"):
+            args.device = rank_device(args.device)
+        items = plan_items(sources, output, args.out_dir, args.overwrite, skip_existing, outputs,
+                           share=(rank, world))
+    except ArasfsrError as exc:
+        refused_report(report, command, str(exc))  # a previous run's report must not stand for this one
+        raise
+    items += unreadable_items(unreadable or [], args.out_dir)
+    run = FolderRun(items, args.continue_on_error, report, command, skip_existing=bool(skip_existing))
     run.check_report_path()
-    return run, (args.out_dir if args.out_dir is not None else args.output.parent)
+    return run, (args.out_dir if args.out_dir is not None else output.parent)

@@ -63,18 +63,15 @@ def run_align(args: argparse.Namespace) -> int:
 
     from ..faces.align import TEMPLATE, aligned_crop
     from ..faces.detect import load_detector
-    from ..folders import FolderRun, collect_sources, plan_items
     from ..imageio import probe_image, refuse_existing, write_image
 
     if not 8 <= args.size <= 4096:
         raise InputError(f"--size {args.size}: give a crop side between 8 and 4096 pixels")
-    sources = collect_sources(args.inputs, args.recursive, exclude=args.out_dir)
     index = args.out_dir / "faces.json"
     refuse_existing(index, args.overwrite)
     # Crops are NAME_faceK.png; the number of faces is known only after detection.
-    items = plan_items(sources, None, args.out_dir, args.overwrite, None, outputs=lambda dst: [_crop_path(dst, 0)])
-    run = FolderRun(items, args.continue_on_error, args.report, "align")
-    run.check_report_path()
+    run, _ = plan_folder_run(args, "align", lambda dst: [_crop_path(dst, 0)])
+    items = run.items
     run.check(lambda item: probe_image(item.src))  # every header before any work
     run.start(args.out_dir)
     records, crops = [], 0
@@ -165,7 +162,7 @@ def run_restore(args: argparse.Namespace) -> int:
                 img = run.read(item)
                 res = restore(img, model, scale=args.scale, size=args.size, detector=detector,
                               background=background, faces_only=args.faces_only, max_pixels=args.max_pixels,
-                              chunk_size=args.chunk_size, uncertainty=args.uncertainty)
+                              uncertainty=args.uncertainty)
                 if not res.faces:
                     run.say(_no_face_note(item.src, img) + ("; nothing written" if args.faces_only else
                                                            "; the photo is up-scaled without face restoration"))
@@ -176,10 +173,11 @@ def run_restore(args: argparse.Namespace) -> int:
                 if args.faces_only:
                     for k in reversed(range(len(res.faces))):  # face 0 last: it marks the photo done
                         name = _crop_path(item.dst, k)
-                        refuse_existing(name, replace)
+                        marks_done = args.overwrite if k == 0 else replace  # never replaced unasked
+                        refuse_existing(name, marks_done)
                         if args.uncertainty:
                             write_uncertainty(res.faces[k].uncertainty, name, replace)
-                        write_image(Image.fromarray(res.faces[k].crop), name, overwrite=replace)
+                        write_image(Image.fromarray(res.faces[k].crop), name, overwrite=marks_done)
                 else:
                     if args.side_by_side:
                         write_image(side_by_side_picture(img, res), _compare_path(item.dst), overwrite=replace)
@@ -190,4 +188,4 @@ def run_restore(args: argparse.Namespace) -> int:
                 what = "face crops" if args.faces_only else str(item.dst)
                 run.tell(f"{item.src}: {len(res.faces)} face{'s' * (len(res.faces) != 1)} restored -> {what}")
             run.advance()
-    return run.finish(out_dir, "photos")
+    return run.finish(out_dir, "photos", extra=lambda item: [] if args.faces_only else outputs(item.dst)[1:])

@@ -60,16 +60,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_upscale(args: argparse.Namespace) -> int:
     from ..folders import UpscaleSettings, batches, probe_size, upscale_items
-    from ..api import check_sampling
+    from ..runtime import RenderSettings
 
     if args.seed is not None and not args.sample_z:
         raise InputError("--seed is for --sample-z; add --sample-z")
-    check_sampling(args.sample_z, args.seed)
-    run, out_dir = plan_folder_run(args, "upscale", outputs_with_maps(args.uncertainty))
+    RenderSettings(args.precision, args.chunk_size, args.max_pixels, args.sample_z, args.seed).checked()
+    outputs = outputs_with_maps(args.uncertainty)
+    run, out_dir = plan_folder_run(args, "upscale", outputs)
     check_size = output_size_check(args)
     run.check(lambda item: probe_size(item, check_size))  # every header and size, before any work
-    settings = UpscaleSettings(args.scale, args.size, args.chunk_size, args.max_pixels, args.overwrite,
-                               args.uncertainty, args.sample_z, args.seed)
+    settings = UpscaleSettings(args.scale, args.size, args.overwrite, args.uncertainty, args.skip_existing)
     if not run.pending:
         return run.finish(out_dir)
     run.start(out_dir)
@@ -79,13 +79,19 @@ def run_upscale(args: argparse.Namespace) -> int:
 
             upscale_items_on_ray(run, settings, args.model, address=args.ray_address, batch_size=args.batch_size,
                                  device=args.device, precision=args.precision, actors=args.ray_actors,
-                                 engine=args.engine)
+                                 engine=args.engine, render=render_settings(args))
         else:
             model = load_renderer(args)
             for batch in batches(run.pending, args.batch_size):
                 upscale_items(model, batch, settings, run)
                 run.advance(len(batch))
-    return run.finish(out_dir)
+    return run.finish(out_dir, extra=lambda item: outputs(item.dst)[1:])
+
+
+def render_settings(args: argparse.Namespace) -> dict:
+    """The render settings of the command line, for a model loaded elsewhere (a Ray actor)."""
+    return {"chunk_size": args.chunk_size, "max_pixels": args.max_pixels, "sample_z": args.sample_z,
+            "seed": args.seed, "force_model": args.force_model}
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -123,6 +129,6 @@ def run_models(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo as demo
 
-    for path in demo(args.out_dir, model=load_renderer(args), chunk_size=args.chunk_size):
+    for path in demo(args.out_dir, model=load_renderer(args)):
         print(path)
     return 0

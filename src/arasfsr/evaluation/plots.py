@@ -116,7 +116,7 @@ def face_tiles(models: list[Upscaler], lr: np.ndarray, out_size: tuple[int, int]
     w, h = out_size
     tiles = [_lr_tile(lr, out_size, degradation)]
     for up in models:
-        sr = up.upscale_batch(lr[None], (h, w), chunk_size)[0]
+        sr = up.upscale_batch(lr[None], size=(w, h), chunk_size=chunk_size)[0]
         caption = ""
         if score:
             m = face_metrics(sr, reference)

@@ -55,7 +55,7 @@ def load_models(names: list[str], device: str | torch.device = "cpu",
     models: list[Upscaler] = []
     seen: set[str] = set()
     for name in dict.fromkeys(ordered):
-        up = load_model(name, device=device, precision=precision)
+        up = load_model(name, device=device, precision=precision, force_model=True)  # the model's own output
         label, k = up.name, 2
         while label in seen:  # two checkpoints with the same file name
             label, k = f"{up.name}-{k}", k + 1
@@ -97,7 +97,7 @@ def score_faces(models: list[Upscaler], rows: tuple[TestRow, ...], faces: dict[s
                     pairs = [make_pair(gt, row) for gt in gts]
                     lr = np.stack([p[0] for p in pairs])
                     for up in models:
-                        sr = up.upscale_batch(lr, (row.hr, row.hr), chunk_size)
+                        sr = up.upscale_batch(lr, size=(row.hr, row.hr), chunk_size=chunk_size)
                         for (index, path), s, (_, hr) in zip(batch, sr, pairs):
                             m = face_metrics(s, hr)
                             records.append((up.name, row.key, index, path.name, *(m[k] for k in METRICS)))

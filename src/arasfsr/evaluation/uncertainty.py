@@ -170,7 +170,7 @@ def run_uncertainty_eval(cfg: UncertaintyEvalConfig) -> dict:
         refuse_existing(cfg.out / name, cfg.overwrite)
     created = make_output_dir(cfg.out)  # probed before the work; removed again if the run fails
     try:
-        up = load_model(cfg.model, device=cfg.device, precision=cfg.precision)
+        up = load_model(cfg.model, device=cfg.device, precision=cfg.precision, force_model=True)
         results = _score(cfg, up, rows, faces)
         write_results(results, cfg.out)
     except BaseException:

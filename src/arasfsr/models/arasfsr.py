@@ -18,7 +18,7 @@ neighbour's code centre (``q_coord``, after the relative coordinate), the cell i
 layers are chained. Their -G (``asfsr_wo_glo``) has no ``q_coord``: with
 ``modulation=False`` the variant only doubles the cell. Every difference, and what it
 changes, is in docs/fidelity.md. Their code also draws z at inference; here that is
-``sample`` (and ``sample_seed``), off by default.
+``sample`` (and ``sample_seed``), off by default, or per call ``frequency.latent_draw``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ..architectures import preset, register_model
 from .core import Encoded, ImplicitSR, Neighbour, Queries, bilinear_at
 from .encoders import encoder_presets, encoder_tiers, make_encoder
-from .frequency import FrequencyEstimator
+from .frequency import FrequencyEstimator, requested_draw
 from .mlp import MLP
 from .modulation import ModulatedMLP, PositionalEncoding
 
@@ -98,7 +98,8 @@ class ARASFSR(ImplicitSR):
         if self.training:
             tokens, mu, logvar = self.frequency(lr, sample=True)
         else:
-            tokens, mu, logvar = self.frequency(lr, sample=self.sample, seed=self.sample_seed)
+            sample, seed = requested_draw() or (self.sample, self.sample_seed)
+            tokens, mu, logvar = self.frequency(lr, sample=sample, seed=seed)
         return Encoded(torch.cat([feat, tokens], dim=1), inp=lr, mu=mu, logvar=logvar)
 
     def query_context(self, state: Encoded, coord: Tensor, ratio: Tensor) -> ModulatedQueries:

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..architectures import record_config
-from ..runtime import TILE_MARGIN, auto_chunk_size, autocast, compute_dtype, release_freed_memory, tile_side
+from ..runtime import (TILE_MARGIN, auto_chunk_size, autocast, compute_dtype, release_freed_memory, report_progress,
+                       tile_side)
 
 
 def make_coord(shape: tuple[int, int], device: torch.device | str | None = None,
@@ -373,8 +374,10 @@ class ImplicitSR(SuperResolver):
         index = index + (torch.arange(b, device=coord.device) * rows_per_image).view(1, b, 1)
         rows = state.proj.index_select(0, index.reshape(-1))  # (K*B*Q, H): no unfolded code per query
         hidden = self.neighbour_hidden(state, rows, nb, ctx, dtype)
+        # In the given dtype even where a caller's autocast (Lightning's bf16-mixed) made the
+        # first layer bf16: autocast(fp32) below turns that autocast off.
         with autocast(coord.device, dtype):
-            pred = self.decode_hidden(state, hidden.view(k, b, q, -1), nb, ctx)
+            pred = self.decode_hidden(state, hidden.view(k, b, q, -1).to(dtype), nb, ctx)
         weights = area_weights(nb.rel_coord)
         out = (pred.to(coord.dtype) * weights.unsqueeze(-1)).sum(dim=0)
         extra = self.skip(state, coord)
@@ -420,6 +423,7 @@ class ImplicitSR(SuperResolver):
             for rows, cols in chunk_rects(range(out_h), range(out_w), per_image):
                 c = coord_rect(out_h, out_w, rows, cols, lr.device, lr.dtype).unsqueeze(0).expand(b, -1, -1)
                 out[:, :, rows.start:rows.stop, cols.start:cols.stop] = _as_image(self.query(state, c, ratio), rows, cols)
+                report_progress(b * len(rows) * len(cols))
             return out
         h, w = lr.shape[-2:]
         side = tile or tile_side(h, w)
@@ -436,6 +440,7 @@ class ImplicitSR(SuperResolver):
                 c = grid_coord(*axes).unsqueeze(0).expand(b, -1, -1)
                 pred = self.query_fast(state, c, ratio, dtype, grid=axes)
                 out[:, :, rows.start:rows.stop, cols.start:cols.stop] = _as_image(pred, rows, cols)
+                report_progress(b * len(rows) * len(cols))
         if trim:
             del state
             release_freed_memory()

@@ -15,6 +15,10 @@ other images of its batch).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 from torch import Tensor, nn
 
@@ -48,6 +52,26 @@ class FrequencyEstimator(nn.Module):
         mu, logvar = self.encoder(lr).chunk(2, dim=1)
         z = mu + draw_normal(mu, seed) * torch.exp(0.5 * logvar) if sample else mu
         return self.decoder(z), mu, logvar
+
+
+_DRAW: ContextVar[tuple[bool, int | None] | None] = ContextVar("arasfsr_latent_draw", default=None)
+
+
+@contextmanager
+def latent_draw(sample: bool, seed: int | None = None) -> Iterator[None]:
+    """Within the block, inference in this thread draws z (from ``seed``) or takes its mean,
+    whatever the model's own ``sample`` says: a per-call choice that changes no model, so
+    one model can serve callers who ask differently at the same time."""
+    token = _DRAW.set((sample, seed))
+    try:
+        yield
+    finally:
+        _DRAW.reset(token)
+
+
+def requested_draw() -> tuple[bool, int | None] | None:
+    """(sample, seed) asked for by :func:`latent_draw`, or None outside it."""
+    return _DRAW.get()
 
 
 def draw_normal(like: Tensor, seed: int | None = None) -> Tensor:

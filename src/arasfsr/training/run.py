@@ -215,6 +215,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     task = SRTask(model, cfg["train"], varying_shapes=isinstance(cfg["data"]["lr_size"], list))
     data = FaceData(cfg, train_files, val_files)
 
+    debris = RunDebris(out)
     # After each validation, or every checkpoint_every_s seconds of training.
     every_s = cfg["train"].get("checkpoint_every_s")
     checkpoints = ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False,
@@ -259,9 +260,14 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
         warnings.filterwarnings("ignore", message=".*infinite.*")
         warnings.filterwarnings("ignore", message=".*module.* in eval mode.*")  # the EMA copy, on purpose
         started = time.time()
-        trainer.fit(task, datamodule=data, ckpt_path=str(resume_path) if resume_path else None)
-        if task.last_psnr is None or trainer.global_step % cfg["train"]["val_every"]:
-            trainer.validate(task, datamodule=data, verbose=False)  # the final weights' PSNR
+        try:
+            trainer.fit(task, datamodule=data, ckpt_path=str(resume_path) if resume_path else None)
+            if task.last_psnr is None or trainer.global_step % cfg["train"]["val_every"]:
+                trainer.validate(task, datamodule=data, verbose=False)  # the final weights' PSNR
+        except BaseException:
+            if trainer.is_global_zero:
+                debris.remove()
+            raise
     agree = _ranks_agree(task.export_model) if trainer.world_size > 1 else True
     if not agree:
         raise RuntimeError("DDP ranks ended with different weights")
@@ -312,6 +318,37 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return path
+
+
+class RunDebris:
+    """The files a run adds to its folder. If it fails before its first checkpoint (bad
+    data, out of memory, Ctrl-C) they are removed, and the folders it made, so the folder
+    is as it was; a run that saved a checkpoint keeps everything (``--resume`` goes on)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.created = [p for p in (out, *out.parents) if not p.exists()][::-1]
+        self.before = self._files()
+
+    def _files(self) -> set[Path]:
+        return set(self.out.rglob("*")) if self.out.is_dir() else set()
+
+    def remove(self) -> None:
+        import shutil
+
+        new = self._files() - self.before
+        if any(p.parent.name == "checkpoints" and p.is_file() for p in new):
+            return
+        for path in sorted(new, key=lambda p: len(p.parts), reverse=True):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        for folder in reversed(self.created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
 
 
 def accumulate_totals(init_card: dict[str, Any] | None, iterations: int, batch_size: int,

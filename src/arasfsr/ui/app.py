@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,8 @@ from ..errors import ArasfsrError, InputError  # noqa: E402
 from ..registry import DEFAULT_MODEL, list_models  # noqa: E402
 from . import jobs  # noqa: E402
 
-MAX_UPLOAD = "100mb"  # bytes per uploaded file; pixels are limited by the image reader
+MAX_UPLOAD = "100mb"  # bytes per uploaded file; pixels are limited before decoding (jobs.MAX_INPUT_PIXELS)
+MAX_QUEUE = 32  # requests waiting; the jobs themselves run one at a time (concurrency_limit=1)
 PNG = "png"  # Gradio's image outputs default to lossy WebP
 
 
@@ -60,8 +62,9 @@ def _size_controls(default_scale: str = "4", default_size: tuple[int, int] = (25
         mode = gr.Radio([jobs.BY_SCALE, jobs.BY_SIZE], value=jobs.BY_SCALE, label="Output size by")
         scale = gr.Textbox(default_scale, label="Scale: S, or SX x SY (width first), e.g. 3.5 or 2x3")
         with gr.Row():
-            width = gr.Number(default_size[0], label="Width W (exact size)", precision=0)
-            height = gr.Number(default_size[1], label="Height H (exact size)", precision=0)
+            # No rounding in the page (precision=0 would make 10.5 into 10): the job refuses what is not whole.
+            width = gr.Number(default_size[0], label="Width W (exact size)")
+            height = gr.Number(default_size[1], label="Height H (exact size)")
     # Typing a width or height means "exact size", editing the scale means "scale": in the
     # browser (js, no round trip), so a click right after typing already sends the right mode.
     for box, choice in ((width, jobs.BY_SIZE), (height, jobs.BY_SIZE), (scale, jobs.BY_SCALE)):
@@ -74,7 +77,9 @@ def _upload(label: str, elem_id: str, preview) -> gr.File:
     file = gr.File(label=label, file_types=["image"], elem_id=elem_id)
     shown = _image("Input", height=160)
     size = gr.Markdown()
-    file.change(preview, file, [shown, size], api_visibility="private")
+    # Previews decode uploads too: one at a time across the page, like the jobs.
+    file.change(preview, file, [shown, size], api_visibility="private", concurrency_id="previews",
+                concurrency_limit=1)
     return file
 
 
@@ -197,12 +202,23 @@ def serve(host: str = "127.0.0.1", port: int | None = None, model: str = DEFAULT
     # SIGTERM (a service manager, a test) stops the server like Ctrl-C, so the cleanup below runs.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        app.queue(max_size=32).launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD,
-                                      show_error=False, footer_links=["settings"])
-    except OSError as exc:  # the port is taken, the address is not this computer's
-        where = f"{host}:{port}" if port else f"{host}, ports 7860-7959"
-        raise InputError(f"cannot serve on {where}: the port is taken or the address is not this computer's "
-                         f"({str(exc).splitlines()[0][:80]}); choose another with --port or --host") from None
+        try:
+            # quiet: Gradio's own lines include a share=True hint that a command-line user cannot act on.
+            app.queue(max_size=MAX_QUEUE).launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD,
+                                                 show_error=False, footer_links=["settings"], quiet=True,
+                                                 prevent_thread_lock=True)
+        except OSError as exc:  # the port is taken, the address is not this computer's
+            where = f"{host}:{port}" if port else f"{host}, ports 7860-7959"
+            raise InputError(f"cannot serve on {where}: the port is taken or the address is not this computer's "
+                             f"({str(exc).splitlines()[0][:80]}); choose another with --port or --host") from None
+        print(f"arasfsr: the web app is at {app.local_url} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+        try:
+            while app.is_running:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            app.close()
     finally:
         shutil.rmtree(app.outputs_root, ignore_errors=True)
 

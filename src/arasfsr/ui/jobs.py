@@ -28,11 +28,15 @@ from PIL import Image, ImageDraw
 from ..api import DEFAULT_MAX_PIXELS, Upscaler, load_model, output_size
 from ..demo import side_by_side
 from ..errors import InputError
-from ..imageio import read_image
+from ..imageio import probe_image, read_image
 
 BY_SCALE, BY_SIZE = "scale", "exact size"
-# Outputs this large are refused in the page, as the CLI's default --max-pixels does.
+# Outputs this large are refused in the page, as the CLI's default --max-pixels does, and so
+# are uploads (read from the file's header, before any pixel is decoded): a 24 KB PNG can
+# claim 5000x5000 pixels, 800 MB once decoded and converted.
 MAX_PIXELS = DEFAULT_MAX_PIXELS
+MAX_INPUT_PIXELS = DEFAULT_MAX_PIXELS
+MAX_COMPARED = 6  # models in one comparison (each output is held until the picture is made)
 
 GRID_MIN_HEIGHT = 256  # small outputs are enlarged (nearest) in the comparison picture, for their labels
 Progress = Callable[[float, str], None]
@@ -71,6 +75,10 @@ def read_upload(path: str | Path | None, what: str = "image") -> tuple[Image.Ima
         raise InputError(f"no {what}: drop an image file first")
     path = Path(path)
     try:
+        (w, h), _ = probe_image(path)
+        if w * h > MAX_INPUT_PIXELS:
+            raise InputError(f"{path}: {w}x{h} is {w * h:,} pixels, above this app's limit of {MAX_INPUT_PIXELS:,} "
+                             f"for an upload (4096x4096); shrink or crop it first")
         return read_image(path)
     except InputError as exc:  # name the file as the user knows it, not by the server's temp path
         raise InputError(str(exc).replace(str(path), path.name)) from None
@@ -240,8 +248,11 @@ def compare_models(cache: ModelCache, path: str | Path, model_names: list[str], 
     from ..data.degrade import resize
     from ..evaluation.metrics import face_metrics
 
+    model_names = list(dict.fromkeys(model_names))  # each model once, in the order chosen
     if not model_names:
         raise InputError("choose at least one model to compare")
+    if len(model_names) > MAX_COMPARED:
+        raise InputError(f"{len(model_names)} models chosen; compare at most {MAX_COMPARED} at a time")
     progress(0.0, "reading the image")
     img, _ = read_upload(path)
     reference = None
