@@ -571,3 +571,16 @@ def test_console_script_end_to_end(tmp_path, png):
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr == f"arasfsr: error: {tmp_path / 'missing.png'}: no such file or folder\n"
+
+
+def test_restore_and_video_default_to_the_shipped_face_model():
+    from arasfsr.cli.main import build_parser
+    from arasfsr.registry import resolve
+
+    parser = build_parser()
+    for argv in (["restore", "in.jpg", "-o", "out.png", "--scale", "2"],
+                 ["video", "in.mp4", "-o", "out.mp4", "--scale", "2"]):
+        assert parser.parse_args(argv).model == arasfsr.defaults.DEFAULT_FACE_MODEL == "arasfsr-real"
+    assert parser.parse_args(["upscale", "in.png", "-o", "out.png", "--scale", "2"]).model == arasfsr.defaults.DEFAULT_MODEL
+    entry = resolve(arasfsr.defaults.DEFAULT_FACE_MODEL)
+    assert entry.trained and entry.weights.parent == arasfsr.registry.WEIGHTS_DIR  # in every installation

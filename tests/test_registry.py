@@ -27,6 +27,7 @@ from arasfsr.checkpoint import load_checkpoint, save_checkpoint
 from arasfsr.cli.main import main
 from arasfsr.models import create_model
 from arasfsr.models.liif import LIIF
+from arasfsr.defaults import DEFAULT_FACE_MODEL
 from arasfsr.registry import (DEFAULT_MODEL, RESEARCH_DIR, WEIGHTS_DIR, check_config, list_models, research_models,
                               resolve, tier_sizes)
 from arasfsr.training.config import merge
@@ -63,7 +64,7 @@ def test_listing_shows_shipped_models_and_presets_only_on_request():
 def test_the_package_ships_the_default_model_and_the_research_models_stay_in_the_repository():
     # The wheel carries what users of the CLI, the API and the web app need; the research
     # models (paper tables, ablations, cpu-tier reproductions) are found in a checkout.
-    assert {p.stem for p in WEIGHTS_DIR.glob("*.safetensors")} == {DEFAULT_MODEL, "bicubic"}
+    assert {p.stem for p in WEIGHTS_DIR.glob("*.safetensors")} == {DEFAULT_MODEL, DEFAULT_FACE_MODEL, "bicubic"}
     from tools.weights import research_manifest
 
     assert research_models() == research_manifest()  # the package's list of them is current
@@ -73,12 +74,12 @@ def test_the_package_ships_the_default_model_and_the_research_models_stay_in_the
 
 def test_an_installation_without_the_research_models_says_where_they_are(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr("arasfsr.registry.RESEARCH_DIR", tmp_path / "none")  # an installed wheel
-    assert set(list_models()) == {DEFAULT_MODEL, "bicubic"}
+    assert set(list_models()) == {DEFAULT_MODEL, DEFAULT_FACE_MODEL, "bicubic"}
     with pytest.raises(ModelError, match=r"^'liif-a' is a research model: .*weights/research/.*clone the repository"):
         resolve("liif-a")
     assert main(["models"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 3 and "arasfsr-a, " in out[-1] and "clone the repository" in out[-1]
+    assert len(out) == 4 and "arasfsr-a, " in out[-1] and "clone the repository" in out[-1]
     Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
     assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--scale", "2",
                  "--model", "arasfsr-L-a-cpu"]) == 2

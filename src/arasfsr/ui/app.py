@@ -24,6 +24,7 @@ import gradio as gr  # noqa: E402
 
 from ..errors import memory_problem  # noqa: E402
 from ..errors import ArasfsrError, InputError  # noqa: E402
+from ..defaults import DEFAULT_FACE_MODEL  # noqa: E402
 from ..registry import DEFAULT_MODEL, list_models  # noqa: E402
 from . import jobs  # noqa: E402
 
@@ -101,12 +102,14 @@ def _image(label: str, **kw) -> gr.Image:
 
 
 def build_app(default_model: str = DEFAULT_MODEL, cache: jobs.ModelCache | None = None) -> gr.Blocks:
-    """The three-tab page; ``default_model`` is preselected (a name or a checkpoint path)."""
+    """The three-tab page; ``default_model`` is preselected (a name or a checkpoint path), and
+    the Restore tab preselects the face model unless another model was asked for."""
     cache = cache or jobs.ModelCache()
     outputs_root = Path(tempfile.mkdtemp(prefix="arasfsr-ui-"))
     models = trained_models()
     if default_model not in models:
         models.insert(0, default_model)
+    face_model = DEFAULT_FACE_MODEL if default_model == DEFAULT_MODEL and DEFAULT_FACE_MODEL in models else default_model
 
     def preview(path):
         if not path:
@@ -156,7 +159,7 @@ def build_app(default_model: str = DEFAULT_MODEL, cache: jobs.ModelCache | None 
         with gr.Tab("Restore a photo", id="restore"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    rs_inputs, rs_button = _one_model_inputs("restore", preview, models, default_model, "Photo",
+                    rs_inputs, rs_button = _one_model_inputs("restore", preview, models, face_model, "Photo",
                                                              "Face model", "Restore", default_scale="2",
                                                              default_size=(1920, 1080))
                 with gr.Column(scale=2):
