@@ -173,3 +173,23 @@ def test_a_caught_interrupt_keeps_the_exit_status_under_python_m(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(arasfsr.__file__).parents[1])])}
     proc = subprocess.run([sys.executable, "-m", "caught"], env=env, capture_output=True, text=True)
     assert proc.returncode == 130, proc.stderr
+
+
+def test_a_signal_wrapped_by_a_class_body_still_stops_the_run_cleanly(capsys):
+    # Python 3.11 turns what __set_name__ raises into a RuntimeError; a SIGTERM landing while
+    # a lazy import builds a dataclass then looked like a bug (exit 1).
+    import argparse
+
+    from arasfsr.entry import run_command
+
+    class Stops:
+        def __set_name__(self, owner, name):
+            raise atomic.Terminated(signal.SIGTERM)
+
+    def body(_args):
+        type("Built", (), {"field": Stops()})
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=body)
+    assert run_command(parser, []) == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in capsys.readouterr().err

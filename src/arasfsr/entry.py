@@ -73,6 +73,18 @@ def _interrupted() -> None:
         hook()
 
 
+def _signal_behind(exc: BaseException) -> BaseException | None:
+    """The Ctrl-C or SIGTERM an error stands for: Python 3.11 wraps whatever a class body's
+    ``__set_name__`` raises (a signal landing while a lazy import builds a dataclass) in a
+    RuntimeError."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (KeyboardInterrupt, Terminated)):
+            return exc
+        exc, seen = exc.__cause__, seen + 1  # type: ignore[assignment]
+    return None
+
+
 def run_command(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     """Parse ``argv`` and run the function the parser bound (``set_defaults(func=...)``);
     returns the exit status (0, 2 for user errors, 1 for bugs)."""
@@ -100,6 +112,15 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str]) -> int:
             pass
         return 0
     except Exception as exc:
+        stop = _signal_behind(exc)
+        if isinstance(stop, Terminated):
+            _interrupted()
+            print(f"arasfsr: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+            return 128 + stop.signum
+        if isinstance(stop, KeyboardInterrupt):
+            _interrupted()
+            print("arasfsr: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         message = str(exc) if isinstance(exc, ArasfsrError) else known_problem(exc)
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             traceback.print_exc()
