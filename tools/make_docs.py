@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tools import ROOT
+from tools.bench.arms_plot import arm_settings
 
 WEIGHTS = (ROOT / "src" / "arasfsr" / "weights").resolve()
 EVAL = ROOT / "results" / "eval"
@@ -545,14 +546,13 @@ def cpu_precision_schedule() -> str:
     arms = [a for a in d["arms"] if a["lr"] != 0]
     rows = []
     for arm in arms:
-        own = dict(item.split("=", 1) for item in arm["own"])
-        constant = own.get("train.lr_schedule") == "step" and own.get("train.lr_decay_at") == "1.0"
+        precision, constant = arm_settings(arm)
         points = arm["val_psnr"]
-        rows.append((own.get("train.precision", "-"), "constant" if constant else "cosine anneal",
+        rows.append((precision or "-", "constant" if constant else "cosine anneal",
                      *(num(p["psnr"], 4) for p in points[:-1]), num(points[-1]["psnr"], 4),
                      signed(points[-1]["psnr"] - start), num(arm["final_loss_mean"], 5)))
     samples = [num(p["samples"], 0) for p in arms[0]["val_psnr"]]
-    by_precision = {dict(i.split("=", 1) for i in a["own"]).get("train.precision"): a for a in arms if len(a["own"]) == 1}
+    by_precision = {arm_settings(a)[0]: a for a in arms if not arm_settings(a)[1]}  # the annealed arms
     fp32, bf16 = by_precision.get("32-true"), by_precision.get("bf16-mixed")
     gap = max(abs(x[1] - y[1]) for x, y in zip(bf16["loss_curve"], fp32["loss_curve"])) if fp32 and bf16 else None
     return table(["precision", "schedule", *(f"val PSNR at {s}" for s in samples[:-1]), f"at {samples[-1]} faces",

@@ -68,12 +68,18 @@ def exit_module(status: int) -> NoReturn:
     sys.exit(status)
 
 
-def _interrupted() -> None:
+def _stopped(stop: KeyboardInterrupt | Terminated) -> int:
+    """Run the interrupt hooks, say how the run was stopped and return its exit status."""
     for hook in ON_INTERRUPT:
         hook()
+    if isinstance(stop, Terminated):
+        print(f"arasfsr: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
+    print("arasfsr: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
-def _signal_behind(exc: BaseException) -> BaseException | None:
+def _signal_behind(exc: BaseException | None) -> KeyboardInterrupt | Terminated | None:
     """The Ctrl-C or SIGTERM an error stands for: Python 3.11 wraps whatever a class body's
     ``__set_name__`` raises (a signal landing while a lazy import builds a dataclass) in a
     RuntimeError."""
@@ -81,7 +87,7 @@ def _signal_behind(exc: BaseException) -> BaseException | None:
     while exc is not None and seen < 10:
         if isinstance(exc, (KeyboardInterrupt, Terminated)):
             return exc
-        exc, seen = exc.__cause__, seen + 1  # type: ignore[assignment]
+        exc, seen = exc.__cause__, seen + 1
     return None
 
 
@@ -97,14 +103,8 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         # says what was done (a service manager, a closed terminal).
         with signals_raise() if getattr(args, "command", None) in FOLDER_COMMANDS else nullcontext():
             return args.func(args) or 0
-    except KeyboardInterrupt:
-        _interrupted()
-        print("arasfsr: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Terminated as stop:
-        _interrupted()
-        print(f"arasfsr: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
-        return 128 + stop.signum
+    except (KeyboardInterrupt, Terminated) as stop:
+        return _stopped(stop)
     except BrokenPipeError:  # e.g. `arasfsr models | head -1`: quietly, like other tools
         try:  # stop Python's own flush at exit from failing again on the closed pipe
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -113,14 +113,8 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         return 0
     except Exception as exc:
         stop = _signal_behind(exc)
-        if isinstance(stop, Terminated):
-            _interrupted()
-            print(f"arasfsr: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
-            return 128 + stop.signum
-        if isinstance(stop, KeyboardInterrupt):
-            _interrupted()
-            print("arasfsr: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
+        if stop is not None:
+            return _stopped(stop)
         message = str(exc) if isinstance(exc, ArasfsrError) else known_problem(exc)
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             traceback.print_exc()

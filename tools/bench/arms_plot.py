@@ -10,21 +10,26 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+def arm_settings(arm: dict) -> tuple[str | None, bool]:
+    """An arm's own precision (None: the config's) and whether its rate stays constant (the
+    tool's default schedule anneals)."""
+    own = dict(item.split("=", 1) for item in arm["own"])
+    constant = own.get("train.lr_schedule") == "step" and own.get("train.lr_decay_at") == "1.0"
+    return own.get("train.precision"), constant
 
 
 def label(arm: dict) -> str:
-    """The arm's own overrides in words (the tool's default schedule anneals)."""
-    own = dict(item.split("=", 1) for item in arm["own"])
-    precision = own.get("train.precision", "default precision")
-    constant = own.get("train.lr_schedule") == "step" and own.get("train.lr_decay_at") == "1.0"
-    return f"{precision}, {'constant rate' if constant else 'annealed (cosine)'}"
+    precision, constant = arm_settings(arm)
+    return f"{precision or 'default precision'}, {'constant rate' if constant else 'annealed (cosine)'}"
 
 
 def plot(result: dict, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     arms = [a for a in result["arms"] if a["loss_curve"]]
     fig, (loss_ax, val_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for arm in arms:
