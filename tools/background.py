@@ -103,15 +103,25 @@ def cpu_model() -> str:
     return f"{machine_name('cpu').rsplit(',', 1)[0]} ({native})"
 
 
-def training_sets(plan: dict[str, Any], args: argparse.Namespace) -> list[str]:
+def training_sets(args: argparse.Namespace) -> list[str]:
     """The run's config overrides: one place for what a background run is."""
-    precision = "auto" if args.precision == "auto" else args.precision
     return ["data.pipeline=device", f"data.num_workers={args.workers}", "train.iterations=100000000",
             "train.val_every=100000000", "train.warmup=100", *SCHEDULES[args.schedule],
-            f"train.precision={precision}", "train.fused_adam=true", "train.log_every=10",
+            f"train.precision={args.precision}", "train.fused_adam=true", "train.log_every=10",
             "train.keep_checkpoints=latest", "train.profile=true",
             f"train.checkpoint_every_s={60 * args.checkpoint_min:g}", f"train.time_budget_s={3600 * args.hours:g}",
             *args.set]
+
+
+def resume_argv(session: dict[str, Any], run: Path) -> list[str]:
+    """``arasfsr train`` arguments that continue the session's run from its last checkpoint."""
+    argv = train_argv(session["config"], data_root=Path(session["data_root"]), overrides=session["sets"])
+    return [*argv, "--resume", str(run)]
+
+
+def session_stamp(session: dict[str, Any]) -> str:
+    """The session's start as YYYYMMDDTHHMM, naming its kept folder and its results."""
+    return session["started"][:16].replace(":", "").replace("-", "")
 
 
 def launch(folder: Path, argv: list[str], threads: int) -> int:
@@ -139,8 +149,7 @@ def start(args: argparse.Namespace) -> int:
         if not (run / "checkpoints" / "last.safetensors").is_file():
             raise SystemExit(f"background: {folder} holds a run that never checkpointed; remove it to start afresh")
         # Killed: resume from the last checkpoint with the settings it started with.
-        argv = train_argv(session["config"], data_root=Path(session["data_root"]), overrides=session["sets"])
-        argv += ["--resume", str(run)]
+        argv = resume_argv(session, run)
         session["pid"] = launch(folder, argv, session["threads"])
         session.setdefault("resumes", []).append(now_iso())
         write_session(folder, session)
@@ -160,7 +169,7 @@ def start(args: argparse.Namespace) -> int:
         raise SystemExit(f"background: {source}'s weights do not fit config {config}; nothing to continue")
     folder.mkdir(parents=True, exist_ok=True)
     data_root = Path(args.data_root or resolve_data_root()).resolve()
-    sets = training_sets(plan, args)
+    sets = training_sets(args)
     argv = train_argv(config, data_root=data_root, out=run, init=plan["weights"], overrides=sets)
     cfg = load_config(config, sets)
     session = {"model": args.model, "config": config, "protocol": cfg["protocol"], "tier": cfg["tier"],
@@ -219,11 +228,11 @@ def stop_run(folder: Path, session: dict[str, Any], timeout_s: float) -> None:
     if not alive(session.get("pid")):
         if not (run / "checkpoints" / "last.safetensors").is_file():
             raise SystemExit(f"background: {folder} has no checkpoint: nothing was trained")
-        argv = train_argv(session["config"], data_root=Path(session["data_root"]), overrides=session["sets"])
-        argv += ["--resume", str(run)]
+        argv = resume_argv(session, run)
         env = child_env(OMP_NUM_THREADS=str(session["threads"]))
-        subprocess.run([sys.executable, "-m", "arasfsr.cli", *argv], env=env, cwd=ROOT, check=True,
-                       stdout=open(folder / "train.log", "ab"), stderr=subprocess.STDOUT)
+        with open(folder / "train.log", "ab") as log:
+            subprocess.run([sys.executable, "-m", "arasfsr.cli", *argv], env=env, cwd=ROOT, check=True,
+                           stdout=log, stderr=subprocess.STDOUT)
         return
     deadline = time.time() + timeout_s
     while alive(session["pid"]) and time.time() < deadline:
@@ -290,8 +299,7 @@ def finish(args: argparse.Namespace) -> int:
         ship(args.model, session, run_card, record, new, work, Path(args.results_dir))
     else:
         print("  not shipped" + ("" if improved else ": no better on val"))
-    stamp = session["started"][:16].replace(":", "").replace("-", "")
-    folder.rename(folder.with_name(f"{args.model}-{stamp}"))
+    folder.rename(folder.with_name(f"{args.model}-{session_stamp(session)}"))
     return 0
 
 
@@ -307,8 +315,7 @@ def ship(name: str, session: dict[str, Any], run_card: dict[str, Any], record: d
     card["weights_dtype"] = "float16" if session["tier"] == "paper" else "float32"
     shutil.copyfile(new, target)
     target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    stamp = session["started"][:16].replace(":", "").replace("-", "")
-    dest = results_dir / "eval" / "sessions" / f"{stamp}-{name}"
+    dest = results_dir / "eval" / "sessions" / f"{session_stamp(session)}-{name}"
     for result in sorted(work.glob("*/results.*")):
         (dest / result.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(result, dest / result.parent.name / result.name)
