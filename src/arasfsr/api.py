@@ -31,7 +31,7 @@ from .registry import resolve
 from .runtime import (RenderSettings, beyond_model_detail, check_device, check_max_pixels, check_sampling,
                       configure_threads, face_size_warning, is_downscale, large_input_note, render_progress,
                       resolve_precision, thread_policy)
-from .uncertainty import uncertainty_map
+from .uncertainty import GradientHead, head_for, uncertainty_map
 
 __all__ = ["DEFAULT_MAX_PIXELS", "OnnxUpscaler", "RenderSettings", "Upscaler", "check_sampling", "load_model",
            "output_size"]
@@ -267,7 +267,8 @@ class Upscaler:
                 with render_progress(progress):
                     sr = self.render(lr, (out_h, out_w), run.chunk_size, sample_z=run.sample_z, seed=run.seed)
                 for i, one in zip(part, sr):
-                    results[i] = self._finish(images[i], prepared[i], one[None], uncertainty)
+                    results[i] = self._finish(images[i], prepared[i], one[None],
+                                                 head_for(self.name) if uncertainty else None)
         return results
 
     def _prepare(self, image: ImageLike, scale: Scale | None, size: tuple[int, int] | None,
@@ -296,8 +297,9 @@ class Upscaler:
 
     @staticmethod
     def _finish(image: ImageLike, prepared: _Prepared, sr: torch.Tensor,
-                uncertainty: bool = False) -> ImageLike | tuple[ImageLike, np.ndarray]:
-        """The model's (1,3,H,W) output as the kind of image ``image`` is (and its map)."""
+                head: GradientHead | None = None) -> ImageLike | tuple[ImageLike, np.ndarray]:
+        """The model's (1,3,H,W) output as the kind of image ``image`` is (and its map by
+        ``head``, if given)."""
         rgb = prepared.rgb
         # One luminance for a grayscale input: the model's three channels differ by a few levels.
         gray = prepared.mode == "L" or bool((rgb[..., :1] == rgb[..., 1:]).all())
@@ -307,9 +309,9 @@ class Upscaler:
         if prepared.alpha is not None:
             out.putalpha(resize_alpha(prepared.alpha, prepared.out_size))
         result = np.asarray(out) if isinstance(image, np.ndarray) else carry_metadata(image, out)
-        if not uncertainty:
+        if not head:
             return result
-        return result, uncertainty_map(images_to_tensor(rgb[None], sr.device), sr)[0].cpu().numpy()
+        return result, uncertainty_map(images_to_tensor(rgb[None], sr.device), sr, head)[0].cpu().numpy()
 
     @torch.inference_mode()
     def upscale_batch(self, images: np.ndarray, size_hw: tuple[int, int] | None = None,

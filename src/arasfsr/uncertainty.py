@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,8 +87,22 @@ class GradientHead:
 
 
 @lru_cache(maxsize=1)
+def _head_file() -> dict:
+    return json.loads(HEAD_FILE.read_text())
+
+
+@lru_cache(maxsize=1)
 def default_head() -> GradientHead:
-    return GradientHead.from_json(json.loads(HEAD_FILE.read_text()))
+    return GradientHead.from_json(_head_file())
+
+
+@lru_cache(maxsize=None)
+def head_for(model: str | None) -> GradientHead:
+    """The head for the model named ``model``: the shared coefficients, with the model's own
+    calibration where the head file has one (a model for degraded inputs makes larger errors
+    than the default at the same features), else the default's."""
+    own = _head_file().get("models", {}).get(model or "")
+    return replace(default_head(), calibration=own["calibration"]) if own else default_head()
 
 
 

@@ -17,6 +17,13 @@ Never run on a test split: the script only reads utkface/val.
 
 keeps a head's coefficients (its ranking) and recomputes only k for today's default model,
 on the given rows: what a retrained model needs when a refit does not rank better.
+
+    python -m tools.uncertainty.fit_head --cache DIR --out src/arasfsr/uncertainty_head.json \
+        --recalibrate src/arasfsr/uncertainty_head.json --model arasfsr-real \
+        --rows 16-128:realistic,32-128:realistic
+
+gives another model its own k (the head file's ``models``), fitted on the inputs it is made
+for; ``upscale(..., uncertainty=True)`` uses it for that model (``arasfsr.uncertainty.head_for``).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from arasfsr.protocols import TestRow, list_faces, load_ground_truth, make_pair
 from arasfsr.uncertainty import GradientHead, effective_scale, head_features, log_prediction
 
 DATASET = "utkface/val"
+DEFAULT_MODEL = "arasfsr"
 ROWS = ("12-96,16-128,24-128,32-128,48-128,64-128,"
         "16-128:nn-jpeg,32-128:nn-jpeg,16-128:mixture,32-128:mixture")
 EPS, SIGMA, SCALE_RANGE = 0.1, 2.0, (1.0, 8.0)
@@ -92,13 +100,16 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="val faces, evenly spaced (default: all)")
     ap.add_argument("--per-face", type=int, default=4096, help="random pixels per face and row in the fit")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="the shipped model whose errors are fitted")
     ap.add_argument("--recalibrate", type=Path, default=None, metavar="HEAD_JSON",
                     help="keep this head's coefficients and fit only its calibration k")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = [parse_row(r) for r in args.rows.split(",")]
     faces = list_faces(resolve_data_root(), DATASET, args.limit)
-    up = load_model("arasfsr")  # precision "auto", as upscale runs it
+    if args.model != DEFAULT_MODEL and args.recalibrate is None:
+        sys.exit("fit_head: a model other than the default gets only its own k: add --recalibrate HEAD_JSON")
+    up = load_model(args.model)  # precision "auto", as upscale runs it
     collect(up, faces, rows, args.cache)
 
     previous = json.loads(args.recalibrate.read_text()) if args.recalibrate else None
@@ -136,17 +147,21 @@ def main() -> None:
                         "auroc": round(float(scores[2]), 4)}
         print(name, report[name], flush=True)
     head = replace(head, calibration=round(total_err / total_pred, 4))
-    command = "python " + shlex.join([str(Path(sys.argv[0])), *sys.argv[1:]])
+    command = "python -m tools.uncertainty.fit_head " + shlex.join(sys.argv[1:])
     out = {"estimator": "gradient head",
            "coefficients": {"const": head.const, "grad": head.grad, "added": head.added,
                             "log2_scale": head.log2_scale},
            "calibration": head.calibration, "sigma": SIGMA, "eps": EPS, "scale_range": list(SCALE_RANGE),
-           "fit": {"command": command, "data": f"{DATASET}, {len(faces)} faces", "model": "arasfsr (precision auto)",
+           "fit": {"command": command, "data": f"{DATASET}, {len(faces)} faces", "model": f"{args.model} (precision auto)",
                    "rows": [row_name(r) for r in rows], "pixels_per_face_and_row": args.per_face, "seed": 0,
                    "target": "log(1 + |output - HR|), output rounded to 8 bits, RGB mean",
                    "calibration": "sum |error| / sum predicted over every pixel of every row",
                    "in_sample": report}}
-    if previous is not None:  # the coefficients' own fit stays on record
+    if previous is not None and args.model != DEFAULT_MODEL:  # the model's own k beside the default's
+        own = {"calibration": head.calibration, "command": command, "data": out["fit"]["data"],
+               "rows": out["fit"]["rows"], "per_row": report}
+        out = {**previous, "models": {**previous.get("models", {}), args.model: own}}
+    elif previous is not None:  # the coefficients' own fit stays on record
         out = {**previous, "calibration": head.calibration,
                "recalibrated": {"command": command, "data": out["fit"]["data"], "model": out["fit"]["model"],
                                 "rows": out["fit"]["rows"], "calibration": out["fit"]["calibration"],

@@ -185,7 +185,7 @@ def _score(cfg: UncertaintyEvalConfig, up, rows: list, faces: list[Path], progre
 
     from ..api import images_to_tensor
     from ..protocols import load_ground_truth, make_pair
-    from ..uncertainty import HEAT_MAX, default_head, gradient_baseline
+    from ..uncertainty import HEAT_MAX, gradient_baseline, head_for
 
     edges = np.linspace(0, HEAT_MAX * 1.5, 37)
     started, cpu0 = time.perf_counter(), time.process_time()
@@ -217,7 +217,7 @@ def _score(cfg: UncertaintyEvalConfig, up, rows: list, faces: list[Path], progre
                  "curve_by_percentile": {k: binned_by_percentile(maps[k], errs) for k in ESTIMATORS},
                  "calibration": binned_by_value(maps["estimator"], errs, edges)}
         results["rows"].append(entry)
-    head = default_head()
+    head = head_for(up.name)
     results.update({
         "model": up.name, "dataset": cfg.dataset, "faces": len(faces), "limit": cfg.limit,
         "device": cfg.device, "precision": cfg.precision,
