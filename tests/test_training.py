@@ -381,3 +381,23 @@ def test_a_stop_file_ends_the_run_after_its_step_and_exports(face_data, tmp_path
                  overrides=["train.iterations=1000", "train.val_every=1000"])
     card = read_card(path)
     assert card["iterations"] == 1 and card["val_psnr_final"] is not None
+
+
+def test_run_card_records_the_run_and_accumulates_from_an_old_card():
+    """The card is a pure function of the config and the run's facts: a realistic run carries
+    its degradation settings, and weights from before totals existed count their iterations."""
+    from arasfsr.training import load_config
+    from arasfsr.training.run import RunFacts, run_card
+
+    facts = RunFacts(arch="arasfsr", parameters=7, root=Path("/data"), train_images=3, val_images=2,
+                     iterations=5, wall_time_s=12.34, this_session_s=6.0, machine="CPU", world_size=1,
+                     ranks_identical=True, precision="bf16-mixed", val_psnr_best=20.0, val_psnr_final=19.5,
+                     command="arasfsr train", ema=True, init="old.safetensors",
+                     init_card={"iterations": 40, "train": {"batch_size": 4}, "wall_time_s": 100.0})
+    cfg = load_config("paper/R-arasfsr")
+    card = run_card(cfg, facts)
+    assert card["data"]["realistic"] == cfg["data"]["realistic"] and card["data"]["train"] == "/data/" + cfg["data"]["train"]
+    assert card["totals"] == {"iterations": 45, "samples": 160 + 5 * cfg["train"]["batch_size"], "train_seconds": 112.3}
+    assert card["iterations_total"] == 45 and card["wall_time_s"] == 12.3 and card["weights"].startswith("EMA")
+    assert "realistic" not in run_card(load_config("paper/P-arasfsr"), facts)["data"]
+    assert "time_budget_s" not in card and card["init"]["weights"] == "old.safetensors"

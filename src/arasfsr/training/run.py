@@ -14,6 +14,7 @@ import os
 import platform
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,17 @@ def _check_request(devices: int | None, accelerator: str, precision: str | None,
                          f"(the {'CUDA devices' if cuda else 'CPU cores'} of this machine)")
 
 
+def resolve_accelerator(accelerator: str, precision: str) -> tuple[str, str]:
+    """``auto`` made concrete: CUDA where there is one; bf16-mixed where it is native."""
+    if accelerator == "auto":
+        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        raise InputError("--accelerator cuda: no CUDA device is available")
+    if precision == "auto":
+        precision = "bf16-mixed" if resolve_precision("auto", accelerator) == "bf16" else "32-true"
+    return accelerator, precision
+
+
 def train(config: str | Path, *, out: str | Path | None = None, resume: str | Path | None = None,
           data_root: str | Path | None = None, overrides: list[str] | None = None,
           devices: int | None = None, accelerator: str = "auto", precision: str | None = None,
@@ -195,13 +207,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     train_files = subset(list_images(root / cfg["data"]["train"]), cfg["data"]["limit"])
     val_files = list_images(root / cfg["data"]["val"])
 
-    if accelerator == "auto":
-        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
-    if accelerator == "cuda" and not torch.cuda.is_available():
-        raise InputError("--accelerator cuda: no CUDA device is available")
-    precision = precision or cfg["train"]["precision"]
-    if precision == "auto":
-        precision = "bf16-mixed" if resolve_precision("auto", accelerator) == "bf16" else "32-true"
+    accelerator, precision = resolve_accelerator(accelerator, precision or cfg["train"]["precision"])
     if accelerator == "cpu":
         keep_all_freed_memory()  # a step's activations come back from the heap, not as fresh pages
     per_node, nodes = _launch_layout(devices)
@@ -216,42 +222,7 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
     data = FaceData(cfg, train_files, val_files)
 
     debris = RunDebris(out)
-    # After each validation, or every checkpoint_every_s seconds of training.
-    every_s = cfg["train"].get("checkpoint_every_s")
-    checkpoints = ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False,
-                                  save_top_k=-1 if cfg["train"].get("keep_checkpoints") == "all" else 1,
-                                  save_last=True, save_on_train_epoch_end=False,
-                                  train_time_interval=timedelta(seconds=float(every_s)) if every_s else None)
-    checkpoints.FILE_EXTENSION = CKPT_SUFFIX
-    # The bar reads the loss (a device sync) only when it refreshes: once per log interval.
-    callbacks: list[Any] = [checkpoints, StepProgressBar(refresh_rate=max(1, int(cfg["train"]["log_every"]))),
-                            StopRequest(out / STOP_FILE)]
-    profile = None
-    if cfg["train"].get("profile"):
-        profile = StepProfile(out / "profile.json", cfg["train"]["batch_size"],
-                              skip=min(5, cfg["train"]["iterations"] // 5),
-                              device_batches=lambda: data.device.batches if data.device else None)
-        callbacks.append(profile)
-    budget = TimeBudget(float(cfg["train"]["time_budget_s"])) if cfg["train"].get("time_budget_s") else None
-    if budget is not None:
-        callbacks.append(budget)
-    loggers: list[Any] = [CSVLogger(out, name="logs")]
-    try:
-        from lightning.pytorch.loggers import TensorBoardLogger
-        import tensorboard  # noqa: F401
-
-        loggers.append(TensorBoardLogger(out, name="logs", version=loggers[0].version))
-    except ImportError:
-        pass
-    trainer = L.Trainer(
-        accelerator=accelerator, devices=per_node, num_nodes=nodes,
-        strategy="ddp" if per_node * nodes > 1 else "auto", precision=precision,
-        max_steps=cfg["train"]["iterations"], max_epochs=-1,
-        val_check_interval=cfg["train"]["val_every"], check_val_every_n_epoch=None,
-        num_sanity_val_steps=0, log_every_n_steps=cfg["train"]["log_every"],
-        callbacks=callbacks, logger=loggers,
-        plugins=[SafetensorsCheckpointIO()], use_distributed_sampler=False,
-        default_root_dir=out, enable_model_summary=False)
+    trainer, budget, profile = build_trainer(cfg, out, data, accelerator, precision, per_node, nodes)
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -273,43 +244,14 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
         raise RuntimeError("DDP ranks ended with different weights")
     path = out / "model.safetensors"
     if trainer.is_global_zero:
-        card = {
-            "name": cfg["name"], "description": f"{cfg['model']} trained on protocol {cfg['protocol']} "
-                                                f"({cfg['tier']} tier)",
-            "model": cfg["model"], "arch": arch, "protocol": cfg["protocol"], "tier": cfg["tier"],
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "data": {"train": str(root / cfg["data"]["train"]), "train_images": len(train_files),
-                     "val": str(root / cfg["data"]["val"]), "val_images": min(cfg["val"]["count"], len(val_files)),
-                     **{k: cfg["data"][k] for k in ("lr_size", "hr_size", "scale", "max_hr", "degradation",
-                                                     "sample_q", "limit")},
-                     **({"realistic": cfg["data"]["realistic"]} if cfg["data"]["degradation"] == "realistic" else {})},
-            "validation": cfg["val"],
-            "train": cfg["train"],
-            "iterations": trainer.global_step,
-            "wall_time_s": round(task.wall_time(), 1),
-            "this_session_s": round(time.time() - started, 1),
-            "machine": machine_name(accelerator), "world_size": trainer.world_size,
-            "ddp_ranks_identical": agree, "precision": precision,
-            "val_psnr_best": task.best_psnr, "val_psnr_final": task.last_psnr,
-            "val_psnr_note": "RGB PSNR on whole validation faces, training monitor",
-            "command": command,
-            "weights": "EMA of the trained weights" if task.ema is not None else "the trained weights",
-            "pipeline": cfg["data"]["pipeline"],
-        }
-        if cfg.get("recipe"):
-            card["recipe"] = cfg["recipe"]
-        if budget is not None:
-            card["time_budget_s"] = cfg["train"]["time_budget_s"]
-            card["iterations_planned"] = task.total_iterations
-            card["time_budget_fits"] = [{"at_step": a, "total": t} for a, t in budget.fits]
-        if profile is not None:
-            card["profile"] = profile.result()
-        if init_card is not None:
-            card["init"] = {"weights": str(init), "iterations": init_card.get("iterations"),
-                            "command": init_card.get("command")}
-        card["totals"] = accumulate_totals(init_card, trainer.global_step, cfg["train"]["batch_size"],
-                                           task.wall_time())
-        card["iterations_total"] = card["totals"]["iterations"]
+        card = run_card(cfg, RunFacts(
+            arch=arch, parameters=sum(p.numel() for p in model.parameters()), root=root,
+            train_images=len(train_files), val_images=min(cfg["val"]["count"], len(val_files)),
+            iterations=trainer.global_step, wall_time_s=task.wall_time(), this_session_s=time.time() - started,
+            machine=machine_name(accelerator), world_size=trainer.world_size, ranks_identical=agree,
+            precision=precision, val_psnr_best=task.best_psnr, val_psnr_final=task.last_psnr,
+            command=command, ema=task.ema is not None, iterations_planned=task.total_iterations,
+            init=init, init_card=init_card), budget, profile)
         save_checkpoint(task.export_model, path, card=card)
     if trainer.world_size > 1 and torch.distributed.is_initialized():
         # Every rank waits for rank 0's export, then the group is taken down before the
@@ -318,6 +260,123 @@ def train(config: str | Path, *, out: str | Path | None = None, resume: str | Pa
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return path
+
+
+def build_trainer(cfg: dict[str, Any], out: Path, data: FaceData, accelerator: str, precision: str,
+                  per_node: int, nodes: int) -> tuple[L.Trainer, TimeBudget | None, StepProfile | None]:
+    """The Lightning trainer of a run, with its checkpoints, progress bar, STOP file, optional
+    time budget and step profile, and loggers; the budget and profile are returned for the card."""
+    train_cfg = cfg["train"]
+    # After each validation, or every checkpoint_every_s seconds of training.
+    every_s = train_cfg.get("checkpoint_every_s")
+    checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
+                                  save_top_k=-1 if train_cfg.get("keep_checkpoints") == "all" else 1,
+                                  save_last=True, save_on_train_epoch_end=False,
+                                  train_time_interval=timedelta(seconds=float(every_s)) if every_s else None)
+    checkpoints.FILE_EXTENSION = CKPT_SUFFIX
+    # The bar reads the loss (a device sync) only when it refreshes: once per log interval.
+    callbacks: list[Any] = [checkpoints, StepProgressBar(refresh_rate=max(1, int(train_cfg["log_every"]))),
+                            StopRequest(out / STOP_FILE)]
+    profile = None
+    if train_cfg.get("profile"):
+        profile = StepProfile(out / "profile.json", train_cfg["batch_size"],
+                              skip=min(5, train_cfg["iterations"] // 5),
+                              device_batches=lambda: data.device.batches if data.device else None)
+        callbacks.append(profile)
+    budget = TimeBudget(float(train_cfg["time_budget_s"])) if train_cfg.get("time_budget_s") else None
+    if budget is not None:
+        callbacks.append(budget)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=per_node, num_nodes=nodes,
+        strategy="ddp" if per_node * nodes > 1 else "auto", precision=precision,
+        max_steps=train_cfg["iterations"], max_epochs=-1,
+        val_check_interval=train_cfg["val_every"], check_val_every_n_epoch=None,
+        num_sanity_val_steps=0, log_every_n_steps=train_cfg["log_every"],
+        callbacks=callbacks, logger=_loggers(out),
+        plugins=[SafetensorsCheckpointIO()], use_distributed_sampler=False,
+        default_root_dir=out, enable_model_summary=False)
+    return trainer, budget, profile
+
+
+def _loggers(out: Path) -> list[Any]:
+    """CSV metrics, and TensorBoard's beside them when it is installed."""
+    loggers: list[Any] = [CSVLogger(out, name="logs")]
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+        import tensorboard  # noqa: F401
+
+        loggers.append(TensorBoardLogger(out, name="logs", version=loggers[0].version))
+    except ImportError:
+        pass
+    return loggers
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a finished run knows beyond its config: the card's measured fields."""
+
+    arch: str
+    parameters: int
+    root: Path
+    train_images: int
+    val_images: int
+    iterations: int
+    wall_time_s: float
+    this_session_s: float
+    machine: str
+    world_size: int
+    ranks_identical: bool
+    precision: str
+    val_psnr_best: float | None
+    val_psnr_final: float | None
+    command: str | None
+    ema: bool
+    iterations_planned: int | None = None
+    init: str | Path | None = None
+    init_card: dict[str, Any] | None = None
+
+
+def run_card(cfg: dict[str, Any], facts: RunFacts, budget: TimeBudget | None = None,
+             profile: StepProfile | None = None) -> dict[str, Any]:
+    """The exported model's card: what was trained, on what, how long, and how well."""
+    data = cfg["data"]
+    card: dict[str, Any] = {
+        "name": cfg["name"], "description": f"{cfg['model']} trained on protocol {cfg['protocol']} "
+                                            f"({cfg['tier']} tier)",
+        "model": cfg["model"], "arch": facts.arch, "protocol": cfg["protocol"], "tier": cfg["tier"],
+        "parameters": facts.parameters,
+        "data": {"train": str(facts.root / data["train"]), "train_images": facts.train_images,
+                 "val": str(facts.root / data["val"]), "val_images": facts.val_images,
+                 **{k: data[k] for k in ("lr_size", "hr_size", "scale", "max_hr", "degradation", "sample_q", "limit")},
+                 **({"realistic": data["realistic"]} if data["degradation"] == "realistic" else {})},
+        "validation": cfg["val"],
+        "train": cfg["train"],
+        "iterations": facts.iterations,
+        "wall_time_s": round(facts.wall_time_s, 1),
+        "this_session_s": round(facts.this_session_s, 1),
+        "machine": facts.machine, "world_size": facts.world_size,
+        "ddp_ranks_identical": facts.ranks_identical, "precision": facts.precision,
+        "val_psnr_best": facts.val_psnr_best, "val_psnr_final": facts.val_psnr_final,
+        "val_psnr_note": "RGB PSNR on whole validation faces, training monitor",
+        "command": facts.command,
+        "weights": "EMA of the trained weights" if facts.ema else "the trained weights",
+        "pipeline": data["pipeline"],
+    }
+    if cfg.get("recipe"):
+        card["recipe"] = cfg["recipe"]
+    if budget is not None:
+        card["time_budget_s"] = cfg["train"]["time_budget_s"]
+        card["iterations_planned"] = facts.iterations_planned
+        card["time_budget_fits"] = [{"at_step": a, "total": t} for a, t in budget.fits]
+    if profile is not None:
+        card["profile"] = profile.result()
+    if facts.init_card is not None:
+        card["init"] = {"weights": str(facts.init), "iterations": facts.init_card.get("iterations"),
+                        "command": facts.init_card.get("command")}
+    card["totals"] = accumulate_totals(facts.init_card, facts.iterations, cfg["train"]["batch_size"],
+                                       facts.wall_time_s)
+    card["iterations_total"] = card["totals"]["iterations"]
+    return card
 
 
 class RunDebris:
