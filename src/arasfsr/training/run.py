@@ -115,7 +115,8 @@ def machine_name(accelerator: str) -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{cpu}, {threads} thread{'s' if threads != 1 else ''}"
 
 
 def _launch_layout(devices: int | None) -> tuple[int, int]:
