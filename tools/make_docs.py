@@ -313,8 +313,8 @@ def full_test() -> str:
         text += (f"\nContinued since on a CPU by the background trainer (session {stamp}): on the "
                  f"{t['rows'][0]['label'].replace('-', '→')} row of all {b['count']:,} faces it scores "
                  f"{m['psnr']:.4f} dB PSNR and {m['ssim']:.4f} SSIM ({m['psnr'] - b['psnr']:+.3f} dB over bicubic; "
-                 f"`{rel(EVAL / 'sessions' / f'{stamp}-arasfsr' / 'test' / 'results.json')}`); the other rows "
-                 "above are of the weights before it (the whole protocol on every face takes hours on a CPU).\n")
+                 f"`{rel(EVAL / 'sessions' / f'{stamp}-arasfsr' / 'test' / 'results.json')}`); the table above is "
+                 "of the weights before it (the whole protocol on every face takes hours on a CPU).\n")
     return text
 
 
