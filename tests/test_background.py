@@ -145,3 +145,50 @@ def test_a_new_model_starts_from_another_and_ships_under_its_own_name(face_data,
     source = read_card(shipped / "arasfsr.safetensors")
     assert card["name"] == "arasfsr-c" and card["description"] == "for NN-JPEG faces" and card["protocol"] == "C"
     assert card["totals"]["samples"] == source["totals"]["samples"] + 24
+
+
+def test_finish_scores_only_the_new_weights_when_the_shipped_ones_were_scored(face_data, tmp_path, shipped,
+                                                                             monkeypatch):
+    """The shipped weights are usually the last session's new ones: their kept scores stand in
+    for evaluating them again, and give the same verdict as evaluating them."""
+    import argparse
+    import subprocess
+
+    from arasfsr.checkpoint import load_checkpoint, save_checkpoint
+
+    model = load_checkpoint(shipped / "arasfsr.safetensors")
+    versions = []
+    for k in range(3):
+        with torch.no_grad():
+            next(model.parameters()).add_(0.01 * (k + 1))
+        save_checkpoint(model, tmp_path / f"v{k}.safetensors", card=read_card(shipped / "arasfsr.safetensors"))
+        versions.append(tmp_path / f"v{k}.safetensors")
+    calls = []
+    real_run = subprocess.run
+    monkeypatch.setattr(background.subprocess, "run", lambda cmd, **kw: (calls.append(cmd), real_run(cmd, **kw))[1])
+    session = {"protocol": "P", "data_root": str(face_data), "tier": "smoke"}
+    args = argparse.Namespace(sessions=str(tmp_path / "sessions"), eval_limit=1, eval_threads=1)
+
+    def finish_of(old: Path, new: Path, out: Path) -> dict:
+        out.mkdir()
+        shutil.copyfile(old, out / "arasfsr-shipped.safetensors")
+        shutil.copyfile(new, out / "arasfsr-new.safetensors")
+        return background.evaluate(session, out / "arasfsr-shipped.safetensors", out / "arasfsr-new.safetensors",
+                                   out, args)
+
+    first = finish_of(versions[0], versions[1], tmp_path / "e1")
+    assert all(any("arasfsr-shipped" in str(c) for c in cmd) for cmd in calls)
+    calls.clear()
+    second = finish_of(versions[1], versions[2], tmp_path / "e2")  # v1 shipped after the first
+    assert len(calls) == 2 and not any("arasfsr-shipped" in str(c) for cmd in calls for c in cmd)
+    assert second["val"]["mean_shipped"] == first["val"]["mean_new"]
+    assert second["test"]["shipped"] == first["test"]["new"] and second["test"]["bicubic"] == first["test"]["bicubic"]
+    calls.clear()
+    third = finish_of(versions[1], versions[2], tmp_path / "e3")  # the same pair: the same verdict
+    assert third["val"] == second["val"] and third["test"] == second["test"]
+    args.sessions = str(tmp_path / "none")
+    calls.clear()
+    again = finish_of(versions[1], versions[2], tmp_path / "e4")  # nothing kept: both evaluated
+    assert all(any("arasfsr-shipped" in str(c) for c in cmd) for cmd in calls)
+    assert again["val"]["mean_shipped"] == second["val"]["mean_shipped"]
+    assert again["val"]["mean_new"] == second["val"]["mean_new"] and again["val"]["rows"] == second["val"]["rows"]
