@@ -318,6 +318,37 @@ def full_test() -> str:
     return text
 
 
+def real_comparison(folder: str) -> str:
+    """bicubic, the default and arasfsr-real on the rows of ``results/eval/FOLDER``, with
+    arasfsr-real's margins over both; the command that wrote it under the table."""
+    d = load(EVAL / folder / "results.json")
+    by = {(r["model"], r["row"]): r for r in d["results"]}
+    rows = []
+    for row in d["rows"]:
+        b, m, r = (by[(name, row["key"])] for name in ("bicubic", "arasfsr", "arasfsr-real"))
+        rows.append((f"{row['dataset']} {row['degradation']} {row['lr_size'][0]}-{row['hr_size'][0]}", b["count"],
+                     f"{b['psnr']:.2f}", f"{m['psnr']:.2f}", f"{r['psnr']:.2f}", f"{r['psnr'] - b['psnr']:+.2f}",
+                     f"{r['psnr'] - m['psnr']:+.2f}"))
+    models = " ".join(m["name"] for m in d["models"] if m["name"] != "bicubic")
+    return table(["row", "faces", "bicubic", "arasfsr", "arasfsr-real", "arasfsr-real − bicubic",
+                  "arasfsr-real − arasfsr"], rows, "lrrrrrr") + (
+        f"\n`arasfsr eval --protocol {d['protocol']} --model {models}"
+        + ("" if d.get("tier", "custom") == "custom" else f" --tier {d['tier']}") + f" --limit {d['limit']} "
+        f"--out {rel(EVAL / folder)} --no-pictures` (`{rel(EVAL / folder / 'results.md')}`).\n")
+
+
+@block
+def realistic_subset() -> str:
+    """Protocol R on 200 utkface/test and the 10 ffhq/test faces: arasfsr-real against both."""
+    return real_comparison("R-real-200")
+
+
+@block
+def realistic_clean_rows() -> str:
+    """Protocol P on 50 utkface/test and the 10 ffhq/test faces: arasfsr-real against both."""
+    return real_comparison("P-real-50")
+
+
 UNCERTAINTY_HEAD = ROOT / "src" / "arasfsr" / "uncertainty_head.json"
 
 
