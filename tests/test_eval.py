@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import shutil
@@ -128,6 +129,7 @@ def test_compare_grid_and_clear_errors(face_data, tmp_path, capsys, tiny):
                  "--data", str(face_data), "--out", str(tmp_path / "c")]) == 0
     res = json.loads((tmp_path / "c" / "results.json").read_text())
     assert [m["name"] for m in res["models"]] == ["bicubic", "tiny"]  # bicubic always, first
+    assert res["models"][1]["sha256"] == hashlib.sha256(Path(tiny).read_bytes()).hexdigest()  # which weights
     assert {(r["model"], r["degradation"]) for r in res["results"]} == {("bicubic", "nn-jpeg"), ("tiny", "nn-jpeg")}
     assert "| tiny |" in (tmp_path / "c" / "results.md").read_text()
     faces = list_faces(face_data, "utkface/test", 2)
@@ -165,3 +167,18 @@ def test_split_val_scores_the_val_faces_and_leaves_out_sets_without_them(face_da
     assert len(res["results"]) == 3  # B's three utkface rows; its ffhq row is left out
     assert main(["eval", "--protocol", "B", "--model", "bicubic", "--split", "train", "--data", str(face_data),
                  "--out", str(tmp_path / "bad"), "--no-pictures"]) == 2
+
+
+def test_a_table_of_weights_retrained_since_says_so():
+    """The tools that write RESULTS.md and the docs compare the weights a result scored
+    (its sha256) with the shipped ones, and mark the tables of a model retrained since."""
+    from arasfsr.evaluation.runner import weights_sha256
+    from tools.weights import retrained_note, retrained_since
+
+    now = weights_sha256("arasfsr")
+    assert retrained_since({"models": [{"name": "bicubic", "sha256": None}, {"name": "arasfsr", "sha256": now}]}) == []
+    old = {"models": [{"name": "arasfsr", "sha256": "0" * 64}, {"name": "my-run", "sha256": "1" * 64}]}
+    assert retrained_since(old) == ["arasfsr"]  # a model that does not ship is not judged
+    assert retrained_since({"model": "arasfsr", "sha256": "0" * 64}) == ["arasfsr"]  # eval-uncertainty's results
+    assert "earlier weights of `arasfsr`" in retrained_note(old, "arasfsr eval ...")
+    assert retrained_note({"models": [{"name": "arasfsr"}]}, "x") == ""  # nothing recorded: nothing claimed

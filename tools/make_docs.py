@@ -22,6 +22,7 @@ from typing import Any
 
 from tools import ROOT
 from tools.bench.arms_plot import arm_settings
+from tools.weights import retrained_note, retrained_since
 
 WEIGHTS = (ROOT / "src" / "arasfsr" / "weights").resolve()
 EVAL = ROOT / "results" / "eval"
@@ -116,7 +117,8 @@ def headline(card: dict[str, Any]) -> str:
         return "-"
     info = next(r for r in results["rows"] if r["key"] == row)
     label = info["label"].replace("-", "→") + ("" if info["degradation"] == "bicubic" else f" {info['degradation']}")
-    return f"{ours:.2f} / {bicubic:.2f} ({label}, {results['limit']} faces)"
+    earlier = ", earlier weights" if card["name"] in retrained_since(results) else ""
+    return f"{ours:.2f} / {bicubic:.2f} ({label}, {results['limit']} faces{earlier})"
 
 
 @block
@@ -334,7 +336,8 @@ def real_comparison(folder: str) -> str:
                   "arasfsr-real − arasfsr"], rows, "lrrrrrr") + (
         f"\n`arasfsr eval --protocol {d['protocol']} --model {models}"
         + ("" if d.get("tier", "custom") == "custom" else f" --tier {d['tier']}") + f" --limit {d['limit']} "
-        f"--out {rel(EVAL / folder)} --no-pictures` (`{rel(EVAL / folder / 'results.md')}`).\n")
+        f"--out {rel(EVAL / folder)} --no-pictures` (`{rel(EVAL / folder / 'results.md')}`).\n") + (
+        "\n" + note + "\n" if (note := retrained_note(d, "the command above")) else "")
 
 
 @block
@@ -381,7 +384,8 @@ def uncertainty_calibration() -> str:
                      f"{r['mean_map']:.2f} / {r['mean_error']:.2f}"))
     return table(["row", "faces", "ρ 8×8 block: map / baseline", "AUROC: map / baseline",
                   "ρ pixel: map / baseline", "mean map / mean actual error"], rows, "lrllll") + (
-        f"\n`{d['command']}` ({d['model']}, {d['dataset']}; `{rel(EVAL / 'uncertainty' / 'results.json')}`).\n")
+        f"\n`{d['command']}` ({d['model']}, {d['dataset']}; `{rel(EVAL / 'uncertainty' / 'results.json')}`).\n") + (
+        "\n" + note + "\n" if (note := retrained_note(d, "the command above")) else "")
 
 
 # --- benchmarks: inference -------------------------------------------------------------------

@@ -28,3 +28,27 @@ def research_manifest() -> dict[str, str]:
 def write_research_manifest() -> Path:
     """Rewrite the package's ``weights/research.json`` from ``weights/research/``."""
     return atomic_write_text(WEIGHTS_DIR / "research.json", json.dumps(research_manifest(), indent=1) + "\n")
+
+
+def retrained_since(results: dict) -> list[str]:
+    """The models an ``arasfsr eval`` or ``eval-uncertainty`` results.json scored whose
+    weights have changed since (their recorded SHA-256 is not the shipped file's)."""
+    from arasfsr.evaluation.runner import weights_sha256
+
+    entries = results.get("models") or [{"name": results.get("model"), "sha256": results.get("sha256")}]
+    changed = []
+    for entry in entries:
+        recorded = entry.get("sha256")
+        if recorded and shipped_weights(entry["name"]) is not None and weights_sha256(entry["name"]) != recorded:
+            changed.append(entry["name"])
+    return changed
+
+
+def retrained_note(results: dict, rerun: str) -> str:
+    """A sentence for a table whose models were retrained after it was measured ('' if none)."""
+    changed = retrained_since(results)
+    if not changed:
+        return ""
+    names = ", ".join(f"`{n}`" for n in changed)
+    return (f"These numbers are of earlier weights of {names}, retrained since (its card's `sessions`); "
+            f"re-measure with `{rerun}`.")

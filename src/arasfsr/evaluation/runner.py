@@ -8,6 +8,7 @@ single-process result.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -25,6 +26,7 @@ from ..errors import InputError
 from ..imageio import make_output_dir, refuse_existing, remove_empty_dirs
 from ..protocols import (FFHQ_CROP, Protocol, TestRow, get_protocol, list_faces, load_ground_truth, make_pair,
                          utkface_groups)
+from ..registry import resolve
 from .metrics import DEFINITIONS, METRICS, face_metrics
 
 BASELINE = "bicubic"
@@ -48,6 +50,13 @@ class EvalConfig:
     overwrite: bool = False
 
 
+def weights_sha256(name: str | Path) -> str | None:
+    """The SHA-256 of a model's weights file (None without one): which weights a result
+    scored, so that a table of a model retrained since can say so."""
+    weights = resolve(name, trained=True).weights
+    return hashlib.sha256(Path(weights).read_bytes()).hexdigest() if weights else None
+
+
 def load_models(names: list[str], device: str | torch.device = "cpu",
                 precision: str = "fp32") -> list[Upscaler]:
     """The named models, bicubic first (always included), each under a distinct name."""
@@ -56,6 +65,7 @@ def load_models(names: list[str], device: str | torch.device = "cpu",
     seen: set[str] = set()
     for name in dict.fromkeys(ordered):
         up = load_model(name, device=device, precision=precision, force_model=True)  # the model's own output
+        up.weights_sha256 = weights_sha256(name)
         label, k = up.name, 2
         while label in seen:  # two checkpoints with the same file name
             label, k = f"{up.name}-{k}", k + 1
@@ -239,7 +249,7 @@ def _evaluate(cfg: EvalConfig, protocol: Protocol, rows: list[TestRow], data_roo
         "ffhq_crop": {"box_ltrb_on_1024": list(FFHQ_CROP),
                       "why": "matches UTKFace framing (eyes and eye distance), see protocols.py"},
         "metrics": DEFINITIONS, "rows": [r.as_dict() for r in rows],
-        "models": [{"name": m.name, "arch": m.model.arch} for m in models],
+        "models": [{"name": m.name, "arch": m.model.arch, "sha256": m.weights_sha256} for m in models],
         "results": aggregate(records, [m.name for m in models], rows),
         "elapsed_s": round(elapsed, 2),
     }

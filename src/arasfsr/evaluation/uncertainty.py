@@ -186,6 +186,7 @@ def _score(cfg: UncertaintyEvalConfig, up, rows: list, faces: list[Path], progre
     from ..api import images_to_tensor
     from ..protocols import load_ground_truth, make_pair
     from ..uncertainty import HEAT_MAX, gradient_baseline, head_for
+    from .runner import weights_sha256
 
     edges = np.linspace(0, HEAT_MAX * 1.5, 37)
     started, cpu0 = time.perf_counter(), time.process_time()
@@ -219,7 +220,8 @@ def _score(cfg: UncertaintyEvalConfig, up, rows: list, faces: list[Path], progre
         results["rows"].append(entry)
     head = head_for(up.name)
     results.update({
-        "model": up.name, "dataset": cfg.dataset, "faces": len(faces), "limit": cfg.limit,
+        "model": up.name, "sha256": weights_sha256(cfg.model), "dataset": cfg.dataset, "faces": len(faces),
+        "limit": cfg.limit,
         "device": cfg.device, "precision": cfg.precision,
         "metrics": {"rho_px": "Spearman, map vs |error| over a face's pixels; mean over faces",
                     "rho_blk": f"Spearman over {BLOCK}x{BLOCK}-block means; mean over faces",
