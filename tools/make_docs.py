@@ -332,12 +332,13 @@ def real_comparison(folder: str) -> str:
                      f"{b['psnr']:.2f}", f"{m['psnr']:.2f}", f"{r['psnr']:.2f}", f"{r['psnr'] - b['psnr']:+.2f}",
                      f"{r['psnr'] - m['psnr']:+.2f}"))
     models = " ".join(m["name"] for m in d["models"] if m["name"] != "bicubic")
+    command = (f"arasfsr eval --protocol {d['protocol']} --model {models}"
+               + ("" if d.get("tier", "custom") == "custom" else f" --tier {d['tier']}")
+               + f" --limit {d['limit']} --out {rel(EVAL / folder)} --no-pictures")
+    note = retrained_note(d, command + " --overwrite")
     return table(["row", "faces", "bicubic", "arasfsr", "arasfsr-real", "arasfsr-real − bicubic",
                   "arasfsr-real − arasfsr"], rows, "lrrrrrr") + (
-        f"\n`arasfsr eval --protocol {d['protocol']} --model {models}"
-        + ("" if d.get("tier", "custom") == "custom" else f" --tier {d['tier']}") + f" --limit {d['limit']} "
-        f"--out {rel(EVAL / folder)} --no-pictures` (`{rel(EVAL / folder / 'results.md')}`).\n") + (
-        "\n" + note + "\n" if (note := retrained_note(d, "the command above")) else "")
+        f"\n`{command}` (`{rel(EVAL / folder / 'results.md')}`).\n") + (f"\n{note}\n" if note else "")
 
 
 @block
@@ -385,7 +386,7 @@ def uncertainty_calibration() -> str:
     return table(["row", "faces", "ρ 8×8 block: map / baseline", "AUROC: map / baseline",
                   "ρ pixel: map / baseline", "mean map / mean actual error"], rows, "lrllll") + (
         f"\n`{d['command']}` ({d['model']}, {d['dataset']}; `{rel(EVAL / 'uncertainty' / 'results.json')}`).\n") + (
-        "\n" + note + "\n" if (note := retrained_note(d, "the command above")) else "")
+        "\n" + note + "\n" if (note := retrained_note(d, f"{d['command']} --overwrite")) else "")
 
 
 # --- benchmarks: inference -------------------------------------------------------------------
