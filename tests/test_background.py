@@ -192,3 +192,31 @@ def test_finish_scores_only_the_new_weights_when_the_shipped_ones_were_scored(fa
     assert all(any("arasfsr-shipped" in str(c) for c in cmd) for cmd in calls)
     assert again["val"]["mean_shipped"] == second["val"]["mean_shipped"]
     assert again["val"]["mean_new"] == second["val"]["mean_new"] and again["val"]["rows"] == second["val"]["rows"]
+
+
+@pytest.mark.parametrize("blotchier", [True, False])
+def test_a_model_for_real_photos_ships_only_if_they_get_no_blotchier(face_data, tmp_path, shipped, monkeypatch,
+                                                                      blotchier):
+    """For a protocol-R model, better on val is not enough: the mean blotch score on realworld/
+    must not rise (measured on the data's realworld/ faces)."""
+    folder = tmp_path / "sessions" / "arasfsr"
+    assert _cli(face_data, tmp_path, shipped, "start") == 0
+    pid = json.loads((folder / "session.json").read_text())["pid"]
+    assert _wait(lambda: not background.alive(pid))
+    row = {"row": "x", "faces": 1, "bicubic": 20.0, "shipped": 21.0, "new": 21.5, "delta": 0.5,
+           "margin_new": 1.5, "margin_shipped": 1.0}
+    verdict = {"rows": [row], "mean_shipped": 21.0, "mean_new": 21.5, "mean_delta": 0.5, "improved": True}
+    monkeypatch.setattr(background, "evaluate", lambda *a, **k: {"val": verdict, "test": row, "eval_seconds": 1.0})
+    monkeypatch.setattr(background, "REAL_PHOTO_PROTOCOLS", ("P",))  # the smoke model here is protocol P
+    real_check = background.realworld_check
+    measured = real_check(json.loads((folder / "session.json").read_text()), shipped / "arasfsr.safetensors",
+                          shipped / "arasfsr.safetensors")
+    assert measured["faces"] == 2 and measured["shipped"] == measured["new"] > 0  # same weights, same score
+    monkeypatch.setattr(background, "realworld_check", lambda *a: {
+        "faces": 2, "shipped": 1.0, "new": 1.2 if blotchier else 0.9})
+    before = (shipped / "arasfsr.safetensors").read_bytes()
+    assert _cli(face_data, tmp_path, shipped, "finish", "--results-dir", str(tmp_path / "results")) == 0
+    done = json.loads(next((tmp_path / "sessions").glob("arasfsr-*/finished.json")).read_text())
+    assert done["realworld_blotch"]["new"] == (1.2 if blotchier else 0.9)
+    assert done["shipped"] is (not blotchier)
+    assert ((shipped / "arasfsr.safetensors").read_bytes() == before) is blotchier

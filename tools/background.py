@@ -315,6 +315,24 @@ def evaluate(session: dict[str, Any], shipped: Path, new: Path, out: Path, args:
     return {"val": verdict, "test": test[0] if test else None, "eval_seconds": round(time.time() - started, 1)}
 
 
+# Models for real photos (protocol R): better on val is not enough, the real faces of
+# realworld/ must not get blotchier (a session that won on val did; docs/degradations.md).
+REAL_PHOTO_PROTOCOLS = ("R",)
+
+
+def realworld_check(session: dict[str, Any], shipped: Path, new: Path) -> dict[str, Any] | None:
+    """The mean blotch score of the shipped and the new weights on realworld/ (None without it)."""
+    from arasfsr import load_model
+    from arasfsr.imageio import image_files
+    from tools.realworld_figure import mean_blotch
+
+    folder = Path(session["data_root"]) / "realworld"
+    if not folder.is_dir() or not image_files(folder):
+        return None
+    scores = mean_blotch({"shipped": load_model(shipped), "new": load_model(new)}, folder)
+    return {"faces": len(image_files(folder)), **{k: round(v, 4) for k, v in scores.items()}}
+
+
 def finish(args: argparse.Namespace) -> int:
     folder = session_dir(args)
     session = read_session(folder)
@@ -333,6 +351,7 @@ def finish(args: argparse.Namespace) -> int:
     save_checkpoint(load_checkpoint(run / "model.safetensors"), new, half=session["tier"] == "paper")
     scores = evaluate(session, shipped, new, work, args)
     val, test = scores["val"], scores["test"]
+    photos = realworld_check(session, shipped, new) if session["protocol"] in REAL_PHOTO_PROTOCOLS else None
     trained_s = float(run_card.get("wall_time_s") or 0.0)
     record = {"date": session["started"], "machine": session["machine"], "device": "cpu",
               "precision": run_card.get("precision"), "threads": session["threads"],
@@ -341,8 +360,9 @@ def finish(args: argparse.Namespace) -> int:
               "cpu_seconds": round(trained_s, 1), "eval_seconds": scores["eval_seconds"],
               "resumes": len(session.get("resumes", [])),
               "val": {k: val.get(k) for k in ("mean_shipped", "mean_new", "mean_delta", "improved")},
-              "full_test_16_128": test, "profile": run_card.get("profile")}
-    improved = bool(val.get("improved"))
+              "full_test_16_128": test, "profile": run_card.get("profile"),
+              **({"realworld_blotch": photos} if photos else {})}
+    improved = bool(val.get("improved")) and (photos is None or photos["new"] <= photos["shipped"])
     summary = {**record, "shipped": improved and not args.no_ship}
     (folder / "finished.json").write_text(json.dumps({**summary, "val_rows": val["rows"]}, indent=2) + "\n")
     print(f"background: {args.model}: {record['iterations']} iterations ({record['samples']} samples) in "
@@ -352,10 +372,15 @@ def finish(args: argparse.Namespace) -> int:
     if test:
         print(f"  full test {TEST_ROW} ({test['faces']} faces): margin over bicubic {test['margin_shipped']:+.3f} -> "
               f"{test['margin_new']:+.3f} dB")
+    if photos:
+        print(f"  realworld/ blotch score (x4 from 64 px, mean of {photos['faces']} faces): shipped "
+              f"{photos['shipped']:.3f} -> new {photos['new']:.3f}")
     if improved and not args.no_ship:
         ship(args.model, session, run_card, record, new, work, Path(args.results_dir))
     else:
-        print("  not shipped" + ("" if improved else ": no better on val"))
+        why = ("no better on val" if not val.get("improved") else
+               "blotchier on the real photos of realworld/" if not improved else "")
+        print("  not shipped" + (f": {why}" if why else ""))
     folder.rename(folder.with_name(f"{args.model}-{session_stamp(session)}"))
     return 0
 

@@ -68,6 +68,21 @@ def blotch_score(sr: np.ndarray, bicubic: np.ndarray) -> float:
     return float(np.abs(s - b)[flat].mean())
 
 
+def mean_blotch(models: dict[str, object], folder: Path, lr: int = 64) -> dict[str, float]:
+    """Each model's blotch score averaged over the faces of ``folder`` (a ``realworld/``)
+    reduced to ``lr`` px and up-scaled x4: what a model for real photos must not raise."""
+    totals = dict.fromkeys(models, 0.0)
+    files = image_files(folder)
+    for path in files:
+        img = read_image(path)[0]
+        small = np.asarray(img.resize((lr, lr), Image.BICUBIC))
+        side = lr * SCALE
+        bicubic = np.asarray(Image.fromarray(small).resize((side, side), Image.BICUBIC))
+        for name, model in models.items():
+            totals[name] += blotch_score(model.upscale(small, size=(side, side)), bicubic)
+    return {name: total / max(1, len(files)) for name, total in totals.items()}
+
+
 def pick_rows(scores: dict[str, float], others: int) -> list[str]:
     """The :data:`HARDEST` highest scores, then ``others`` evenly spaced over the rest."""
     ranked = sorted(scores, key=lambda n: -scores[n])
