@@ -52,3 +52,14 @@ def without_read_access(argv: list[str]) -> subprocess.CompletedProcess:
 
 def report_of(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def default_stop_signals() -> None:
+    """``preexec_fn`` for a command a test stops with a signal: SIGINT, SIGTERM and SIGHUP at
+    their default action, as a terminal finds them. A suite started in the background
+    (``pytest &``) or under ``nohup`` inherits SIGINT or SIGHUP ignored, and the command,
+    rightly, leaves an ignored signal ignored."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)

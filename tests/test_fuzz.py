@@ -509,17 +509,17 @@ def _folder_of_images(folder: Path, count: int, side: int, seed: int) -> dict[st
 
 
 def _cli(*argv: object, **popen) -> "subprocess.Popen":
-    """``arasfsr ARGV`` as a separate process (this checkout's package, one thread), with
-    SIGINT at its default action as a terminal's Ctrl-C finds it: a test suite started in the
-    background of a shell (``pytest &``) inherits SIGINT ignored, and so would the command."""
-    import signal
+    """``arasfsr ARGV`` as a separate process (this checkout's package, one thread), with the
+    stop signals at their default action as a terminal finds them (``default_stop_signals``)."""
     import subprocess
     import sys
+
+    from cli_helpers import default_stop_signals
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root / "src"), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "arasfsr.cli", *map(str, argv)], env=env, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen)
+                            preexec_fn=default_stop_signals, **popen)
 
 
 

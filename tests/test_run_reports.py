@@ -19,7 +19,7 @@ import pytest
 
 import arasfsr.api
 import arasfsr.atomic
-from cli_helpers import ROOT, image, report_of, run, without_read_access
+from cli_helpers import ROOT, default_stop_signals, image, report_of, run, without_read_access
 
 
 def report_of(path: Path) -> dict:
@@ -77,7 +77,8 @@ def test_sigterm_and_sighup_leave_a_report_of_what_was_done(tmp_path, tiny, sign
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "arasfsr.cli", "upscale", str(tmp_path / "in"), "--out-dir",
                              str(out), "--scale", "8", "--model", tiny, "--report", str(report)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_stop_signals)
     while not (out.is_dir() and any(p.suffix == ".png" for p in out.iterdir())):  # the run is under way
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)

