@@ -35,7 +35,6 @@ and test scores) and whose ``totals`` accumulate, per machine too; the eval resu
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -50,6 +49,7 @@ from typing import Any
 from arasfsr.checkpoint import load_checkpoint, read_card, save_checkpoint
 from arasfsr.cli.train import train_argv
 from arasfsr.data import resolve_data_root
+from arasfsr.evaluation.runner import file_sha256
 from arasfsr.registry import WEIGHTS_DIR
 from arasfsr.training.run import STOP_FILE, machine_name
 from tools import ROOT
@@ -245,10 +245,6 @@ def stop_run(folder: Path, session: dict[str, Any], timeout_s: float) -> None:
         raise SystemExit(f"background: the run ended without exporting; see {folder / 'train.log'}")
 
 
-def weights_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def score_file(args: argparse.Namespace, session: dict[str, Any], digest: str, folder: str) -> Path:
     """Where the scores of the weights ``digest`` on one of finish's evaluations are kept."""
     limit = args.eval_limit or "all"
@@ -293,7 +289,7 @@ def evaluate(session: dict[str, Any], shipped: Path, new: Path, out: Path, args:
     limit = ["--limit", str(args.eval_limit)] if args.eval_limit else []
     env = child_env(OMP_NUM_THREADS=str(args.eval_threads))
     started = time.time()
-    shipped_digest, new_digest = weights_digest(shipped), weights_digest(new)
+    shipped_digest, new_digest = file_sha256(shipped), file_sha256(new)
     for folder, extra in (("val", ["--split", "val"]), ("test", ["--only", TEST_ROW])):
         kept = score_file(args, session, shipped_digest, folder)
         models = [str(new)] if kept.is_file() else [str(shipped), str(new)]
@@ -327,10 +323,11 @@ def realworld_check(session: dict[str, Any], shipped: Path, new: Path) -> dict[s
     from tools.realworld_figure import mean_blotch
 
     folder = Path(session["data_root"]) / "realworld"
-    if not folder.is_dir() or not image_files(folder):
+    faces = image_files(folder) if folder.is_dir() else []
+    if not faces:
         return None
-    scores = mean_blotch({"shipped": load_model(shipped), "new": load_model(new)}, folder)
-    return {"faces": len(image_files(folder)), **{k: round(v, 4) for k, v in scores.items()}}
+    scores = mean_blotch({"shipped": load_model(shipped), "new": load_model(new)}, faces)
+    return {"faces": len(faces), **{k: round(v, 4) for k, v in scores.items()}}
 
 
 def finish(args: argparse.Namespace) -> int:

@@ -68,16 +68,20 @@ def blotch_score(sr: np.ndarray, bicubic: np.ndarray) -> float:
     return float(np.abs(s - b)[flat].mean())
 
 
-def mean_blotch(models: dict[str, object], folder: Path, lr: int = 64) -> dict[str, float]:
-    """Each model's blotch score averaged over the faces of ``folder`` (a ``realworld/``)
+def reduced(img: Image.Image, lr: int) -> tuple[np.ndarray, np.ndarray]:
+    """The face at ``lr`` px and its bicubic up-scaling x4: a model's input and reference."""
+    small = np.asarray(img.resize((lr, lr), Image.BICUBIC))
+    side = lr * SCALE
+    return small, np.asarray(Image.fromarray(small).resize((side, side), Image.BICUBIC))
+
+
+def mean_blotch(models: dict[str, object], files: list[Path], lr: int = 64) -> dict[str, float]:
+    """Each model's blotch score averaged over the faces ``files`` (of ``realworld/``)
     reduced to ``lr`` px and up-scaled x4: what a model for real photos must not raise."""
     totals = dict.fromkeys(models, 0.0)
-    files = image_files(folder)
+    side = lr * SCALE
     for path in files:
-        img = read_image(path)[0]
-        small = np.asarray(img.resize((lr, lr), Image.BICUBIC))
-        side = lr * SCALE
-        bicubic = np.asarray(Image.fromarray(small).resize((side, side), Image.BICUBIC))
+        small, bicubic = reduced(read_image(path)[0], lr)
         for name, model in models.items():
             totals[name] += blotch_score(model.upscale(small, size=(side, side)), bicubic)
     return {name: total / max(1, len(files)) for name, total in totals.items()}
@@ -145,8 +149,7 @@ def main() -> int:
     faces: dict[str, dict] = {}
     for path in files:
         img = read_image(path)[0]
-        lr = np.asarray(img.resize((args.lr, args.lr), Image.BICUBIC))
-        bicubic = np.asarray(Image.fromarray(lr).resize((out_side, out_side), Image.BICUBIC))
+        lr, bicubic = reduced(img, args.lr)
         srs = {n: m.upscale(lr, size=(out_side, out_side)) for n, m in models.items()}
         faces[path.stem] = {"lr": lr, "bicubic": bicubic, "sr": srs, "real": real_size(img),
                             "scores": {n: blotch_score(sr, bicubic) for n, sr in srs.items()}}

@@ -54,7 +54,11 @@ def weights_sha256(name: str | Path) -> str | None:
     """The SHA-256 of a model's weights file (None without one): which weights a result
     scored, so that a table of a model retrained since can say so."""
     weights = resolve(name, trained=True).weights
-    return hashlib.sha256(Path(weights).read_bytes()).hexdigest() if weights else None
+    return file_sha256(weights) if weights else None
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_models(names: list[str], device: str | torch.device = "cpu",
