@@ -182,3 +182,10 @@ def test_a_table_of_weights_retrained_since_says_so():
     assert retrained_since({"model": "arasfsr", "sha256": "0" * 64}) == ["arasfsr"]  # eval-uncertainty's results
     assert "earlier weights of `arasfsr`" in retrained_note(old, "arasfsr eval ...")
     assert retrained_note({"models": [{"name": "arasfsr"}]}, "x") == ""  # nothing recorded: nothing claimed
+
+
+def test_a_re_measure_command_says_overwrite_once():
+    from tools.weights import with_overwrite
+
+    assert with_overwrite("arasfsr eval-uncertainty --out x --overwrite") == "arasfsr eval-uncertainty --out x --overwrite"
+    assert with_overwrite("arasfsr eval --out x") == "arasfsr eval --out x --overwrite"

@@ -22,7 +22,7 @@ from typing import Any
 
 from tools import ROOT
 from tools.bench.arms_plot import arm_settings
-from tools.weights import retrained_note, retrained_since
+from tools.weights import retrained_note, retrained_since, with_overwrite
 
 WEIGHTS = (ROOT / "src" / "arasfsr" / "weights").resolve()
 EVAL = ROOT / "results" / "eval"
@@ -335,7 +335,7 @@ def real_comparison(folder: str) -> str:
     command = (f"arasfsr eval --protocol {d['protocol']} --model {models}"
                + ("" if d.get("tier", "custom") == "custom" else f" --tier {d['tier']}")
                + f" --limit {d['limit']} --out {rel(EVAL / folder)} --no-pictures")
-    note = retrained_note(d, command + " --overwrite")
+    note = retrained_note(d, with_overwrite(command))
     return table(["row", "faces", "bicubic", "arasfsr", "arasfsr-real", "arasfsr-real − bicubic",
                   "arasfsr-real − arasfsr"], rows, "lrrrrrr") + (
         f"\n`{command}` (`{rel(EVAL / folder / 'results.md')}`).\n") + (f"\n{note}\n" if note else "")
@@ -386,7 +386,7 @@ def uncertainty_calibration() -> str:
     return table(["row", "faces", "ρ 8×8 block: map / baseline", "AUROC: map / baseline",
                   "ρ pixel: map / baseline", "mean map / mean actual error"], rows, "lrllll") + (
         f"\n`{d['command']}` ({d['model']}, {d['dataset']}; `{rel(EVAL / 'uncertainty' / 'results.json')}`).\n") + (
-        "\n" + note + "\n" if (note := retrained_note(d, f"{d['command']} --overwrite")) else "")
+        "\n" + note + "\n" if (note := retrained_note(d, with_overwrite(d['command']))) else "")
 
 
 # --- benchmarks: inference -------------------------------------------------------------------

@@ -44,6 +44,11 @@ def retrained_since(results: dict) -> list[str]:
     return changed
 
 
+def with_overwrite(command: str) -> str:
+    """The command that wrote a result, able to write it again over the old one."""
+    return command if "--overwrite" in command.split() else command + " --overwrite"
+
+
 def retrained_note(results: dict, rerun: str) -> str:
     """A sentence for a table whose models were retrained after it was measured ('' if none)."""
     changed = retrained_since(results)
