@@ -220,3 +220,28 @@ def test_a_model_for_real_photos_ships_only_if_they_get_no_blotchier(face_data, 
     assert done["realworld_blotch"]["new"] == (1.2 if blotchier else 0.9)
     assert done["shipped"] is (not blotchier)
     assert ((shipped / "arasfsr.safetensors").read_bytes() == before) is blotchier
+
+
+def test_status_scores_the_last_checkpoint_without_ending_the_run(face_data, tmp_path, shipped, capsys):
+    """`status --blotch` scores the running session's checkpoint on realworld/ as finish would,
+    and leaves no model.safetensors in the run (that file tells finish the run has ended)."""
+    folder = tmp_path / "sessions" / "arasfsr"
+    assert _cli(face_data, tmp_path, shipped, "start") == 0
+    pid = json.loads((folder / "session.json").read_text())["pid"]
+    assert _wait(lambda: not background.alive(pid))
+    exported = load_file(str(folder / "run" / "model.safetensors"))
+    (folder / "run" / "model.safetensors").unlink()  # as it is mid-run: a checkpoint, no export
+    # The checkpoint's weights as the run exports them: its EMA, not the raw weights.
+    from tools.train_all import export_last
+
+    assert export_last(folder / "run", tmp_path / "again.safetensors")
+    again = load_file(str(tmp_path / "again.safetensors"))
+    assert again.keys() == exported.keys() and all(torch.equal(again[k], exported[k]) for k in again)
+    capsys.readouterr()
+    assert _cli(face_data, tmp_path, shipped, "status", "--blotch") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["state"] == "stopped (start resumes it)"
+    assert report["blotch"]["step"] == 12 and report["blotch"]["faces"] == 2
+    assert report["blotch"]["shipped"] > 0 and report["blotch"]["checkpoint"] > 0
+    assert report["blotch"]["checkpoint"] != report["blotch"]["shipped"]  # 12 steps changed the weights
+    assert not (folder / "run" / "model.safetensors").exists()

@@ -3,6 +3,7 @@ evaluate it and ship it only if it improved.
 
     python -m tools.background start                  # when you begin work (arasfsr, 3 h planned)
     python -m tools.background status                 # how far it is
+    python -m tools.background status --blotch        # and the last checkpoint's realworld/ blotch score
     python -m tools.background finish                 # before you stop: stop, evaluate, ship if better
 
 ``start`` launches ``arasfsr train`` detached, at the lowest priority (``nice 19``), resuming
@@ -216,8 +217,27 @@ def status(args: argparse.Namespace) -> int:
     p = progress(folder)
     state = "training" if alive(session.get("pid")) else \
         "ended" if (folder / "run" / "model.safetensors").is_file() else "stopped (start resumes it)"
-    print(json.dumps({"model": args.model, "state": state, "started": session["started"], **p}))
+    blotch = {"blotch": checkpoint_blotch(session, folder / "run")} if args.blotch else {}
+    print(json.dumps({"model": args.model, "state": state, "started": session["started"], **p, **blotch}))
     return 0
+
+
+def checkpoint_blotch(session: dict[str, Any], run: Path) -> dict[str, Any] | None:
+    """finish's realworld/ blotch check on the run's last checkpoint, while it trains: the
+    weights go to a temporary file, never into the run (its model.safetensors means ended)."""
+    import tempfile
+
+    from tools.train_all import export_last
+
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "checkpoint.safetensors"
+        if not export_last(run, weights):
+            return None
+        scores = realworld_check(session, Path(session["weights"]), weights)
+        step = read_card(weights).get("iterations")
+    if scores is None:
+        return None
+    return {"step": step, "faces": scores["faces"], "shipped": scores["shipped"], "checkpoint": scores["new"]}
 
 
 def stop_run(folder: Path, session: dict[str, Any], timeout_s: float) -> None:
@@ -426,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
                            help="a model that does not ship yet starts from this shipped model's weights")
             a.add_argument("--config", default=None, help="its training config (default: the shipped card's)")
             a.add_argument("--description", default=None, help="the card's description of a new model")
+        if action == "status":
+            a.add_argument("--blotch", action="store_true",
+                           help="score the last checkpoint on realworld/ as finish will (a minute or two)")
         if action == "finish":
             a.add_argument("--no-ship", action="store_true", help="evaluate only")
             a.add_argument("--eval-limit", type=int, default=None, help="faces per set (tests only)")

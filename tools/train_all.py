@@ -71,8 +71,9 @@ def steps_per_s(run: Path) -> float | None:
     return statistics.median(rates[len(rates) // 2:])
 
 
-def export_last(run: Path) -> bool:
-    """A run stopped by the deadline: export its last checkpoint's weights."""
+def export_last(run: Path, out: Path | None = None) -> bool:
+    """A run stopped by the deadline: export its last checkpoint's weights (to ``out``, by
+    default the run's ``model.safetensors``, which marks the run as ended)."""
     last = run / "checkpoints" / "last.safetensors"
     if not last.is_file():
         return False
@@ -87,8 +88,11 @@ def export_last(run: Path) -> bool:
     arch, model_args = model_spec(cfg)
     model = create_model(arch, **model_args)
     state = load_state(last)
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
-    save_checkpoint(model, run / "model.safetensors",
+    weights = state["state_dict"]
+    # The EMA where the run keeps one: training exports it, not the raw weights.
+    prefix = "ema." if any(k.startswith("ema.") for k in weights) else "model."
+    model.load_state_dict({k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)})
+    save_checkpoint(model, out or run / "model.safetensors",
                     card={"name": cfg["name"], "tier": cfg["tier"], "protocol": cfg["protocol"],
                           "iterations": state.get("global_step"), "note": "exported from the last "
                           "checkpoint: the run was stopped by the time budget"})
