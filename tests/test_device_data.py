@@ -113,6 +113,21 @@ def test_masked_loss_counts_only_real_queries():
     mask = torch.tensor([[True] * 4, [True, True, False, False]])
     assert torch.isclose(pixel_loss(pred, target, "l1", mask=mask), torch.tensor(2.0))
     assert torch.isclose(pixel_loss(pred, torch.ones(2, 4, 3), "charbonnier", 0.0), torch.tensor(2.0))
+    assert torch.isclose(pixel_loss(pred, target, "mse", mask=mask), torch.tensor(4.0))  # (2 x 1)^2
+
+
+def test_the_mse_loss_trains_to_the_mean_and_l1_to_the_median():
+    """train.loss: mse minimises the squared error that PSNR measures (the mean of what a
+    pixel may be); L1 the absolute error (their median)."""
+    target = torch.tensor([0.0, 0.0, 0.3]).view(3, 1, 1)
+    for kind, best in (("mse", 0.1), ("l1", 0.0)):
+        pred = torch.full((1, 1, 1), 0.2, requires_grad=True)
+        opt = torch.optim.SGD([pred], lr=0.01)
+        for _ in range(400):
+            opt.zero_grad()
+            pixel_loss(pred.expand(3, 1, 1), target, kind).backward()
+            opt.step()
+        assert abs(pred.item() - best) < 0.02, (kind, pred.item())
 
 
 def test_sparnet_recipe_is_applied_and_recorded():

@@ -28,6 +28,8 @@ from ..errors import InputError
 from ..imageio import one_line
 from ..protocols import PROTOCOLS, get_protocol
 
+LOSS_KINDS = ("charbonnier", "l1", "mse")  # train.loss: pixel losses of training/module.py
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 TIER_FILE = "_tier.yaml"
 
@@ -77,7 +79,7 @@ DEFAULTS: dict[str, Any] = {
         "precision": "auto",       # auto: bf16-mixed on CUDA and on CPUs that multiply bf16 natively, else 32-true
         "log_every": 10,
         "keep_checkpoints": "latest",  # latest | all
-        "loss": "charbonnier",     # charbonnier | l1
+        "loss": "charbonnier",     # charbonnier | l1 | mse
         "betas": [0.9, 0.999],     # Adam's
         "fused_adam": False,       # Adam as one fused kernel (same maths)
         "warmup": 0,               # steps of linear learning-rate warm-up
@@ -421,7 +423,7 @@ def validate(cfg: dict[str, Any]) -> None:
                                  and _is_range(crop["scale"], 1) and _is_range(crop["ratio"])):
         raise InputError(f"config data.crop_aug must be null or {{scale: [lo, hi], ratio: [lo, hi]}} with "
                          f"0 < scale <= 1 and ratio > 0, got {crop!r}")
-    _choice(train["loss"], "train.loss", ("charbonnier", "l1"))
+    _choice(train["loss"], "train.loss", LOSS_KINDS)
     _choice(train["lr_schedule"], "train.lr_schedule", ("step", "cosine"))
     _choice(train["query"], "train.query", ("projected", "gathered"))
     betas = train["betas"]

@@ -25,15 +25,16 @@ from ..models.frequency import kl_divergence
 from .ema import make_ema, update_ema
 
 
-LOSSES = ("charbonnier", "l1")
-
-
 def pixel_loss(pred: Tensor, target: Tensor, kind: str = "charbonnier", delta: float = 1e-3,
                mask: Tensor | None = None) -> Tensor:
-    """Charbonnier (paper Eq. 13) or L1, on the models' internal [-1, 1] scale (as the
-    authors' code); ``mask`` (B,Q) keeps only the real queries of padded batches."""
+    """Charbonnier (paper Eq. 13), L1 or MSE (what PSNR measures: the per-pixel mean,
+    where L1 gives the median), on the models' internal [-1, 1] scale (as the authors'
+    code); ``mask`` (B,Q) keeps only the real queries of padded batches."""
     diff = (pred.float() - target.float()) * 2.0
-    err = torch.sqrt(diff * diff + delta * delta) if kind == "charbonnier" else diff.abs()
+    if kind == "charbonnier":
+        err = torch.sqrt(diff * diff + delta * delta)
+    else:
+        err = diff * diff if kind == "mse" else diff.abs()
     if mask is None:
         return err.mean()
     keep = mask.unsqueeze(-1).to(err.dtype)
