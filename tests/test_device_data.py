@@ -181,3 +181,26 @@ def test_decoded_faces_are_cached_and_memory_mapped(face_data, tmp_path, monkeyp
     assert dd.decoded_cache_path(files) != before
     dd._DECODED.clear()
     assert np.array_equal(np.asarray(decode_faces(files))[0], np.asarray(Image.open(files[0]).convert("RGB")))
+
+
+def test_flat_queries_weigh_more_and_the_loss_is_their_weighted_mean():
+    """train.flat_weight: queries on the flat half of the input weigh 1 + flat_weight."""
+    from arasfsr.training.module import flat_query_weights
+
+    lr = torch.zeros(1, 3, 16, 16)
+    lr[..., 8:] = torch.rand(1, 3, 16, 8, generator=torch.Generator().manual_seed(0))  # right half: texture
+    centres = -1 + 1 / 16 + torch.arange(16) / 8  # pixel centres of the 16 px grid
+    left = torch.stack(torch.meshgrid(centres, centres[:6], indexing="ij"), -1).view(-1, 2)
+    right = torch.stack(torch.meshgrid(centres, centres[10:], indexing="ij"), -1).view(-1, 2)
+    coord = torch.cat([left, right])[None]  # (y, x) queries, as the data paths make them
+    weight = flat_query_weights(lr, coord, 3.0)
+    assert torch.all(weight[0, :len(left)] == 4.0) and torch.all(weight[0, len(left):] == 1.0)
+    # Padded queries do not move the median, and the loss is the weighted mean of the real ones.
+    mask = torch.ones(1, coord.shape[1], dtype=torch.bool)
+    padded = torch.cat([coord, torch.zeros(1, 40, 2)], 1)
+    mask = torch.cat([mask, torch.zeros(1, 40, dtype=torch.bool)], 1)
+    assert torch.equal(flat_query_weights(lr, padded, 3.0, mask)[:, :coord.shape[1]], weight)
+    pred, target = torch.zeros(1, coord.shape[1], 3), torch.zeros(1, coord.shape[1], 3)
+    target[0, :len(left)] = 0.5  # error 1.0 (x2 scale) on the flat queries, 0 elsewhere
+    loss = pixel_loss(pred, target, "l1", weight=weight)
+    assert torch.isclose(loss, torch.tensor(4.0 * len(left) / (4.0 * len(left) + len(right))))

@@ -80,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
         "log_every": 10,
         "keep_checkpoints": "latest",  # latest | all
         "loss": "charbonnier",     # charbonnier | l1 | mse
+        "flat_weight": 0.0,        # queries where the input is flat weigh 1 + this (issue 26's blotches)
         "betas": [0.9, 0.999],     # Adam's
         "fused_adam": False,       # Adam as one fused kernel (same maths)
         "warmup": 0,               # steps of linear learning-rate warm-up
@@ -415,6 +416,7 @@ def validate(cfg: dict[str, Any]) -> None:
     _real(train["lr_gamma"], "train.lr_gamma", 0)
     _real(train["charbonnier_delta"], "train.charbonnier_delta", 0)
     _real(train["kl_weight"], "train.kl_weight", 0, above=False)
+    _real(train["flat_weight"], "train.flat_weight", 0, above=False)
     _choice(train["precision"], "train.precision", PRECISIONS)
     _choice(train["keep_checkpoints"], "train.keep_checkpoints", KEEP_CHECKPOINTS)
     _choice(data["pipeline"], "data.pipeline", ("workers", "device"))

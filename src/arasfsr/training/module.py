@@ -18,6 +18,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..models.core import ImplicitSR, SuperResolver, denormalise, normalise
@@ -26,19 +27,44 @@ from .ema import make_ema, update_ema
 
 
 def pixel_loss(pred: Tensor, target: Tensor, kind: str = "charbonnier", delta: float = 1e-3,
-               mask: Tensor | None = None) -> Tensor:
+               mask: Tensor | None = None, weight: Tensor | None = None) -> Tensor:
     """Charbonnier (paper Eq. 13), L1 or MSE (what PSNR measures: the per-pixel mean,
     where L1 gives the median), on the models' internal [-1, 1] scale (as the authors'
-    code); ``mask`` (B,Q) keeps only the real queries of padded batches."""
+    code); ``mask`` (B,Q) keeps only the real queries of padded batches, ``weight`` (B,Q)
+    makes it a weighted mean over the queries."""
     diff = (pred.float() - target.float()) * 2.0
     if kind == "charbonnier":
         err = torch.sqrt(diff * diff + delta * delta)
     else:
         err = diff * diff if kind == "mse" else diff.abs()
-    if mask is None:
+    if mask is None and weight is None:
         return err.mean()
-    keep = mask.unsqueeze(-1).to(err.dtype)
-    return (err * keep).sum() / (keep.sum() * err.shape[-1]).clamp_min(1)
+    keep = torch.ones(err.shape[:-1], dtype=err.dtype, device=err.device) if mask is None else mask.to(err.dtype)
+    if weight is not None:
+        keep = keep * weight.to(err.dtype)
+    keep = keep.unsqueeze(-1)
+    return (err * keep).sum() / (keep.sum() * err.shape[-1]).clamp_min(1e-12)
+
+
+def flat_query_weights(lr: Tensor, coord: Tensor, extra: float, mask: Tensor | None = None) -> Tensor:
+    """(B,Q) weights: 1 + ``extra`` at the queries where the input shows nothing, else 1.
+
+    Flat is where the gradient of the lightly smoothed input's luma, read at the query, is
+    at most the face's median over its queries: the region where ``realworld/``'s blotch
+    score looks (docs/degradations.md), so that what a model invents there costs more."""
+    grey = (lr.float() * lr.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    smooth = torch.tensor([1.0, 2.0, 1.0], device=lr.device) / 4
+    grey = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), (smooth[:, None] * smooth[None, :]).view(1, 1, 3, 3))
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=lr.device)
+    padded = F.pad(grey, (1, 1, 1, 1), mode="replicate")
+    gx, gy = F.conv2d(padded, sobel.view(1, 1, 3, 3)), F.conv2d(padded, sobel.t().reshape(1, 1, 3, 3))
+    grad = torch.hypot(gx, gy)
+    # coord is (y, x) at pixel centres in [-1, 1]; grid_sample wants (x, y).
+    at = F.grid_sample(grad, coord.float().flip(-1).unsqueeze(1), mode="bilinear", padding_mode="border",
+                       align_corners=False).view(coord.shape[0], -1)
+    counted = at if mask is None else torch.where(mask, at, torch.full_like(at, float("nan")))
+    median = counted.nanmedian(dim=1, keepdim=True).values
+    return 1.0 + extra * (at <= median).to(at.dtype)
 
 
 def lr_factor(step: int, total: int, cfg: dict[str, Any]) -> float:
@@ -148,8 +174,10 @@ class SRTask(L.LightningModule):
         if self.cfg.get("channels_last"):
             batch = {**batch, "lr": batch["lr"].contiguous(memory_format=torch.channels_last)}
         pred, kl = self.predict_pixels(batch)
+        extra = self.cfg.get("flat_weight") or 0.0
+        weight = flat_query_weights(batch["lr"], batch["coord"], extra, batch.get("mask")) if extra else None
         loss = pixel_loss(pred, batch["gt"], self.cfg.get("loss", "charbonnier"), self.cfg["charbonnier_delta"],
-                          batch.get("mask"))
+                          batch.get("mask"), weight)
         return loss, kl
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
