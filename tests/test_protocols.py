@@ -200,7 +200,7 @@ def test_list_configs_still_lists_every_shipped_name():
 # speed switches): the old configs had their default values.
 NEW_KEYS = {"data": ("crop_aug", "pipeline", "realistic"),
             "train": ("loss", "betas", "fused_adam", "warmup", "lr_schedule", "ema_decay", "compile",
-                      "channels_last", "time_budget_s", "profile", "query", "checkpoint_every_s")}
+                      "channels_last", "time_budget_s", "profile", "query", "checkpoint_every_s", "flat_weight")}
 
 
 @pytest.mark.parametrize("name", OLD_NAMES)

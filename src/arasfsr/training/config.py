@@ -80,7 +80,7 @@ DEFAULTS: dict[str, Any] = {
         "log_every": 10,
         "keep_checkpoints": "latest",  # latest | all
         "loss": "charbonnier",     # charbonnier | l1 | mse
-        "flat_weight": 0.0,        # queries where the input is flat weigh 1 + this (issue 26's blotches)
+        "flat_weight": 0.0,        # queries where the input is flat weigh 1 + this (against invented blotches)
         "betas": [0.9, 0.999],     # Adam's
         "fused_adam": False,       # Adam as one fused kernel (same maths)
         "warmup": 0,               # steps of linear learning-rate warm-up
