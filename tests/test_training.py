@@ -174,7 +174,6 @@ def test_kill_and_resume_matches_an_uninterrupted_run(face_data, tmp_path, name,
     assert card["pipeline"] == pipeline and card["weights"].startswith("EMA")  # the EMA resumed too
 
 
-
 @pytest.mark.parametrize("pipeline", ["workers", "device"])
 def test_flat_weight_changes_what_a_realistic_run_learns(face_data, tmp_path, pipeline):
     """train.flat_weight reaches the loss in both data paths (same seed, other weights);
@@ -186,6 +185,7 @@ def test_flat_weight_changes_what_a_realistic_run_learns(face_data, tmp_path, pi
     assert not all(torch.equal(plain[k], flat[k]) for k in plain)
     with pytest.raises(InputError, match="flat_weight"):
         load_config("smoke/R-arasfsr", ["train.flat_weight=-1"])
+
 
 @pytest.mark.parametrize("pipeline", ["workers", "device"])
 def test_same_seed_same_weights_other_seed_differs(face_data, tmp_path, pipeline):

@@ -109,9 +109,13 @@ def head_for(model: str | None) -> GradientHead:
 def sobel_magnitude(img: Tensor) -> Tensor:
     """(B,3,H,W) in [0,1] -> (B,1,H,W) gradient magnitude of the grey image in grey levels
     (Sobel kernels / 8, edge pixels repeated)."""
-    grey = img.clamp(0, 1).mean(dim=1, keepdim=True) * LEVELS
+    return grey_sobel_magnitude(img.clamp(0, 1).mean(dim=1, keepdim=True) * LEVELS)
+
+
+def grey_sobel_magnitude(grey: Tensor) -> Tensor:
+    """(B,1,H,W) -> (B,1,H,W) Sobel gradient magnitude (kernels / 8, edge pixels repeated)."""
     pad = F.pad(grey, (1, 1, 1, 1), mode="replicate")
-    k = _SOBEL.to(img.device, img.dtype)
+    k = _SOBEL.to(grey.device, grey.dtype)
     gx = F.conv2d(pad, k.view(1, 1, 3, 3))
     gy = F.conv2d(pad, k.t().contiguous().view(1, 1, 3, 3))
     return torch.sqrt(gx ** 2 + gy ** 2)

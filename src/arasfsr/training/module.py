@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..models.core import ImplicitSR, SuperResolver, denormalise, normalise
 from ..models.frequency import kl_divergence
+from ..uncertainty import grey_sobel_magnitude
 from .ema import make_ema, update_ema
 
 
@@ -55,10 +56,7 @@ def flat_query_weights(lr: Tensor, coord: Tensor, extra: float, mask: Tensor | N
     grey = (lr.float() * lr.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     smooth = torch.tensor([1.0, 2.0, 1.0], device=lr.device) / 4
     grey = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), (smooth[:, None] * smooth[None, :]).view(1, 1, 3, 3))
-    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=lr.device)
-    padded = F.pad(grey, (1, 1, 1, 1), mode="replicate")
-    gx, gy = F.conv2d(padded, sobel.view(1, 1, 3, 3)), F.conv2d(padded, sobel.t().reshape(1, 1, 3, 3))
-    grad = torch.hypot(gx, gy)
+    grad = grey_sobel_magnitude(grey)
     # coord is (y, x) at pixel centres in [-1, 1]; grid_sample wants (x, y).
     at = F.grid_sample(grad, coord.float().flip(-1).unsqueeze(1), mode="bilinear", padding_mode="border",
                        align_corners=False).view(coord.shape[0], -1)
